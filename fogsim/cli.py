@@ -1,0 +1,36 @@
+"""The ``fogsim`` command line: one typer app; each command lives in ``fogsim.commands``."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from fogsim.errors import FogsimError
+
+app = typer.Typer(
+    name="fogsim",
+    help="Discrete-event simulation of fog computing for early-exit and split neural networks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Imported here so that `fogsim --help` stays quick and each command module
+    # owns its own options.
+    from fogsim.commands import validate
+
+    app.command("validate")(validate.validate)
+
+
+def main() -> None:
+    """Console-script entry point: user errors become a message and an exit code."""
+    _register()
+    try:
+        app()
+    except FogsimError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
