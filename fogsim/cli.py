@@ -18,6 +18,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Discrete-event simulation of fog computing for early-exit and split neural networks."""
+
+
 def _register() -> None:
     # Imported here so that `fogsim --help` stays quick and each command module
     # owns its own options.
@@ -32,5 +37,9 @@ def main() -> None:
     try:
         app()
     except FogsimError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,13 +12,17 @@ from functools import cache
 
 import pint
 
+# Bit rates are spelled out because pint would otherwise guess between
+# "mega-baud" and "mega-point-second" for "Mbps" and warn.
 # A MAC (multiply-accumulate) is the unit of compute: a FLOP is half of one,
 # so "11.9 GFLOP/s" and "5.95 GMAC/s" are the same throughput.
 _DEFINITIONS = """
 MAC = [compute] = mac
 operation = MAC = op
 FLOP = 0.5 * MAC
-bps = bit / second
+kbps = 1e3 * bit / second
+Mbps = 1e6 * bit / second
+Gbps = 1e9 * bit / second
 """
 
 
@@ -76,7 +80,9 @@ def parse(value: object, dim: Dimension) -> float:
     try:
         quantity = ureg.Quantity(value.strip())
     except (pint.errors.PintError, ValueError, TypeError, AttributeError, SyntaxError) as exc:
-        raise ValueError(f"cannot read {value!r} as a {dim.name} ({exc}); e.g. {dim.examples}") from None
+        raise ValueError(
+            f"cannot read {value!r} as a {dim.name} ({exc}); e.g. {dim.examples}"
+        ) from None
     try:
         magnitude = float(quantity.to(ureg.Unit(dim.base)).magnitude)
     except pint.errors.DimensionalityError:

@@ -1,0 +1,251 @@
+"""Load a scenario file: YAML, overrides, validation, and errors anchored to the file."""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from fogsim.errors import UserInputError
+from fogsim.scenario.models import Scenario
+from fogsim.scenario.overrides import apply_overrides, contains, format_steps
+from fogsim.scenario.source import Loc, YamlSource, YamlSyntaxError, parse_yaml
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a scenario, where it is, and what was expected."""
+
+    loc: Loc
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = format_steps(self.loc)
+        line = f" (line {self.line})" if self.line else ""
+        return f"{where}{line}: {self.message}"
+
+
+class ScenarioError(UserInputError):
+    """A scenario with one or more problems; the message lists them all."""
+
+    def __init__(self, path: Path | str, problems: list[Problem]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{self.path}: {count}:\n{listing}")
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, override and validate the scenario at ``path``; raise ScenarioError if bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(path, [Problem((), "file not found; give the path to a scenario YAML")])
+    try:
+        source = parse_yaml(path.read_text(encoding="utf-8"))
+    except YamlSyntaxError as exc:
+        raise ScenarioError(path, [Problem((), str(exc))]) from None
+    except UnicodeDecodeError:
+        raise ScenarioError(path, [Problem((), "not a text file (it is not UTF-8)")]) from None
+    return scenario_from_data(source, base_dir=path.parent, origin=path, overrides=overrides)
+
+
+def scenario_from_data(
+    source: YamlSource | dict[str, Any],
+    *,
+    base_dir: Path,
+    origin: Path | str = "<scenario>",
+    overrides: list[str] | None = None,
+) -> Scenario:
+    """Validate already-parsed scenario data; relative paths resolve against ``base_dir``."""
+    if not isinstance(source, YamlSource):
+        source = YamlSource(source)
+    data = source.data
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise ScenarioError(origin, [Problem((), f"expected a mapping of keys, got {kind}")])
+    try:
+        data = apply_overrides(data, overrides or [])
+    except ValueError as exc:
+        raise ScenarioError(origin, [Problem((), f"--set: {exc}")]) from None
+    try:
+        scenario = Scenario.model_validate(data, context={"base_dir": base_dir.resolve()})
+    except ValidationError as exc:
+        problems = [_problem(error, data, source) for error in exc.errors()]
+        problems.sort(key=lambda problem: problem.line or 0)
+        raise ScenarioError(origin, _unique(problems)) from None
+    problems = [
+        Problem(loc, message, source.line_of(loc)) for loc, message in cross_checks(scenario)
+    ]
+    if problems:
+        raise ScenarioError(origin, problems)
+    return scenario
+
+
+def cross_checks(scenario: Scenario) -> list[tuple[Loc, str]]:
+    """Checks that span several parts of a scenario (names that must refer to each other)."""
+    found: list[tuple[Loc, str]] = []
+    gateways = [gateway.name for gateway in scenario.network.gateways]
+    for index, name in _duplicates(gateways):
+        found.append((("network", "gateways", index, "name"), f"gateway name {name!r} repeats"))
+    for index, name in _duplicates([group.name for group in scenario.devices]):
+        found.append((("devices", index, "name"), f"device group name {name!r} repeats"))
+    for index, group in enumerate(scenario.devices):
+        for name in group.gateways:
+            if name not in gateways:
+                found.append(
+                    (
+                        ("devices", index, "gateway"),
+                        f"unknown gateway {name!r}; {_hint(name, gateways)}",
+                    )
+                )
+    for index, gateway in enumerate(scenario.network.gateways):
+        if gateway.access == "shared" and gateway.cell is None:
+            found.append(
+                (
+                    ("network", "gateways", index, "cell"),
+                    "access is 'shared', so give the shared cell: cell: {bandwidth: 50 Mbps}",
+                )
+            )
+    if scenario.dataset.name is None and scenario.dataset.path is None:
+        found.append((("dataset",), "give a dataset name (e.g. fashion-mnist) or a path"))
+    return found
+
+
+def _duplicates(names: list[str]) -> list[tuple[int, str]]:
+    seen: set[str] = set()
+    repeated = []
+    for index, name in enumerate(names):
+        if name in seen:
+            repeated.append((index, name))
+        seen.add(name)
+    return repeated
+
+
+def _hint(word: str, choices: typing.Iterable[str]) -> str:
+    choices = list(choices)
+    close = difflib.get_close_matches(word, choices, n=1)
+    known = f"known: {', '.join(choices)}" if choices else "none defined"
+    return f"did you mean {close[0]!r}? ({known})" if close else known
+
+
+def _problem(error: dict[str, Any], data: Any, source: YamlSource) -> Problem:
+    loc, missing = _data_loc(tuple(error["loc"]), data)
+    kind = error["type"]
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if kind == "extra_forbidden":
+        fields = _fields_at(loc[:-1], data)
+        hint = _hint(str(loc[-1]), fields) if fields else ""
+        message = f"unknown key {loc[-1]!r}" + (f"; {hint}" if hint else "")
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind in ("union_tag_not_found", "union_tag_invalid"):
+        message = _tag_message(error)
+    elif "input" in error and kind != "value_error" and not missing:
+        message = f"{message} (got {error['input']!r})"
+    line = source.line_of(loc[:-1] if missing else loc)
+    return Problem(loc, message, line)
+
+
+def _tag_message(error: dict[str, Any]) -> str:
+    ctx = error.get("ctx", {})
+    tag = ctx.get("discriminator", "the kind").strip("'")
+    expected = ctx.get("expected_tags", "")
+    got = ctx.get("tag")
+    if got is None:
+        return f"missing key {tag!r}; one of {expected}"
+    return f"unknown {tag} {got!r}; expected one of {expected}"
+
+
+def _data_loc(loc: Loc, data: Any) -> tuple[Loc, bool]:
+    """Drop pydantic's union-member labels from ``loc``, keeping only steps in the data.
+
+    Returns the cleaned path and whether its last step is absent from the data.
+    """
+    cleaned: list[str | int] = []
+    node = data
+    for position, step in enumerate(loc):
+        last = position == len(loc) - 1
+        if contains(node, step):
+            cleaned.append(step)
+            node = node[step]
+        elif last:
+            cleaned.append(step)
+            return tuple(cleaned), True
+    return tuple(cleaned), False
+
+
+def _fields_at(loc: Loc, data: Any) -> list[str]:
+    """The keys the scenario schema accepts at ``loc`` (for 'did you mean' hints)."""
+    annotation: Any = Scenario
+    node = data
+    for step in loc:
+        node = node[step] if isinstance(node, dict | list) else None
+        annotation = _step_type(annotation, step, node)
+        if annotation is None:
+            return []
+    model = _model_of(annotation, node)
+    if model is None:
+        return []
+    names = list(model.model_fields)
+    from fogsim.scenario.models import CloudProfile, DeviceProfile, RadioProfile
+
+    if model in (DeviceProfile, RadioProfile, CloudProfile):
+        names.append("base")
+    return names
+
+
+def _step_type(annotation: Any, step: str | int, node: Any) -> Any:
+    model = _model_of(annotation, node)
+    if model is not None and isinstance(step, str):
+        field = model.model_fields.get(step)
+        return field.annotation if field else None
+    for arg in _flatten(annotation):
+        origin = typing.get_origin(arg)
+        if origin is list and isinstance(step, int):
+            return typing.get_args(arg)[0]
+        if origin is dict and isinstance(step, str):
+            return typing.get_args(arg)[1]
+    return None
+
+
+def _model_of(annotation: Any, node: Any) -> type[BaseModel] | None:
+    """The pydantic model behind ``annotation``; for unions, the member ``node`` selects."""
+    members = [a for a in _flatten(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    if len(members) <= 1:
+        return members[0] if members else None
+    for member in members:
+        for key in ("name", "process", "model"):
+            field = member.model_fields.get(key)
+            if field and isinstance(node, dict) and node.get(key) == field.default:
+                return member
+            literal = typing.get_args(field.annotation) if field else ()
+            if isinstance(node, dict) and node.get(key) in literal:
+                return member
+    return None
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _flatten(typing.get_args(annotation)[0])
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return [leaf for arg in typing.get_args(annotation) for leaf in _flatten(arg)]
+    return [annotation]
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: set[str] = set()
+    unique = []
+    for problem in problems:
+        if str(problem) not in seen:
+            seen.add(str(problem))
+            unique.append(problem)
+    return unique

@@ -1,0 +1,278 @@
+"""The scenario: typed, frozen models of everything a run needs, units resolved.
+
+Every model forbids unknown keys. Quantities are floats in base units (see
+``fogsim.units``); paths are absolute, resolved against the scenario file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationInfo,
+    field_validator,
+)
+
+from fogsim.policies import EarlyExit, PolicySpec
+from fogsim.scenario import profiles
+from fogsim.scenario.quantities import (
+    BitRate,
+    Bits,
+    Joules,
+    JoulesPerBit,
+    JoulesPerMac,
+    MacsPerSecond,
+    PositiveSeconds,
+    Rate,
+    Seconds,
+    Watts,
+    WattsPerBitRate,
+)
+
+Precision = Literal["fp32", "int8", "int4", "int2", "ternary", "binary"]
+Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_path(value: Any, info: ValidationInfo) -> Any:
+    """Resolve a relative path against the scenario file's folder."""
+    base = (info.context or {}).get("base_dir")
+    if isinstance(value, str | Path) and base is not None:
+        return (Path(base) / Path(value).expanduser()).resolve()
+    return value
+
+
+# ---------------------------------------------------------------- profiles
+class DeviceProfile(Strict):
+    """What a device can compute, how fast, and at what power."""
+
+    description: str = ""
+    throughput: dict[Precision, MacsPerSecond]
+    idle_power: Watts
+    active_power: Watts
+    energy_table: str = "horowitz45nm-braintta"
+    energy_per_mac: dict[Precision, JoulesPerMac] = Field(
+        default_factory=dict, description="overrides of the energy table, by precision"
+    )
+    compute_energy: Literal["per_op", "active_power"] = "per_op"
+    sources: dict[str, str] = Field(default_factory=dict)
+
+
+class PerBitRadioEnergy(Strict):
+    model: Literal["per_bit"]
+    tx: JoulesPerBit
+    rx: JoulesPerBit = 0.0
+
+
+class PowerRadioEnergy(Strict):
+    """Huang et al. (2012) style: power linear in uplink rate while sending, then a tail."""
+
+    model: Literal["power"]
+    tx_per_bps: WattsPerBitRate
+    tx_base: Watts
+    tail: Seconds = 0.0
+    tail_power: Watts = 0.0
+
+
+class RadioProfile(Strict):
+    """The device's access link to its gateway and the energy it spends on it."""
+
+    description: str = ""
+    uplink: BitRate
+    downlink: BitRate
+    delay: Seconds
+    energy: Annotated[PerBitRadioEnergy | PowerRadioEnergy, Field(discriminator="model")]
+    sources: dict[str, str] = Field(default_factory=dict)
+
+
+class CloudProfile(Strict):
+    """A cloud server worker: batch time = batch_overhead + batch x ops / throughput."""
+
+    description: str = ""
+    throughput: MacsPerSecond
+    batch_overhead: Seconds
+    power: Watts = 0.0
+    sources: dict[str, str] = Field(default_factory=dict)
+
+
+def _profile(kind: str):
+    return BeforeValidator(lambda value: profiles.expand(kind, value))
+
+
+# ---------------------------------------------------------------- arrivals
+class Poisson(Strict):
+    process: Literal["poisson"]
+    rate: Rate
+
+
+class Periodic(Strict):
+    process: Literal["periodic"]
+    period: PositiveSeconds
+    jitter: Seconds = 0.0
+
+
+class Bursty(Strict):
+    """On/off: Poisson at ``on_rate`` during exponential on-periods, silent in off-periods."""
+
+    process: Literal["bursty"]
+    on_rate: Rate
+    mean_on: PositiveSeconds
+    mean_off: PositiveSeconds
+
+
+class CsvTimestamps(Strict):
+    process: Literal["csv"]
+    path: Path
+    column: str = "time_s"
+    device_column: str | None = None
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _relative(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve_path(value, info)
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError(f"timestamp file not found: {value}")
+        return value
+
+
+Arrival = Annotated[Poisson | Periodic | Bursty | CsvTimestamps, Field(discriminator="process")]
+
+
+# ---------------------------------------------------------------- devices
+class DeviceGroup(Strict):
+    """``count`` identical devices: same profile, arrivals, radio and gateway(s)."""
+
+    name: Name
+    count: PositiveInt
+    profile: Annotated[DeviceProfile, _profile("device")]
+    radio: Annotated[RadioProfile, _profile("radio")]
+    arrival: Arrival
+    gateway: Name | list[Name] = Field(
+        description="a gateway name, or a list that devices are spread over in turn"
+    )
+    queue_capacity: PositiveInt | None = Field(
+        default=None, description="most requests a device holds, the one computing included"
+    )
+    battery: Joules | None = None
+    class_skew: float | None = Field(
+        default=None,
+        gt=0,
+        description="Dirichlet concentration of each device's class mix; "
+        "small is skewed, none draws images uniformly",
+    )
+
+    @property
+    def gateways(self) -> list[str]:
+        return [self.gateway] if isinstance(self.gateway, str) else list(self.gateway)
+
+
+# ---------------------------------------------------------------- network
+class LinkSpec(Strict):
+    bandwidth: BitRate
+    delay: Seconds = 0.0
+    sharing: Literal["ps", "fifo"] = "ps"
+
+
+class Gateway(Strict):
+    """A gateway: its devices' access (own radio links, or one shared cell) and its backhaul."""
+
+    name: Name
+    backhaul: LinkSpec
+    access: Literal["dedicated", "shared"] = "dedicated"
+    cell: LinkSpec | None = Field(
+        default=None, description="the shared wireless cell; required when access is shared"
+    )
+
+
+class Network(Strict):
+    gateways: list[Gateway] = Field(min_length=1)
+    cloud_link: LinkSpec
+    answer_size: Bits = Field(default=512.0, description="size of an answer sent back")
+
+
+# ---------------------------------------------------------------- cloud
+class Batching(Strict):
+    max_batch: PositiveInt = 1
+    max_wait: Seconds = 0.0
+
+
+class Cloud(Strict):
+    profile: Annotated[CloudProfile, _profile("cloud")]
+    workers: PositiveInt = 1
+    batching: Batching = Batching()
+    queue_capacity: PositiveInt | None = None
+
+
+# ---------------------------------------------------------------- the rest
+class DatasetSpec(Strict):
+    name: str | None = None
+    path: Path | None = None
+    split: Literal["train", "test"] = "test"
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _relative(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve_path(value, info)
+
+
+class ModelSpec(Strict):
+    checkpoint: Path
+
+    @field_validator("checkpoint", mode="before")
+    @classmethod
+    def _relative(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve_path(value, info)
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _exists(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError(
+                f"checkpoint not found: {value} (paths are relative to the scenario file; "
+                "shipped checkpoints are in models/)"
+            )
+        return value
+
+
+class Deadline(Strict):
+    latency: PositiveSeconds
+    fallback: Literal["none", "edge"] = "none"
+
+
+class Outputs(Strict):
+    dir: Path | None = Field(default=None, description="run directory; default runs/<name>")
+    figures: bool = True
+
+
+class Scenario(Strict):
+    """One simulation: who sends what, over which links, to which cloud, under which policy."""
+
+    name: Name
+    description: str = ""
+    seed: int = Field(ge=0)
+    duration: PositiveSeconds
+    dataset: DatasetSpec
+    model: ModelSpec
+    devices: list[DeviceGroup] = Field(min_length=1)
+    network: Network
+    cloud: Cloud
+    policy: PolicySpec = EarlyExit()
+    deadline: Deadline | None = None
+    outputs: Outputs = Outputs()
+
+    @property
+    def device_count(self) -> int:
+        return sum(group.count for group in self.devices)
