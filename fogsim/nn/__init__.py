@@ -1,0 +1,1 @@
+"""Quantized hybrid early-exit networks: quantizers, layers, zoo, op counts, training."""

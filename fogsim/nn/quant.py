@@ -1,0 +1,111 @@
+"""Quantizers for weights and activations, by precision name.
+
+Precision names are shared across fogsim (layers, op counts, the energy table,
+the simulator): "fp32", "int8", "int4", "int2", "ternary", "binary".
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+PRECISIONS: tuple[str, ...] = ("binary", "ternary", "int2", "int4", "int8", "fp32")
+"""All precisions, from the narrowest to the widest."""
+
+BITS: dict[str, int] = {"binary": 1, "ternary": 2, "int2": 2, "int4": 4, "int8": 8, "fp32": 32}
+"""Storage bits per value (a ternary value needs 2 bits)."""
+
+_BY_BITS = {1: "binary", 2: "int2", 4: "int4", 8: "int8", 32: "fp32"}
+
+# TWN (Li et al. 2016): weights below 0.7 x mean|W| round to zero.
+_TERNARY_WEIGHT_DELTA = 0.7
+# Activations in [-1, 1] round to zero inside +-0.5, the midpoint to +-1.
+_TERNARY_ACT_DELTA = 0.5
+
+
+def parse_precision(value: str | int) -> str:
+    """Return the precision name for a name or a bitwidth (1, 2, 4, 8, 32)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a precision")
+    if isinstance(value, int):
+        if value not in _BY_BITS:
+            raise ValueError(f"no precision has {value} bits; use one of {sorted(_BY_BITS)}")
+        return _BY_BITS[value]
+    if value not in BITS:
+        raise ValueError(f"unknown precision {value!r}; use one of {', '.join(PRECISIONS)}")
+    return value
+
+
+def op_precision(weight: str, act: str) -> str:
+    """The precision a MAC runs at: the wider of its two operands."""
+    return max(weight, act, key=PRECISIONS.index)
+
+
+class _ClippedSTE(torch.autograd.Function):
+    """Forward the quantized value; pass the gradient straight through where |x| < 1."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, q: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return q
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() < 1).to(grad.dtype), None
+
+
+def clipped_ste(x: Tensor, q: Tensor) -> Tensor:
+    """``q`` in the forward pass, the clipped straight-through gradient of ``x`` backward."""
+    return _ClippedSTE.apply(x, q.detach())
+
+
+def _round_ste(x: Tensor) -> Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def _sign(x: Tensor) -> Tensor:
+    # torch.sign(0) is 0, which is not a binary value; zero maps to +1.
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+
+def uniform_levels(x: Tensor, bits: int) -> Tensor:
+    """DoReFa's k-bit grid on [-1, 1]: round((x+1)/2 (2^k-1)) / (2^k-1) x 2 - 1, rounding by STE."""
+    n = 2**bits - 1
+    return _round_ste((x + 1) / 2 * n) / n * 2 - 1
+
+
+def quantize_activation(x: Tensor, precision: str) -> Tensor:
+    """Quantize activations onto the precision's grid in [-1, 1] (fp32: unchanged)."""
+    if precision == "fp32":
+        return x
+    if precision == "binary":
+        return clipped_ste(x, _sign(x))
+    clipped = x.clamp(-1, 1)
+    if precision == "ternary":
+        q = torch.where(clipped.abs() > _TERNARY_ACT_DELTA, _sign(clipped), 0.0)
+        return clipped_ste(x, q)
+    return clipped_ste(x, uniform_levels(clipped, BITS[precision]).detach())
+
+
+def _channel_mean_abs(w: Tensor) -> Tensor:
+    return w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
+
+
+def quantize_weight(w: Tensor, precision: str) -> Tensor:
+    """Quantize a weight tensor (output channels first) with a per-output-channel scale."""
+    if precision == "fp32":
+        return w
+    if precision == "binary":
+        # XNOR-Net: sign(W) x mean|W| per output channel; the scale stays differentiable.
+        return clipped_ste(w, _sign(w)) * _channel_mean_abs(w)
+    if precision == "ternary":
+        delta = _TERNARY_WEIGHT_DELTA * _channel_mean_abs(w)
+        mask = (w.abs() > delta).to(w.dtype)
+        dims = tuple(range(1, w.dim()))
+        scale = (w.abs() * mask).sum(dims, keepdim=True) / mask.sum(dims, keepdim=True).clamp_min(1)
+        return clipped_ste(w, _sign(w) * mask) * scale
+    # DoReFa: squash with tanh, normalise to [-1, 1], put on the k-bit grid.
+    t = torch.tanh(w)
+    t = t / t.abs().max().clamp_min(1e-12)
+    return uniform_levels(t, BITS[precision]) * _channel_mean_abs(w)

@@ -1,0 +1,250 @@
+"""Joint training of a HybridNet's exits and final output, resumable epoch by epoch."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from fogsim.errors import UserInputError
+from fogsim.nn.checkpoint import atomic_torch_save, save_checkpoint
+from fogsim.nn.evaluate import choose_threshold, hybrid_metrics, predict, to_input
+from fogsim.nn.hybrid import HybridNet
+from fogsim.nn.quant import BITS
+from fogsim.nn.recipe import Augmentation, Recipe
+from fogsim.nn.zoo import create_model
+
+STATE_FILE = "state.pt"
+
+
+def split_train_holdout(n: int, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of training images and of held-out ones (for the exit threshold), seeded."""
+    if recipe.holdout >= n:
+        raise UserInputError(f"holdout {recipe.holdout} leaves no training images out of {n}")
+    perm = np.random.default_rng(recipe.seed).permutation(n)
+    train, hold = perm[recipe.holdout :], perm[: recipe.holdout]
+    if recipe.train_subset is not None:
+        train = train[: recipe.train_subset]
+    return np.sort(train), np.sort(hold)
+
+
+def augment(x: torch.Tensor, aug: Augmentation, gen: torch.Generator) -> torch.Tensor:
+    """Random translation (zero padding) and horizontal flip of a batch, from ``gen``."""
+    b, _, h, w = x.shape
+    if aug.crop_padding:
+        p = aug.crop_padding
+        padded = F.pad(x, (p, p, p, p))
+        dy = torch.randint(0, 2 * p + 1, (b, 1), generator=gen)
+        dx = torch.randint(0, 2 * p + 1, (b, 1), generator=gen)
+        rows = (dy + torch.arange(h))[:, None, :, None]
+        cols = (dx + torch.arange(w))[:, None, None, :]
+        x = padded[
+            torch.arange(b)[:, None, None, None],
+            torch.arange(x.shape[1])[None, :, None, None],
+            rows,
+            cols,
+        ]
+    if aug.hflip:
+        flip = torch.rand(b, generator=gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
+
+
+def joint_loss(
+    exit_logits: list[torch.Tensor],
+    final: torch.Tensor,
+    y: torch.Tensor,
+    weights: tuple[float, ...],
+) -> torch.Tensor:
+    """sum_i w_i CE(exit_i) + (1 - sum_i w_i) CE(final)."""
+    loss = (1 - sum(weights)) * F.cross_entropy(final, y)
+    for w, logits in zip(weights, exit_logits, strict=True):
+        loss = loss + w * F.cross_entropy(logits, y)
+    return loss
+
+
+def _optimizer(model: HybridNet, r: Recipe, steps: int) -> tuple[torch.optim.Optimizer, Any]:
+    if r.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=r.lr,
+            momentum=r.momentum,
+            weight_decay=r.weight_decay,
+            nesterov=True,
+        )
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+    if r.lr_schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=r.lr, total_steps=steps, pct_start=0.25
+        )
+    elif r.lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return opt, sched
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def train_recipe(
+    recipe: Recipe,
+    *,
+    work_dir: Path,
+    output: Path,
+    command: str,
+    load_dataset: Callable[..., Any],
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train, resuming from ``work_dir``; write the checkpoint to ``output`` and return its card."""
+    torch.manual_seed(recipe.seed)
+    train_set = load_dataset(recipe.dataset, split="train")
+    train_idx, hold_idx = split_train_holdout(len(train_set.labels), recipe)
+    model = create_model(
+        recipe.architecture, num_classes=len(train_set.classes), **recipe.model_kwargs()
+    )
+    if len(recipe.exit_weights) != len(model.exit_points):
+        raise UserInputError(
+            f"exit_weights has {len(recipe.exit_weights)} weights "
+            f"for {len(model.exit_points)} exits"
+        )
+    steps_per_epoch = -(-len(train_idx) // recipe.batch_size)
+    opt, sched = _optimizer(model, recipe, steps_per_epoch * recipe.epochs)
+    start = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
+    x_all = to_input(train_set.images)
+    y_all = torch.from_numpy(np.asarray(train_set.labels, dtype=np.int64))
+    for epoch in range(start, recipe.epochs):
+        model.train()
+        # A generator per epoch keeps a resumed run identical to an uninterrupted one.
+        gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
+        order = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=gen)]
+        bar = tqdm(
+            order.split(recipe.batch_size),
+            desc=f"epoch {epoch + 1}/{recipe.epochs}",
+            unit="batch",
+            disable=not progress,
+        )
+        total = 0.0
+        for i, idx in enumerate(bar, start=1):
+            exit_logits, final = model(augment(x_all[idx], recipe.augmentation, gen))
+            loss = joint_loss(exit_logits, final, y_all[idx], recipe.exit_weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item()
+            bar.set_postfix(loss=f"{total / i:.3f}")
+        hold = hybrid_metrics(_outputs(model, train_set, hold_idx), recipe.exit_rule, 1.0)
+        log(
+            f"epoch {epoch + 1}: loss {total / i:.4f}, held-out accuracy edge "
+            f"{hold['accuracy']['edge']}, cloud {hold['accuracy']['cloud']:.4f}"
+        )
+        atomic_torch_save(
+            {
+                "recipe": recipe.to_dict(),
+                "epoch": epoch + 1,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+            },
+            work_dir / STATE_FILE,
+        )
+    card = _card(model, recipe, train_set, hold_idx, load_dataset, command)
+    save_checkpoint(
+        output,
+        recipe.architecture,
+        {"num_classes": len(train_set.classes), **recipe.model_kwargs()},
+        model,
+        card,
+    )
+    return card
+
+
+def _outputs(model: HybridNet, dataset: Any, idx: np.ndarray) -> Any:
+    return predict(model, dataset.images[idx], dataset.labels[idx])
+
+
+def _resume(
+    state_path: Path,
+    recipe: Recipe,
+    model: HybridNet,
+    opt: Any,
+    sched: Any,
+    log: Callable[[str], None],
+) -> int:
+    if not state_path.is_file():
+        return 0
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    if state["recipe"] != recipe.to_dict():
+        raise UserInputError(
+            f"{state_path} holds a run of a different recipe; pass another --work-dir or delete it"
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    log(f"resuming after epoch {state['epoch']} from {state_path}")
+    return int(state["epoch"])
+
+
+def _card(
+    model: HybridNet,
+    recipe: Recipe,
+    train_set: Any,
+    hold_idx: np.ndarray,
+    load_dataset: Callable[..., Any],
+    command: str,
+) -> dict[str, Any]:
+    """Choose the exit threshold on held-out training images, then report test metrics."""
+    hold = _outputs(model, train_set, hold_idx)
+    threshold = choose_threshold(
+        hold, recipe.exit_rule, recipe.max_accuracy_drop, len(train_set.classes)
+    )
+    test_set = load_dataset(recipe.dataset, split="test")
+    test = predict(model, test_set.images, test_set.labels)
+    m = hybrid_metrics(test, recipe.exit_rule, threshold)
+    return {
+        "name": recipe.name,
+        "dataset": recipe.dataset,
+        "dataset_fingerprint": str(getattr(test_set, "fingerprint", "")),
+        "classes": list(test_set.classes),
+        "architecture": recipe.architecture,
+        "weight_precision": recipe.weight_precision,
+        "act_precision": recipe.act_precision,
+        "weight_bits": BITS[recipe.weight_precision],
+        "act_bits": BITS[recipe.act_precision],
+        "split": model.split,
+        "exits": list(model.exit_points),
+        "epochs": recipe.epochs,
+        "train_images": int(len(train_set.labels) - len(hold_idx))
+        if recipe.train_subset is None
+        else int(recipe.train_subset),
+        "default_rule": recipe.exit_rule,
+        "default_threshold": threshold,
+        "threshold_chosen_on": f"{len(hold_idx)} held-out train images, hybrid accuracy within "
+        f"{recipe.max_accuracy_drop} of the cloud path",
+        "holdout_metrics": hybrid_metrics(hold, recipe.exit_rule, threshold),
+        "test_metrics": m,
+        "recipe": recipe.to_dict(),
+        "command": command,
+        "git_commit": _git_commit(),
+        "torch_version": torch.__version__,
+    }

@@ -1,0 +1,163 @@
+"""Registry of hybrid networks: ``@register_model``, ``create_model``, ``list_models``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import Tensor, nn
+
+from fogsim.errors import UserInputError
+from fogsim.nn.hybrid import HybridNet
+from fogsim.nn.layers import QConv2d, activation
+from fogsim.nn.quant import parse_precision
+
+_REGISTRY: dict[str, Callable[..., HybridNet]] = {}
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+FASHION_MEAN = (0.2860,)
+FASHION_STD = (0.3530,)
+
+
+def register_model(fn: Callable[..., HybridNet]) -> Callable[..., HybridNet]:
+    """Register a network constructor under its function name."""
+    if fn.__name__ in _REGISTRY:
+        raise ValueError(f"model {fn.__name__!r} is registered twice")
+    _REGISTRY[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """Names of all registered networks, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **kwargs: object) -> HybridNet:
+    """Build the registered network ``name`` with constructor keyword arguments."""
+    if name not in _REGISTRY:
+        raise UserInputError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    return _REGISTRY[name](**kwargs)
+
+
+def _precisions(i: int, split: int, weight: str | int, act: str | int) -> tuple[str, str]:
+    # Edge blocks take the quantized precisions; cloud blocks are full precision.
+    return (parse_precision(weight), parse_precision(act)) if i < split else ("fp32", "fp32")
+
+
+class BasicBlock(nn.Module):
+    """Pre-activation residual block; its 3x3 convs are quantized, its 1x1 shortcut is fp32."""
+
+    def __init__(self, cin: int, cout: int, stride: int, weight: str, act: str) -> None:
+        super().__init__()
+        self.bn1, self.act1 = nn.BatchNorm2d(cin), activation(act)
+        self.conv1 = QConv2d(cin, cout, 3, stride, 1, weight_precision=weight, act_precision=act)
+        self.bn2, self.act2 = nn.BatchNorm2d(cout), activation(act)
+        self.conv2 = QConv2d(cout, cout, 3, 1, 1, weight_precision=weight, act_precision=act)
+        self.shortcut: nn.Module = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Conv2d(cin, cout, 1, stride, bias=False)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv1(self.act1(self.bn1(x)))
+        return self.conv2(self.act2(self.bn2(h))) + self.shortcut(x)
+
+
+def _cifar_resnet(
+    depth: int,
+    num_classes: int,
+    split: int | None,
+    exits: Sequence[int] | None,
+    weight_precision: str | int,
+    act_precision: str | int,
+) -> HybridNet:
+    per_stage = (depth - 2) // 6
+    split = 2 * per_stage if split is None else split
+    exits = (split,) if exits is None else tuple(exits)
+    blocks, channels, cin = [], [], 16
+    for stage, cout in enumerate((16, 32, 64)):
+        for j in range(per_stage):
+            stride = 2 if stage > 0 and j == 0 else 1
+            w, a = _precisions(len(blocks), split, weight_precision, act_precision)
+            blocks.append(BasicBlock(cin, cout, stride, w, a))
+            channels.append(cout)
+            cin = cout
+    return HybridNet(
+        nn.Conv2d(3, 16, 3, 1, 1, bias=False),
+        blocks,
+        channels,
+        split=split,
+        exits=exits,
+        edge_act_precision=act_precision if split else "fp32",
+        num_classes=num_classes,
+        input_shape=(3, 32, 32),
+        input_mean=CIFAR_MEAN,
+        input_std=CIFAR_STD,
+    )
+
+
+@register_model
+def resnet20(
+    num_classes: int = 10,
+    split: int | None = None,
+    exits: Sequence[int] | None = None,
+    weight_precision: str | int = "fp32",
+    act_precision: str | int = "fp32",
+) -> HybridNet:
+    """CIFAR ResNet-20 (3 stages x 3 blocks, 16/32/64 channels); default split after stage 2."""
+    return _cifar_resnet(20, num_classes, split, exits, weight_precision, act_precision)
+
+
+@register_model
+def resnet32(
+    num_classes: int = 10,
+    split: int | None = None,
+    exits: Sequence[int] | None = None,
+    weight_precision: str | int = "fp32",
+    act_precision: str | int = "fp32",
+) -> HybridNet:
+    """CIFAR ResNet-32 (3 stages x 5 blocks), the seed paper's network."""
+    return _cifar_resnet(32, num_classes, split, exits, weight_precision, act_precision)
+
+
+class ConvBlock(nn.Module):
+    """Pre-activation conv block: BN, nonlinearity, quantized 3x3 conv, optional 2x2 max-pool."""
+
+    def __init__(self, cin: int, cout: int, pool: bool, weight: str, act: str) -> None:
+        super().__init__()
+        self.bn, self.act = nn.BatchNorm2d(cin), activation(act)
+        self.conv = QConv2d(cin, cout, 3, 1, 1, weight_precision=weight, act_precision=act)
+        self.pool: nn.Module = nn.MaxPool2d(2) if pool else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.conv(self.act(self.bn(x))))
+
+
+@register_model
+def smallcnn(
+    num_classes: int = 10,
+    split: int = 2,
+    exits: Sequence[int] | None = None,
+    weight_precision: str | int = "fp32",
+    act_precision: str | int = "fp32",
+) -> HybridNet:
+    """Small CNN for 28x28 grayscale: fp32 stem, 4 conv blocks (32, 64, 64, 64 channels)."""
+    exits = (split,) if exits is None else tuple(exits)
+    spec = ((16, 32, True), (32, 64, False), (64, 64, False), (64, 64, False))
+    blocks = [
+        ConvBlock(cin, cout, pool, *_precisions(i, split, weight_precision, act_precision))
+        for i, (cin, cout, pool) in enumerate(spec)
+    ]
+    return HybridNet(
+        nn.Sequential(nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.MaxPool2d(2)),
+        blocks,
+        [cout for _, cout, _ in spec],
+        split=split,
+        exits=exits,
+        edge_act_precision=act_precision if split else "fp32",
+        num_classes=num_classes,
+        input_shape=(1, 28, 28),
+        input_mean=FASHION_MEAN,
+        input_std=FASHION_STD,
+    )
