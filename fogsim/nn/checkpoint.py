@@ -101,7 +101,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = _reason(exc)
         raise CheckpointError(
             f"{path} is not a readable checkpoint (corrupt, truncated or not a torch file: "
             f"{reason}); {_HOW_TO_FIX}"
@@ -116,6 +116,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         state_dict=payload["state_dict"],
         card=payload["card"],
     )
+
+
+def _reason(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    # torch's weights-only refusal buries the cause in one line among advice.
+    cause = [line for line in lines if line.startswith("WeightsUnpickler error")]
+    return (cause or lines or [type(exc).__name__])[0]
 
 
 def _check_payload(path: Path, payload: object) -> None:

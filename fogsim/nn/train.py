@@ -246,5 +246,5 @@ def _card(
         "recipe": recipe.to_dict(),
         "command": command,
         "git_commit": _git_commit(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }

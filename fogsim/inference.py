@@ -1,0 +1,179 @@
+"""Batched real inference of a checkpoint on a dataset: the per-image outcomes the simulator reads.
+
+Outcomes do not depend on simulated time, so they are computed once and cached on
+disk, keyed by the checkpoint's sha256 and the dataset's fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from fogsim.errors import UserInputError
+from fogsim.nn.checkpoint import load_checkpoint
+from fogsim.nn.codec import compressed_sizes
+from fogsim.nn.evaluate import predict
+from fogsim.nn.ops import count_ops
+
+if TYPE_CHECKING:
+    from fogsim.data import Dataset
+
+CACHE_VERSION = 1
+_ARRAYS = (
+    "labels",
+    "exit_entropy",
+    "exit_maxprob",
+    "exit_pred",
+    "cloud_pred",
+    "compressed_feature_bytes",
+)
+
+
+@dataclass(frozen=True)
+class InferenceOutcomes:
+    """Per-image outcomes of a hybrid network on a dataset, plus its op counts by precision."""
+
+    checkpoint_sha256: str
+    dataset_fingerprint: str
+    class_names: tuple[str, ...]
+    labels: np.ndarray  # int64 (N,)
+    exit_entropy: np.ndarray  # float32 (N, E) natural-log softmax entropy at each edge exit
+    exit_maxprob: np.ndarray  # float32 (N, E)
+    exit_pred: np.ndarray  # int64 (N, E)
+    cloud_pred: np.ndarray  # int64 (N,) prediction of the final (cloud) output
+    feature_bytes: int  # bytes of the split tensor at the edge activation bitwidth
+    compressed_feature_bytes: np.ndarray  # int64 (N,) bit-packed split tensor after zlib -6
+    input_bytes: int  # raw uint8 image bytes (H*W*C), what cloud_only sends
+    edge_ops_to_exit: tuple[dict[str, int], ...]  # len E: MACs to reach exit e (trunk + heads 0..e)
+    edge_ops: dict[str, int]  # MACs of the whole edge part, all exit heads included
+    cloud_ops: dict[str, int]  # MACs of the cloud part (from the split to the output)
+    full_ops: dict[str, int]  # MACs from input to final output without exit heads (cloud_only)
+    default_threshold: float
+    default_rule: str  # "entropy" | "maxprob"
+
+    @property
+    def n_images(self) -> int:
+        return int(len(self.labels))
+
+
+def default_cache_dir() -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/fogsim/inference``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fogsim" / "inference"
+
+
+def run_inference(
+    checkpoint: str | Path,
+    dataset: Dataset,
+    *,
+    batch_size: int = 512,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> InferenceOutcomes:
+    """Outcomes of ``checkpoint`` on every image of ``dataset``, from the cache when there."""
+    ckpt = load_checkpoint(checkpoint)
+    cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    stem = cache_dir / f"v{CACHE_VERSION}-{ckpt.sha256[:32]}-{dataset.fingerprint[:32]}"
+    cached = _read_cache(stem, ckpt.sha256, dataset.fingerprint)
+    if cached is not None:
+        return cached
+    model = ckpt.build()
+    if tuple(dataset.images.shape[1:]) != _hwc(model.input_shape):
+        raise UserInputError(
+            f"{dataset.name} images are {tuple(dataset.images.shape[1:])} (H, W, C) but "
+            f"{ckpt.path} expects {_hwc(model.input_shape)}; pick a checkpoint for this dataset"
+        )
+    sizes: list[np.ndarray] = []
+    precision = model.edge_act_precision
+    with torch.inference_mode():
+        out = predict(
+            model,
+            dataset.images,
+            dataset.labels,
+            batch_size=batch_size,
+            on_features=lambda f: sizes.append(compressed_sizes(f, precision)),
+            progress=progress,
+        )
+    ops = count_ops(model)
+    outcomes = InferenceOutcomes(
+        checkpoint_sha256=ckpt.sha256,
+        dataset_fingerprint=dataset.fingerprint,
+        class_names=tuple(dataset.classes),
+        labels=out.labels,
+        exit_entropy=out.exit_entropy,
+        exit_maxprob=out.exit_maxprob,
+        exit_pred=out.exit_pred,
+        cloud_pred=out.cloud_pred,
+        feature_bytes=ops.feature_bytes,
+        compressed_feature_bytes=np.concatenate(sizes).astype(np.int64),
+        input_bytes=int(math.prod(dataset.images.shape[1:])),
+        edge_ops_to_exit=ops.edge_to_exit,
+        edge_ops=ops.edge.macs,
+        cloud_ops=ops.cloud.macs,
+        full_ops=ops.full_macs,
+        default_threshold=float(ckpt.card["default_threshold"]),
+        default_rule=str(ckpt.card["default_rule"]),
+    )
+    _write_cache(stem, outcomes)
+    return outcomes
+
+
+def _hwc(chw: tuple[int, ...]) -> tuple[int, ...]:
+    return (chw[1], chw[2], chw[0])
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_cache(stem: Path, o: InferenceOutcomes) -> None:
+    arrays = {name: getattr(o, name) for name in _ARRAYS}
+    meta = {
+        "checkpoint_sha256": o.checkpoint_sha256,
+        "dataset_fingerprint": o.dataset_fingerprint,
+        "class_names": list(o.class_names),
+        "feature_bytes": o.feature_bytes,
+        "input_bytes": o.input_bytes,
+        "edge_ops_to_exit": list(o.edge_ops_to_exit),
+        "edge_ops": o.edge_ops,
+        "cloud_ops": o.cloud_ops,
+        "full_ops": o.full_ops,
+        "default_threshold": o.default_threshold,
+        "default_rule": o.default_rule,
+    }
+    # The npz goes first: the json, written last, marks a complete entry.
+    _atomic_write(stem.with_suffix(".npz"), lambda f: np.savez(f, **arrays))
+    _atomic_write(stem.with_suffix(".json"), lambda f: f.write(json.dumps(meta).encode()))
+
+
+def _read_cache(stem: Path, sha256: str, fingerprint: str) -> InferenceOutcomes | None:
+    meta_path, npz_path = stem.with_suffix(".json"), stem.with_suffix(".npz")
+    if not (meta_path.is_file() and npz_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta["checkpoint_sha256"] != sha256 or meta["dataset_fingerprint"] != fingerprint:
+        return None
+    with np.load(npz_path) as z:
+        arrays = {name: z[name] for name in _ARRAYS}
+    return InferenceOutcomes(
+        class_names=tuple(meta.pop("class_names")),
+        edge_ops_to_exit=tuple(meta.pop("edge_ops_to_exit")),
+        **meta,
+        **arrays,
+    )
