@@ -26,8 +26,9 @@ def _root() -> None:
 def _register() -> None:
     # Imported here so that `fogsim --help` stays quick and each command module
     # owns its own options.
-    from fogsim.commands import validate
+    from fogsim.commands import run, validate
 
+    app.command("run")(run.run)
     app.command("validate")(validate.validate)
 
 

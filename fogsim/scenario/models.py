@@ -59,7 +59,9 @@ class DeviceProfile(Strict):
     throughput: dict[Precision, MacsPerSecond]
     idle_power: Watts
     active_power: Watts
-    energy_table: str = "horowitz45nm-braintta"
+    energy_table: str | None = Field(
+        default=None, description="energy-per-op table by name; default: the shipped default"
+    )
     energy_per_mac: dict[Precision, JoulesPerMac] = Field(
         default_factory=dict, description="overrides of the energy table, by precision"
     )

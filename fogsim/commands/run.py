@@ -1,0 +1,65 @@
+"""`fogsim run`: simulate a scenario and write its run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def run(
+    scenario: Path = typer.Argument(..., help="Scenario YAML file."),
+    out: Path | None = typer.Option(
+        None, "-o", "--out", help="Run directory (default: outputs.dir, or runs/<name>)."
+    ),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a scenario value: --set network.cloud_link.bandwidth='1 Gbps'"
+    ),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
+) -> None:
+    """Simulate SCENARIO; write the resolved scenario, requests.parquet, summary.json, figures."""
+    from fogsim.runner import run as run_scenario
+
+    result = run_scenario(
+        scenario, out_dir=out, overrides=set_, overwrite=overwrite, progress=not quiet
+    )
+    print_summary(result.summary)
+    Console().print(f"wrote {result.directory}  ({result.wall_s:.2f} s simulating)")
+
+
+def print_summary(summary: dict) -> None:
+    """The headline figures of a run, as a table."""
+    table = Table(title=f"{summary['scenario']} (seed {summary['seed']}, {summary['policy']})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    latency = summary["latency_s"]
+    energy = summary["energy_j"]
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f} %"
+
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{1e3 * value:.2f} ms"
+
+    def mj(value: float | None) -> str:
+        return "n/a" if value is None else f"{1e3 * value:.4g} mJ"
+
+    rows = [
+        ("requests", f"{summary['requests']:,}"),
+        ("answered", f"{summary['answered']:,}"),
+        ("dropped", f"{summary['dropped']:,}"),
+        ("unfinished at end", f"{summary['unfinished']:,}"),
+        ("edge-exit rate", pct(summary["edge_exit_rate"])),
+        ("accuracy", pct(summary["accuracy"])),
+        ("latency p50", ms(latency["p50"])),
+        ("latency p95", ms(latency["p95"])),
+        ("latency p99", ms(latency["p99"])),
+        ("energy / inference, mean", mj(energy["mean"])),
+        ("energy / inference, p95", mj(energy["p95"])),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    Console().print(table)

@@ -1,0 +1,153 @@
+"""Results of a run: the per-request frame, its summary, and the run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from fogsim.errors import UserInputError
+from fogsim.scenario.models import Scenario
+
+CATEGORIES = ("group", "gateway", "path", "status", "reason")
+ENERGY_COMPONENTS = ("energy_compute_j", "energy_radio_j", "energy_idle_j")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: its scenario, one row per request, the summary and where it was written."""
+
+    scenario: Scenario
+    requests: pd.DataFrame
+    summary: dict[str, Any]
+    directory: Path | None = None
+    wall_s: float = 0.0  # seconds the simulation itself took (not written: it varies by machine)
+
+
+def requests_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Build the per-request frame once, with compact categorical text columns."""
+    frame = pd.DataFrame(columns)
+    for name in CATEGORIES:
+        frame[name] = frame[name].astype("category")
+    return frame
+
+
+def summarize(scenario: Scenario, frame: pd.DataFrame, extra: dict[str, Any]) -> dict[str, Any]:
+    """Summary statistics of a run; only simulated quantities, so it is deterministic."""
+    status = frame["status"].astype(str)
+    answered = frame[status.isin(["answered_edge", "answered_cloud"])]
+    counts = status.value_counts()
+    drops = frame.loc[status == "dropped", "reason"].astype(str).value_counts()
+    return {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "duration_s": scenario.duration,
+        "devices": scenario.device_count,
+        "policy": scenario.policy.name,
+        "requests": len(frame),
+        "answered": len(answered),
+        "answered_edge": int(counts.get("answered_edge", 0)),
+        "answered_cloud": int(counts.get("answered_cloud", 0)),
+        "dropped": int(counts.get("dropped", 0)),
+        "dropped_by_reason": {str(k): int(v) for k, v in drops.items()},
+        "unfinished": int(counts.get("unfinished", 0)),
+        "late": int(frame["late"].sum()),
+        "edge_exit_rate": _ratio(counts.get("answered_edge", 0), len(answered)),
+        "accuracy": _ratio(int(answered["correct"].sum()), len(answered)),
+        "latency_s": _quantiles(answered["latency_s"]),
+        "latency_by_path_s": {
+            path: _quantiles(answered.loc[answered["path"] == path, "latency_s"])
+            for path in ("edge", "cloud")
+        },
+        "energy_j": {
+            **_quantiles(answered["energy_j"], ("mean", "p95")),
+            "total": float(frame["energy_j"].sum()),
+            **{
+                c.removeprefix("energy_").removesuffix("_j"): float(answered[c].mean())
+                if len(answered)
+                else None
+                for c in ENERGY_COMPONENTS
+            },
+        },
+        **extra,
+    }
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return float(part) / whole if whole else None
+
+
+def _quantiles(values: pd.Series, which=("mean", "p50", "p95", "p99", "max")) -> dict[str, Any]:
+    if len(values) == 0:
+        return {key: None for key in which}
+    array = values.to_numpy(dtype=np.float64)
+    stats = {"mean": float(array.mean()), "max": float(array.max())}
+    for key in which:
+        if key.startswith("p"):
+            stats[key] = float(np.percentile(array, float(key[1:])))
+    return {key: stats[key] for key in which}
+
+
+def write_run(result: RunResult, directory: Path, *, overwrite: bool, figures: bool) -> Path:
+    """Write the run directory atomically: all of it appears, or nothing changes.
+
+    An existing non-empty directory is kept unless ``overwrite``; even then it is
+    replaced only once the new run has been written in full.
+    """
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()) and not overwrite:
+        raise UserInputError(
+            f"run directory {directory} already holds results; choose another with -o DIR, "
+            "or pass --overwrite to replace it"
+        )
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        _write_files(result, staging, figures)
+        if directory.exists():
+            retired = directory.with_name(f".{directory.name}-old-{os.getpid()}")
+            directory.rename(retired)
+            staging.rename(directory)
+            shutil.rmtree(retired)
+        else:
+            staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def _write_files(result: RunResult, directory: Path, figures: bool) -> None:
+    resolved = result.scenario.model_dump(mode="json")
+    (directory / "scenario.resolved.yaml").write_text(
+        yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
+    )
+    result.requests.to_parquet(directory / "requests.parquet", index=False)
+    (directory / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+    if figures:
+        from fogsim.plots import run_figures
+
+        run_figures(result.requests, directory / "figures")
+
+
+def load_run(directory: str | Path) -> RunResult:
+    """Read a run directory back: scenario, requests and summary."""
+    from fogsim.scenario import scenario_from_data
+
+    directory = Path(directory)
+    for name in ("scenario.resolved.yaml", "requests.parquet", "summary.json"):
+        if not (directory / name).is_file():
+            raise UserInputError(f"{directory} is not a fogsim run directory (no {name})")
+    data = yaml.safe_load((directory / "scenario.resolved.yaml").read_text())
+    scenario = scenario_from_data(data, base_dir=directory, origin=directory)
+    frame = pd.read_parquet(directory / "requests.parquet")
+    summary = json.loads((directory / "summary.json").read_text())
+    return RunResult(scenario, frame, summary, directory)

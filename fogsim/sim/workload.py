@@ -1,0 +1,112 @@
+"""The workload: every request of a run, generated up front from seeded streams.
+
+Arrivals and image choices do not depend on anything that happens during the
+run, so they are drawn before the event loop, per device, as columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fogsim.scenario.models import (
+    Arrival,
+    Bursty,
+    CsvTimestamps,
+    DeviceGroup,
+    Periodic,
+    Poisson,
+    Scenario,
+)
+from fogsim.sim.arrivals import ArrivalProcess, make_arrival
+from fogsim.sim.rng import Streams
+
+
+@dataclass(frozen=True)
+class Workload:
+    """All requests, sorted by device and, within a device, by arrival time."""
+
+    device: np.ndarray  # int32, global device index
+    group: np.ndarray  # int16, index into scenario.devices
+    gateway: np.ndarray  # int16, index into scenario.network.gateways
+    arrival_s: np.ndarray  # float64
+    image_id: np.ndarray  # int32, index into the dataset split
+    device_group: np.ndarray  # int16 per device
+    device_gateway: np.ndarray  # int16 per device
+
+    @property
+    def size(self) -> int:
+        return int(self.arrival_s.size)
+
+
+def arrival_process(spec: Arrival) -> ArrivalProcess:
+    """The arrival process a scenario's ``arrival`` block describes."""
+    if isinstance(spec, Poisson):
+        return make_arrival("poisson", rate_per_s=spec.rate)
+    if isinstance(spec, Periodic):
+        return make_arrival("periodic", period_s=spec.period, jitter_s=spec.jitter)
+    if isinstance(spec, Bursty):
+        return make_arrival(
+            "bursty", on_rate_per_s=spec.on_rate, mean_on_s=spec.mean_on, mean_off_s=spec.mean_off
+        )
+    if isinstance(spec, CsvTimestamps):
+        return make_arrival(
+            "csv", path=spec.path, column=spec.column, device_column=spec.device_column
+        )
+    raise TypeError(f"no arrival process for {type(spec).__name__}")
+
+
+def generate_workload(scenario: Scenario, labels: np.ndarray, streams: Streams) -> Workload:
+    """Draw every device's arrivals and images for the whole run."""
+    gateway_index = {g.name: i for i, g in enumerate(scenario.network.gateways)}
+    by_class = _images_by_class(labels)
+    columns: dict[str, list[np.ndarray]] = {k: [] for k in ("device", "arrival", "image")}
+    device_group, device_gateway = [], []
+    first_device = 0
+    for g, group in enumerate(scenario.devices):
+        process = arrival_process(group.arrival)
+        arrivals_rng = streams.stream(f"arrivals/{group.name}")
+        images_rng = streams.stream(f"images/{group.name}")
+        gateways = [gateway_index[name] for name in group.gateways]
+        for local in range(group.count):
+            times = process.sample(arrivals_rng, scenario.duration, device_index=local)
+            columns["device"].append(np.full(times.size, first_device + local, dtype=np.int32))
+            columns["arrival"].append(times)
+            columns["image"].append(_draw_images(group, images_rng, times.size, labels, by_class))
+        device_group.append(np.full(group.count, g, dtype=np.int16))
+        device_gateway.append(np.resize(np.array(gateways, dtype=np.int16), group.count))
+        first_device += group.count
+    per_device_group = np.concatenate(device_group)
+    per_device_gateway = np.concatenate(device_gateway)
+    device = np.concatenate(columns["device"])
+    return Workload(
+        device=device,
+        group=per_device_group[device],
+        gateway=per_device_gateway[device],
+        arrival_s=np.concatenate(columns["arrival"]).astype(np.float64),
+        image_id=np.concatenate(columns["image"]).astype(np.int32),
+        device_group=per_device_group,
+        device_gateway=per_device_gateway,
+    )
+
+
+def _images_by_class(labels: np.ndarray) -> list[np.ndarray]:
+    return [np.flatnonzero(labels == c) for c in range(int(labels.max()) + 1)]
+
+
+def _draw_images(
+    group: DeviceGroup,
+    rng: np.random.Generator,
+    n: int,
+    labels: np.ndarray,
+    by_class: list[np.ndarray],
+) -> np.ndarray:
+    """Images one device sees: uniform over the split, or skewed by a Dirichlet class mix."""
+    if group.class_skew is None:
+        return rng.integers(0, labels.size, size=n)
+    mix = rng.dirichlet(np.full(len(by_class), group.class_skew))
+    classes = rng.choice(len(by_class), size=n, p=mix)
+    sizes = np.array([members.size for members in by_class])
+    picks = (rng.random(n) * sizes[classes]).astype(np.int64)
+    return np.array([by_class[c][p] for c, p in zip(classes, picks, strict=True)], dtype=np.int64)
