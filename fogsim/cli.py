@@ -26,10 +26,11 @@ def _root() -> None:
 def _register() -> None:
     # Imported here so that `fogsim --help` stays quick and each command module
     # owns its own options.
-    from fogsim.commands import run, validate
+    from fogsim.commands import data, run, validate
 
     app.command("run")(run.run)
     app.command("validate")(validate.validate)
+    app.add_typer(data.app, name="data", help="Datasets: where they are, what they hold.")
 
 
 def main() -> None:
