@@ -153,11 +153,7 @@ def train_recipe(
             sched.step()
             total += loss.item()
             bar.set_postfix(loss=f"{total / i:.3f}")
-        hold = hybrid_metrics(_outputs(model, train_set, hold_idx), recipe.exit_rule, 1.0)
-        log(
-            f"epoch {epoch + 1}: loss {total / i:.4f}, held-out accuracy edge "
-            f"{hold['accuracy']['edge']}, cloud {hold['accuracy']['cloud']:.4f}"
-        )
+        # Saved before the log line, so an interrupt after it loses nothing.
         atomic_torch_save(
             {
                 "recipe": recipe.to_dict(),
@@ -167,6 +163,11 @@ def train_recipe(
                 "scheduler": sched.state_dict(),
             },
             work_dir / STATE_FILE,
+        )
+        hold = hybrid_metrics(_outputs(model, train_set, hold_idx), recipe.exit_rule, 1.0)
+        log(
+            f"epoch {epoch + 1}: loss {total / i:.4f}, held-out accuracy edge "
+            f"{hold['accuracy']['edge']}, cloud {hold['accuracy']['cloud']:.4f}"
         )
     card = _card(model, recipe, train_set, hold_idx, load_dataset, command)
     save_checkpoint(

@@ -1,0 +1,95 @@
+"""`fogsim eval`: accuracy, exit rate and edge energy of a hybrid checkpoint on the test split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def eval_cmd(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt) to evaluate."),
+    threshold: float | None = typer.Option(None, help="Exit threshold (default: the card's)."),
+    rule: str | None = typer.Option(None, help="Exit rule: entropy or maxprob (default: card's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    reference: Path | None = typer.Option(
+        None, help="fp32 reference checkpoint, run whole at the edge, for the energy ratio."
+    ),
+    energy_table: str | None = typer.Option(
+        None, help="Energy-per-op table (default: the file's)."
+    ),
+    batch_size: int = typer.Option(512, help="Images per inference batch."),
+) -> None:
+    """Evaluate CHECKPOINT on its dataset's test split: edge exit, cloud and hybrid accuracy,
+    exit rate, edge compute energy per image, and the exit-rate/accuracy curve."""
+    from fogsim.data import load_dataset
+    from fogsim.errors import UserInputError
+    from fogsim.inference import run_inference
+    from fogsim.nn.checkpoint import load_checkpoint
+    from fogsim.nn.hybrid import EXIT_RULES
+    from fogsim.nn.report import evaluation_report
+
+    card = load_checkpoint(checkpoint).card
+    rule = rule or card["default_rule"]
+    if rule not in EXIT_RULES:
+        raise UserInputError(f"--rule {rule!r}: use one of {', '.join(EXIT_RULES)}")
+    if rule != card["default_rule"] and threshold is None:
+        raise UserInputError(f"--rule {rule} differs from the card's; give its --threshold too")
+    threshold = card["default_threshold"] if threshold is None else threshold
+    dataset = load_dataset(card["dataset"], split="test")
+    progress = not json_out
+    outcomes = run_inference(checkpoint, dataset, batch_size=batch_size, progress=progress)
+    ref = None
+    if reference is not None:
+        ref = run_inference(reference, dataset, batch_size=batch_size, progress=progress)
+    report = evaluation_report(
+        outcomes, rule=rule, threshold=threshold, table=energy_table, reference=ref
+    )
+    report["checkpoint"] = str(checkpoint)
+    if json_out:
+        typer.echo(json.dumps(report))
+    else:
+        _print_tables(report)
+
+
+def _print_tables(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    acc = r["accuracy"]
+    summary = Table(title=f"{r['checkpoint']} on {r['n_images']} test images")
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    edge = "n/a" if acc["edge"] is None else f"{acc['edge']:.4f}"
+    rows = [
+        ("rule / threshold", f"{r['rule']} / {r['threshold']:.4g}"),
+        ("exit rate", f"{r['exit_rate']:.4f}"),
+        ("accuracy: edge exit alone", edge),
+        ("accuracy: cloud path", f"{acc['cloud']:.4f}"),
+        ("accuracy: hybrid", f"{acc['hybrid']:.4f}"),
+        ("edge energy / image", f"{r['edge_energy_per_image_j'] * 1e6:.4g} uJ"),
+        ("fp32 reference energy / image", f"{r['reference_edge_energy_per_image_j'] * 1e6:.4g} uJ"),
+        ("energy ratio (reference / hybrid edge)", f"{r['edge_energy_ratio']:.3g}x"),
+        (
+            "split tensor (raw / mean compressed)",
+            f"{r['feature_bytes']} B / {r['mean_compressed_feature_bytes']:.1f} B",
+        ),
+    ]
+    if "reference_accuracy" in r:
+        rows.append(("reference accuracy", f"{r['reference_accuracy']:.4f}"))
+    for row in rows:
+        summary.add_row(*row)
+    curve = Table(title=f"exit rate vs accuracy ({r['rule']} threshold)")
+    for col in ("threshold", "exit rate", "hybrid accuracy", "edge energy (uJ)"):
+        curve.add_column(col, justify="right")
+    for p in r["curve"]:
+        curve.add_row(
+            f"{p['threshold']:.3f}",
+            f"{p['exit_rate']:.3f}",
+            f"{p['hybrid_accuracy']:.4f}",
+            f"{p['edge_energy_per_image_j'] * 1e6:.3f}",
+        )
+    console = Console()
+    console.print(summary)
+    console.print(curve)

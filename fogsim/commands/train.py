@@ -1,0 +1,59 @@
+"""`fogsim train`: train a hybrid network from a recipe, resuming from its last epoch."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+
+def default_work_dir(name: str) -> Path:
+    """Per-epoch training state lives in ``${XDG_CACHE_HOME:-~/.cache}/fogsim/train/NAME``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fogsim" / "train" / name
+
+
+def train(
+    recipe: Path = typer.Argument(..., help="Recipe YAML (see models/recipes/)."),
+    output: Path | None = typer.Option(None, help="Checkpoint to write (default models/NAME.pt)."),
+    work_dir: Path | None = typer.Option(None, help="Per-epoch state, for resuming."),
+    threads: int = typer.Option(
+        1, help="CPU threads for torch (training is deterministic on CPU)."
+    ),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train the network of RECIPE on its dataset's train split; write a checkpoint and a card."""
+    import torch
+
+    from fogsim.data import load_dataset
+    from fogsim.nn.card import write_card_markdown
+    from fogsim.nn.recipe import load_recipe
+    from fogsim.nn.train import train_recipe
+
+    torch.set_num_threads(threads)
+    r = load_recipe(recipe)
+    output = Path("models") / f"{r.name}.pt" if output is None else output
+    work_dir = default_work_dir(r.name) if work_dir is None else work_dir
+    command = (
+        shlex.join(["fogsim", "train", *sys.argv[2:]])
+        if len(sys.argv) > 2
+        else (f"fogsim train {recipe}")
+    )
+    card = train_recipe(
+        r,
+        work_dir=work_dir,
+        output=output,
+        command=command,
+        load_dataset=load_dataset,
+        progress=progress,
+        log=typer.echo,
+    )
+    write_card_markdown(output.with_suffix(".md"), card, output)
+    m = card["test_metrics"]
+    typer.echo(
+        f"wrote {output}: test accuracy hybrid {m['accuracy']['hybrid']:.4f}, "
+        f"cloud {m['accuracy']['cloud']:.4f}, exit rate {m['exit_rate']:.3f}"
+    )

@@ -1,0 +1,84 @@
+"""The evaluation report of a hybrid network: accuracies, exit rate, edge energy, curve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fogsim.energy import compute_energy_j, default_table
+from fogsim.inference import InferenceOutcomes
+from fogsim.nn.evaluate import exit_index, hybrid_metrics, threshold_grid
+
+
+def edge_energy_per_image_j(o: InferenceOutcomes, rule: str, threshold: float, table: str) -> float:
+    """Mean edge compute energy: an image leaving at exit e pays the trunk and heads up to e;
+    an offloaded one pays the whole edge part, which it ran before going to the cloud."""
+    idx = exit_index(o, rule, threshold)
+    to_exit = [compute_energy_j(ops, table) for ops in o.edge_ops_to_exit]
+    whole = compute_energy_j(o.edge_ops, table)
+    per_image = np.array([to_exit[i] if i >= 0 else whole for i in idx])
+    return float(per_image.mean()) if len(per_image) else 0.0
+
+
+def all_fp32(ops: dict[str, int]) -> dict[str, int]:
+    """The same MACs, all at fp32: the network run at full precision."""
+    return {"fp32": int(sum(ops.values()))}
+
+
+def evaluation_report(
+    o: InferenceOutcomes,
+    *,
+    rule: str,
+    threshold: float,
+    table: str | None = None,
+    reference: InferenceOutcomes | None = None,
+    curve_points: int = 41,
+) -> dict[str, Any]:
+    """Everything `fogsim eval` prints, as one JSON-ready mapping."""
+    table = default_table() if table is None else table
+    m = hybrid_metrics(o, rule, threshold)
+    energy = edge_energy_per_image_j(o, rule, threshold, table)
+    if reference is None:
+        ref_energy = compute_energy_j(all_fp32(o.full_ops), table)
+        ref_what = "same architecture, all fp32, run whole at the edge"
+        ref_accuracy = None
+    else:
+        ref_energy = compute_energy_j(reference.full_ops, table)
+        ref_what = f"reference checkpoint {reference.checkpoint_sha256[:12]}, run whole at the edge"
+        ref_accuracy = float((reference.cloud_pred == reference.labels).mean())
+    n_classes = len(o.class_names)
+    curve = []
+    for t in threshold_grid(rule, n_classes, curve_points):
+        point = hybrid_metrics(o, rule, float(t))
+        curve.append(
+            {
+                "threshold": float(t),
+                "exit_rate": point["exit_rate"],
+                "hybrid_accuracy": point["accuracy"]["hybrid"],
+                "edge_energy_per_image_j": edge_energy_per_image_j(o, rule, float(t), table),
+            }
+        )
+    report: dict[str, Any] = {
+        "n_images": o.n_images,
+        "rule": rule,
+        "threshold": float(threshold),
+        "exit_rate": m["exit_rate"],
+        "exit_rate_per_exit": m["exit_rate_per_exit"],
+        "accuracy": m["accuracy"],
+        "energy_table": table,
+        "edge_energy_per_image_j": energy,
+        "reference_edge_energy_per_image_j": ref_energy,
+        "reference": ref_what,
+        "edge_energy_ratio": ref_energy / energy if energy else None,
+        "edge_ops": o.edge_ops,
+        "cloud_ops": o.cloud_ops,
+        "feature_bytes": o.feature_bytes,
+        "mean_compressed_feature_bytes": float(o.compressed_feature_bytes.mean()),
+        "checkpoint_sha256": o.checkpoint_sha256,
+        "dataset_fingerprint": o.dataset_fingerprint,
+        "curve": curve,
+    }
+    if ref_accuracy is not None:
+        report["reference_accuracy"] = ref_accuracy
+    return report
