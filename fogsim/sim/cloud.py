@@ -1,0 +1,161 @@
+"""The cloud server: a FIFO queue in front of worker processes that serve dynamic batches."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simpy
+
+CLOUD_QUEUE_FULL = "cloud_queue_full"
+
+
+def _is_count(value: object, least: int) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= least
+
+
+@dataclass(frozen=True, slots=True)
+class CloudOutcome:
+    """What happened to one submitted item; times are NaN and ``batch_size`` 0 when dropped."""
+
+    tag: Any
+    enqueued_s: float
+    start_s: float
+    end_s: float
+    batch_size: int
+    worker: int
+    dropped: str | None = None
+
+
+@dataclass(slots=True)
+class _Waiting:
+    tag: Any
+    enqueued_s: float
+    deadline_s: float
+    done: simpy.Event
+
+
+class CloudServer:
+    """``workers`` servers taking FIFO batches of up to ``max_batch`` waiting items.
+
+    Dynamic batching: a free worker starts a batch as soon as ``max_batch`` items
+    wait, or as soon as the oldest waiting item has waited ``max_wait_s``,
+    whichever comes first; it takes up to ``max_batch`` items in arrival order
+    and holds them for ``service_time(batch_size)`` seconds. With ``max_wait_s``
+    0 a free worker takes whatever waits at once, so ``max_batch=1`` is an M/G/c
+    FIFO queue. At most ``queue_capacity`` items wait (those in service not
+    counted; 0 makes a loss system); an item that would exceed it is dropped:
+    its event succeeds with ``dropped="cloud_queue_full"``, nothing is raised.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        name: str,
+        workers: int,
+        service_time: Callable[[int], float],
+        max_batch: int = 1,
+        max_wait_s: float = 0.0,
+        queue_capacity: int | None = None,
+    ) -> None:
+        if not _is_count(workers, 1):
+            raise ValueError(f"cloud {name!r}: workers must be a positive integer, got {workers!r}")
+        if not _is_count(max_batch, 1):
+            raise ValueError(f"cloud {name!r}: max_batch must be a positive integer: {max_batch!r}")
+        if not (max_wait_s >= 0 and math.isfinite(max_wait_s)):
+            raise ValueError(f"cloud {name!r}: max_wait_s must be >= 0, got {max_wait_s!r}")
+        if queue_capacity is not None and not _is_count(queue_capacity, 0):
+            raise ValueError(f"cloud {name!r}: queue_capacity must be >= 0: {queue_capacity!r}")
+        self.env = env
+        self.name = name
+        self.workers = int(workers)
+        self.service_time = service_time
+        self.max_batch = int(max_batch)
+        self.max_wait_s = float(max_wait_s)
+        self.queue_capacity = None if queue_capacity is None else int(queue_capacity)
+        self.submitted = 0
+        self.dropped = 0
+        self.completed = 0
+        self.batches = 0
+        self.peak_busy_workers = 0
+        self.peak_queue = 0
+        self._queue: deque[_Waiting] = deque()
+        self._idle: deque[simpy.Event] = deque()
+        self._busy = 0
+        self._timer_pending = False
+        self._fired_deadline_s = -math.inf
+        for worker in range(self.workers):
+            env.process(self.serve(worker))
+
+    @property
+    def queue_length(self) -> int:
+        """Items waiting for a worker now."""
+        return len(self._queue)
+
+    def submit(self, tag: Any = None) -> simpy.Event:
+        """Queue one item; the event succeeds with its :class:`CloudOutcome`."""
+        now = self.env.now
+        done = self.env.event()
+        self.submitted += 1
+        self._queue.append(_Waiting(tag, now, now + self.max_wait_s, done))
+        self._dispatch()
+        # Only items left waiting count against the capacity; dispatch takes from
+        # the front, so when the queue overflows the newcomer is the one at the back.
+        if self.queue_capacity is not None and len(self._queue) > self.queue_capacity:
+            self._queue.pop()
+            self.dropped += 1
+            done.succeed(CloudOutcome(tag, now, math.nan, math.nan, 0, -1, CLOUD_QUEUE_FULL))
+        self.peak_queue = max(self.peak_queue, len(self._queue))
+        return done
+
+    def serve(self, worker: int) -> Generator[simpy.Event, Any, None]:
+        """One worker: wait to be handed a batch, hold it for its service time, answer it."""
+        env = self.env
+        while True:
+            handed = env.event()
+            self._idle.append(handed)
+            self._dispatch()
+            batch: list[_Waiting] = yield handed
+            start = env.now
+            yield env.timeout(self.service_time(len(batch)))
+            end = env.now
+            self._busy -= 1
+            self.completed += len(batch)
+            for item in batch:
+                item.done.succeed(
+                    CloudOutcome(item.tag, item.enqueued_s, start, end, len(batch), worker)
+                )
+
+    def _ready(self) -> bool:
+        queue = self._queue
+        if len(queue) >= self.max_batch:
+            return True
+        # Compare with the deadline the timer aimed at too: now + (deadline - now)
+        # can round to just below the deadline.
+        return bool(queue) and queue[0].deadline_s <= max(self.env.now, self._fired_deadline_s)
+
+    def _dispatch(self) -> None:
+        """Hand batches to idle workers while a batch is ready; else wake at the next deadline."""
+        while self._idle and self._ready():
+            size = min(self.max_batch, len(self._queue))
+            batch = [self._queue.popleft() for _ in range(size)]
+            self._busy += 1
+            self.batches += 1
+            self.peak_busy_workers = max(self.peak_busy_workers, self._busy)
+            self._idle.popleft().succeed(batch)
+        if self._idle and self._queue and not self._timer_pending:
+            # The oldest item's deadline only moves later as items leave, so one
+            # pending timer that re-dispatches when it fires is never late.
+            deadline = self._queue[0].deadline_s
+            self._timer_pending = True
+            timer = self.env.timeout(max(0.0, deadline - self.env.now), deadline)
+            timer.callbacks.append(self._on_deadline)
+
+    def _on_deadline(self, timer: simpy.Event) -> None:
+        self._timer_pending = False
+        self._fired_deadline_s = timer.value
+        self._dispatch()
