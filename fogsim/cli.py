@@ -26,10 +26,13 @@ def _root() -> None:
 def _register() -> None:
     # Imported here so that `fogsim --help` stays quick and each command module
     # owns its own options.
-    from fogsim.commands import data, run, validate
+    from fogsim.commands import data, run, train, validate
+    from fogsim.commands import eval as evaluate
 
     app.command("run")(run.run)
     app.command("validate")(validate.validate)
+    app.command("train")(train.train)
+    app.command("eval")(evaluate.eval_cmd)
     app.add_typer(data.app, name="data", help="Datasets: where they are, what they hold.")
 
 

@@ -1,0 +1,54 @@
+"""Simulation speed at city scale: 10,000 devices and at least 1,000,000 requests.
+
+Prints simulated requests per second (median of several repeats, simulation
+only: the network's per-image outcomes are computed once and cached, as in a
+real run) and the process's peak memory, for each policy.
+
+    .venv/bin/python benchmarks/bench_sim.py [--repeats 3] [--checkpoint PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from pathlib import Path
+
+from fogsim.runner import outcomes_for
+from fogsim.scenario import load_scenario
+from fogsim.sim.engine import simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--duration", default="1400 s", help="simulated time (city: ~1M requests)")
+    parser.add_argument("--checkpoint", help="override the city scenario's checkpoint")
+    args = parser.parse_args()
+    overrides = [f"duration={args.duration}"]
+    if args.checkpoint:
+        overrides.append(f"model.checkpoint={Path(args.checkpoint).resolve()}")
+    print(f"{'policy':<12} {'devices':>8} {'requests':>10} {'offloaded':>10} "
+          f"{'median s':>9} {'requests/s':>11}")
+    for policy in ("early_exit", "edge_only", "cloud_only"):
+        scenario = load_scenario(ROOT / "scenarios/city.yaml", [*overrides, f"policy={{name: {policy}}}"])
+        outcomes = outcomes_for(scenario)
+        times = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            result = simulate(scenario, outcomes)
+            times.append(time.perf_counter() - started)
+        n = result.columns["request"].size
+        offloaded = int((result.columns["bytes_sent"] > 0).sum())
+        median = statistics.median(times)
+        print(f"{policy:<12} {scenario.device_count:>8} {n:>10,} {offloaded:>10,} "
+              f"{median:>9.2f} {n / median:>11,.0f}")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory (max RSS of this process, torch included): {peak_mib:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
