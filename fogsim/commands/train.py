@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from pathlib import Path
 
 import typer
@@ -37,10 +36,10 @@ def train(
     r = load_recipe(recipe)
     output = Path("models") / f"{r.name}.pt" if output is None else output
     work_dir = default_work_dir(r.name) if work_dir is None else work_dir
-    command = (
-        shlex.join(["fogsim", "train", *sys.argv[2:]])
-        if len(sys.argv) > 2
-        else (f"fogsim train {recipe}")
+    typer.echo(f"training {r.name}; per-epoch state in {work_dir}")
+    # Recorded in the card so that anyone can rerun exactly this training.
+    command = shlex.join(
+        ["fogsim", "train", str(recipe), "--output", str(output), "--threads", str(threads)]
     )
     card = train_recipe(
         r,

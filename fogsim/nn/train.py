@@ -81,8 +81,10 @@ def _optimizer(model: HybridNet, r: Recipe, steps: int) -> tuple[torch.optim.Opt
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
     if r.lr_schedule == "onecycle":
+        # A quarter of the steps warm up; at least two, since OneCycleLR divides by the count.
+        warmup = max(0.25, 2 / steps) if steps >= 4 else 0.5
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=r.lr, total_steps=steps, pct_start=0.25
+            opt, max_lr=r.lr, total_steps=max(steps, 4), pct_start=warmup
         )
     elif r.lr_schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
