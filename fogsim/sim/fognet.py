@@ -60,10 +60,16 @@ class Fog:
             for i, g in enumerate(scenario.network.gateways)
             if g.access == "shared" and g.cell is not None
         }
-        self.routes = [
-            [self.links[name] for name in route_to_cloud(graph, g.name)]
-            for g in scenario.network.gateways
-        ]
+        # Per gateway: (link, column recording when the request left it), in order.
+        self.times = FogTimes.empty(n_requests)
+        self.hops: list[list[tuple[Link, np.ndarray]]] = []
+        for index, gateway in enumerate(scenario.network.gateways):
+            route = [self.links[name] for name in route_to_cloud(graph, gateway.name)]
+            hops = [(route[0], self.times.backhaul_end_s)]
+            hops += [(link, self.times.cloud_link_end_s) for link in route[1:]]
+            if index in self.cells:
+                hops.insert(0, (self.cells[index], self.times.cell_end_s))
+            self.hops.append(hops)
         profile = scenario.cloud.profile
         self.cloud = CloudServer(
             env,
@@ -76,35 +82,22 @@ class Fog:
             max_wait_s=scenario.cloud.batching.max_wait,
             queue_capacity=scenario.cloud.queue_capacity,
         )
-        self.times = FogTimes.empty(n_requests)
 
-    def carry(self, request: int, gateway: int, bits: float) -> Generator[simpy.Event, Any, None]:
-        """One request from its gateway (or its shared cell) to the cloud and through it."""
-        times = self.times
-        cell = self.cells.get(gateway)
-        if cell is not None:
-            yield cell.transmit(bits)
-            times.cell_end_s[request] = self.env.now
-        route = self.routes[gateway]
-        yield route[0].transmit(bits)
-        times.backhaul_end_s[request] = self.env.now
-        for link in route[1:]:
-            yield link.transmit(bits)
-        times.cloud_link_end_s[request] = self.env.now
-        outcome: CloudOutcome = yield self.cloud.submit(request)
-        times.cloud_enqueue_s[request] = outcome.enqueued_s
-        times.cloud_start_s[request] = outcome.start_s
-        times.cloud_end_s[request] = outcome.end_s
-        times.batch_size[request] = outcome.batch_size
-        times.cloud_dropped[request] = outcome.dropped is not None
+    def carry(self, request: int, gateway: int, bits: float) -> None:
+        """Send one request from its gateway (or its shared cell) to the cloud and through it.
+
+        A chain of callbacks rather than a process per request: each hop's
+        delivery starts the next one, so a request costs only its own events.
+        """
+        _Journey(self, request, bits, self.hops[gateway]).advance(None)
 
     def feed(
         self, ready_s: np.ndarray, requests: np.ndarray, gateways: np.ndarray, bits: np.ndarray
     ) -> Generator[simpy.Event, Any, None]:
         """Release each request into the fog when it is ready, in time order.
 
-        One feeder instead of a process per request waiting from time zero keeps
-        only the requests in flight alive.
+        One feeder instead of an event per request waiting from time zero keeps
+        only the requests in flight in the event queue.
         """
         env = self.env
         for at, request, gateway, size in zip(
@@ -112,7 +105,7 @@ class Fog:
         ):
             if at > env.now:
                 yield env.timeout(at - env.now)
-            env.process(self.carry(request, gateway, size))
+            self.carry(request, gateway, size)
 
     def link_stats(self, duration_s: float) -> dict[str, dict[str, float]]:
         """Utilisation and traffic of every shared link over the run."""
@@ -137,3 +130,38 @@ def _service_time(overhead_s: float, per_item_s: float) -> Callable[[int], float
         return overhead_s + batch_size * per_item_s
 
     return service_time
+
+
+class _Journey:
+    """One request on its way through the shared hops and the cloud."""
+
+    __slots__ = ("fog", "request", "bits", "hops", "next_hop")
+
+    def __init__(
+        self, fog: Fog, request: int, bits: float, hops: list[tuple[Link, np.ndarray]]
+    ) -> None:
+        self.fog = fog
+        self.request = request
+        self.bits = bits
+        self.hops = hops
+        self.next_hop = 0
+
+    def advance(self, delivered: simpy.Event | None) -> None:
+        """Called when the previous hop delivered: record it, then take the next hop or queue."""
+        if delivered is not None:
+            self.hops[self.next_hop - 1][1][self.request] = self.fog.env.now
+        if self.next_hop < len(self.hops):
+            link = self.hops[self.next_hop][0]
+            self.next_hop += 1
+            link.transmit(self.bits).callbacks.append(self.advance)
+        else:
+            self.fog.cloud.submit(self.request).callbacks.append(self.served)
+
+    def served(self, event: simpy.Event) -> None:
+        outcome: CloudOutcome = event.value
+        times, request = self.fog.times, self.request
+        times.cloud_enqueue_s[request] = outcome.enqueued_s
+        times.cloud_start_s[request] = outcome.start_s
+        times.cloud_end_s[request] = outcome.end_s
+        times.batch_size[request] = outcome.batch_size
+        times.cloud_dropped[request] = outcome.dropped is not None
