@@ -59,6 +59,9 @@ def print_summary(summary: dict) -> None:
         ("latency p99", ms(latency["p99"])),
         ("energy / inference, mean", mj(energy["mean"])),
         ("energy / inference, p95", mj(energy["p95"])),
+        ("  of which compute (mean)", mj(energy["compute"])),
+        ("  of which radio (mean)", mj(energy["radio"])),
+        ("  of which idle (mean)", mj(energy["idle"])),
     ]
     for name, value in rows:
         table.add_row(name, value)

@@ -1,0 +1,115 @@
+"""End to end: every shipped scenario runs (small), with the real shipped networks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fogsim.results import load_run
+from fogsim.runner import run
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = sorted(ROOT.glob("scenarios/*.yaml"))
+SUMMARY_KEYS = {"requests", "edge_exit_rate", "accuracy", "latency_s", "energy_j", "seed"}
+
+
+def shrink(path: Path) -> list[str]:
+    """Overrides that make a shipped scenario small: few devices per group, a short run."""
+    from fogsim.scenario import load_scenario
+
+    scenario = load_scenario(path)
+    return ["duration=20 s"] + [
+        f"devices[{i}].count={min(group.count, 5)}" for i, group in enumerate(scenario.devices)
+    ]
+
+
+def fogsim(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fogsim", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_shipped_scenario_runs_small(path: Path, tmp_path: Path) -> None:
+    result = run(path, overrides=shrink(path), out_dir=tmp_path / "run")
+    summary = result.summary
+    assert set(summary) >= SUMMARY_KEYS
+    assert summary["requests"] == len(result.requests) > 0
+    assert {"p50", "p95", "p99"} <= set(summary["latency_s"])
+    assert 0.0 <= summary["accuracy"] <= 1.0
+    for name in ("scenario.resolved.yaml", "requests.parquet", "summary.json"):
+        assert (tmp_path / "run" / name).is_file()
+    assert (tmp_path / "run/figures/latency_cdf.png").stat().st_size > 0
+    again = load_run(tmp_path / "run")
+    assert again.scenario == result.scenario
+    pd.testing.assert_frame_equal(again.requests, result.requests)
+
+
+def test_same_seed_gives_the_same_bytes(tmp_path: Path) -> None:
+    path = ROOT / "scenarios/campus.yaml"
+    for name in ("a", "b"):
+        run(path, overrides=shrink(path), out_dir=tmp_path / name)
+    for name in ("requests.parquet", "summary.json", "scenario.resolved.yaml"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_policies_bracket_the_early_exit(tmp_path: Path) -> None:
+    """edge_only never sends, cloud_only always sends; early exit lies between."""
+    path = ROOT / "scenarios/campus.yaml"
+    rates = {}
+    for policy in ("edge_only", "early_exit", "cloud_only"):
+        overrides = [*shrink(path), f"policy={{name: {policy}}}"]
+        rates[policy] = run(path, overrides=overrides, write=False).summary["edge_exit_rate"]
+    assert rates["edge_only"] == 1.0 and rates["cloud_only"] == 0.0
+    assert 0.0 < rates["early_exit"] < 1.0
+
+
+def test_run_command_prints_summary_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", str(ROOT / "scenarios/campus.yaml"), "-o", str(out), "-q"]
+    args += [arg for o in shrink(ROOT / "scenarios/campus.yaml") for arg in ("--set", o)]
+    first = fogsim(*args)
+    assert first.returncode == 0, first.stderr
+    assert "edge-exit rate" in first.stdout and "latency p95" in first.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    second = fogsim(*args)
+    assert second.returncode == 2 and "--overwrite" in second.stderr
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert fogsim(*args, "--overwrite").returncode == 0
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    result = fogsim(
+        "run",
+        str(ROOT / "scenarios/campus.yaml"),
+        "-o",
+        str(tmp_path / "run"),
+        "-q",
+        "--set",
+        f"model.checkpoint={bad}",
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "bad.pt" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path: Path) -> None:
+    result = fogsim(
+        "run",
+        str(ROOT / "scenarios/campus.yaml"),
+        "-o",
+        str(tmp_path / "run"),
+        "-q",
+        "--set",
+        f"dataset={{path: {tmp_path / 'nowhere'}}}",
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "nowhere" in result.stderr
