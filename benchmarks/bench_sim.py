@@ -31,10 +31,14 @@ def main() -> None:
     overrides = [f"duration={args.duration}"]
     if args.checkpoint:
         overrides.append(f"model.checkpoint={Path(args.checkpoint).resolve()}")
-    print(f"{'policy':<12} {'devices':>8} {'requests':>10} {'offloaded':>10} "
-          f"{'median s':>9} {'requests/s':>11}")
+    print(
+        f"{'policy':<12} {'devices':>8} {'requests':>10} {'offloaded':>10} "
+        f"{'median s':>9} {'requests/s':>11}"
+    )
     for policy in ("early_exit", "edge_only", "cloud_only"):
-        scenario = load_scenario(ROOT / "scenarios/city.yaml", [*overrides, f"policy={{name: {policy}}}"])
+        scenario = load_scenario(
+            ROOT / "scenarios/city.yaml", [*overrides, f"policy={{name: {policy}}}"]
+        )
         outcomes = outcomes_for(scenario)
         times = []
         for _ in range(args.repeats):
@@ -44,8 +48,10 @@ def main() -> None:
         n = result.columns["request"].size
         offloaded = int((result.columns["bytes_sent"] > 0).sum())
         median = statistics.median(times)
-        print(f"{policy:<12} {scenario.device_count:>8} {n:>10,} {offloaded:>10,} "
-              f"{median:>9.2f} {n / median:>11,.0f}")
+        print(
+            f"{policy:<12} {scenario.device_count:>8} {n:>10,} {offloaded:>10,} "
+            f"{median:>9.2f} {n / median:>11,.0f}"
+        )
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (max RSS of this process, torch included): {peak_mib:,.0f} MiB")
 
