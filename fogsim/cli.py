@@ -26,13 +26,14 @@ def _root() -> None:
 def _register() -> None:
     # Imported here so that `fogsim --help` stays quick and each command module
     # owns its own options.
-    from fogsim.commands import data, run, train, validate
+    from fogsim.commands import data, run, sweep, train, validate
     from fogsim.commands import eval as evaluate
 
     app.command("run")(run.run)
     app.command("validate")(validate.validate)
     app.command("train")(train.train)
     app.command("eval")(evaluate.eval_cmd)
+    app.command("sweep")(sweep.sweep)
     app.add_typer(data.app, name="data", help="Datasets: where they are, what they hold.")
 
 
