@@ -26,7 +26,7 @@ def _root() -> None:
 def _register() -> None:
     # Imported here so that `fogsim --help` stays quick and each command module
     # owns its own options.
-    from fogsim.commands import data, run, sweep, train, validate
+    from fogsim.commands import data, plot, run, sweep, train, validate
     from fogsim.commands import eval as evaluate
 
     app.command("run")(run.run)
@@ -34,6 +34,7 @@ def _register() -> None:
     app.command("train")(train.train)
     app.command("eval")(evaluate.eval_cmd)
     app.command("sweep")(sweep.sweep)
+    app.command("plot")(plot.plot)
     app.add_typer(data.app, name="data", help="Datasets: where they are, what they hold.")
 
 

@@ -134,6 +134,8 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
     if not summary:
         return {}
     flat = {key: summary.get(key) for key in SUMMARY_FIELDS}
+    # "policy" may also be a grid dimension (policy={name: cloud_only}); keep both.
+    flat["policy_name"] = flat.pop("policy")
     for stat, value in summary["latency_s"].items():
         flat[f"latency_{stat}_s"] = value
     for stat, value in summary["energy_j"].items():
