@@ -48,8 +48,8 @@ class Dimension:
         return parse(value, self)
 
     def format(self, value: float) -> str:
-        """Write a base-unit float back as a string that ``parse`` accepts."""
-        return f"{value:.12g} {self.base}"
+        """Write a base-unit float back as a string that ``parse`` reads to the same float."""
+        return f"{value!r} {self.base}"
 
 
 TIME = Dimension("time", "s", "'25 ms', '3 min', '1.5 h'")
