@@ -60,7 +60,9 @@ def summarize(scenario: Scenario, frame: pd.DataFrame, extra: dict[str, Any]) ->
         "dropped_by_reason": {str(k): int(v) for k, v in drops.items()},
         "unfinished": int(counts.get("unfinished", 0)),
         "late": int(frame["late"].sum()),
-        "edge_exit_rate": _ratio(counts.get("answered_edge", 0), len(answered)),
+        # The policy's exits only: deadline fallbacks are answered at the edge but counted apart.
+        "edge_exit_rate": _ratio(int((answered["path"] == "edge").sum()), len(answered)),
+        "deadline_fallbacks": int((frame["reason"] == "deadline_fallback").sum()),
         "accuracy": _ratio(int(answered["correct"].sum()), len(answered)),
         "latency_s": _quantiles(answered["latency_s"]),
         "latency_by_path_s": {
