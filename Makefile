@@ -26,7 +26,7 @@ data: $(STAMP)
 	bash scripts/provision-data.sh
 
 run: setup
-	$(BIN)/fogsim run scenarios/city.yaml
+	$(BIN)/fogsim run scenarios/city.yaml -o runs/city --overwrite
 
 test: setup
 	$(BIN)/ruff check .
