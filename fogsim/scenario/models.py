@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PositiveInt,
     ValidationInfo,
-    field_validator,
 )
 
 from fogsim.policies import EarlyExit, PolicySpec
@@ -49,6 +49,21 @@ def _resolve_path(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, str | Path) and base is not None:
         return (Path(base) / Path(value).expanduser()).resolve()
     return value
+
+
+ScenarioPath = Annotated[Path, BeforeValidator(_resolve_path)]
+
+
+def _existing_file(what: str, hint: str = "") -> AfterValidator:
+    def exists(path: Path) -> Path:
+        if not path.is_file():
+            extra = f"; {hint}" if hint else ""
+            raise ValueError(
+                f"{what} not found: {path} (paths are relative to the scenario file{extra})"
+            )
+        return path
+
+    return AfterValidator(exists)
 
 
 # ---------------------------------------------------------------- profiles
@@ -133,21 +148,9 @@ class Bursty(Strict):
 
 class CsvTimestamps(Strict):
     process: Literal["csv"]
-    path: Path
+    path: Annotated[ScenarioPath, _existing_file("timestamp file")]
     column: str = "time_s"
     device_column: str | None = None
-
-    @field_validator("path", mode="before")
-    @classmethod
-    def _relative(cls, value: Any, info: ValidationInfo) -> Any:
-        return _resolve_path(value, info)
-
-    @field_validator("path")
-    @classmethod
-    def _exists(cls, value: Path) -> Path:
-        if not value.is_file():
-            raise ValueError(f"timestamp file not found: {value}")
-        return value
 
 
 Arrival = Annotated[Poisson | Periodic | Bursty | CsvTimestamps, Field(discriminator="process")]
@@ -221,32 +224,14 @@ class Cloud(Strict):
 # ---------------------------------------------------------------- the rest
 class DatasetSpec(Strict):
     name: str | None = None
-    path: Path | None = None
+    path: ScenarioPath | None = None
     split: Literal["train", "test"] = "test"
-
-    @field_validator("path", mode="before")
-    @classmethod
-    def _relative(cls, value: Any, info: ValidationInfo) -> Any:
-        return _resolve_path(value, info)
 
 
 class ModelSpec(Strict):
-    checkpoint: Path
-
-    @field_validator("checkpoint", mode="before")
-    @classmethod
-    def _relative(cls, value: Any, info: ValidationInfo) -> Any:
-        return _resolve_path(value, info)
-
-    @field_validator("checkpoint")
-    @classmethod
-    def _exists(cls, value: Path) -> Path:
-        if not value.is_file():
-            raise ValueError(
-                f"checkpoint not found: {value} (paths are relative to the scenario file; "
-                "shipped checkpoints are in models/)"
-            )
-        return value
+    checkpoint: Annotated[
+        ScenarioPath, _existing_file("checkpoint", "shipped checkpoints are in models/")
+    ]
 
 
 class Deadline(Strict):
