@@ -91,6 +91,11 @@ def run_inference(
             f"{dataset.name} images are {tuple(dataset.images.shape[1:])} (H, W, C) but "
             f"{ckpt.path} expects {_hwc(model.input_shape)}; pick a checkpoint for this dataset"
         )
+    if len(dataset.classes) != model.num_classes:
+        raise UserInputError(
+            f"{dataset.name} has {len(dataset.classes)} classes but {ckpt.path} predicts "
+            f"{model.num_classes}; pick a checkpoint trained on this dataset"
+        )
     sizes: list[np.ndarray] = []
     precision = model.edge_act_precision
     with torch.inference_mode():

@@ -6,6 +6,7 @@ import torch
 
 import fogsim.inference as inference
 from fogsim.data.dataset import Dataset, fingerprint
+from fogsim.errors import UserInputError
 from fogsim.inference import run_inference
 from fogsim.nn.checkpoint import save_checkpoint
 from fogsim.nn.codec import compressed_sizes, pack_features
@@ -103,3 +104,16 @@ def test_split_tensor_is_bit_packed_at_its_precision():
     assert pack_features(q, "fp32").shape == (1, 16)
     zeros = torch.full((3, 4096), -1.0)
     assert (compressed_sizes(zeros, "binary") < 4096 // 8).all()  # zlib shrinks a constant tensor
+
+
+def test_a_dataset_the_network_cannot_read_is_refused(tmp_path, checkpoint):
+    path, _ = checkpoint
+    ds = _dataset(5, 3)
+    rgb = Dataset(
+        "rgb", "test", np.zeros((5, 32, 32, 3), np.uint8), ds.labels, ds.classes, "f1", "m"
+    )
+    with pytest.raises(UserInputError, match="expects"):
+        run_inference(path, rgb, cache_dir=tmp_path, progress=False)
+    ten = Dataset("ten", "test", ds.images, ds.labels, tuple("abcdefghij"), "f2", "m")
+    with pytest.raises(UserInputError, match="classes"):
+        run_inference(path, ten, cache_dir=tmp_path, progress=False)
