@@ -143,17 +143,28 @@ def latency_cdf_by_bandwidth(requests: pd.DataFrame, dims: SweepDims) -> plt.Fig
 
 
 def scale_figure(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | str:
-    """p95 latency and edge-exit rate against the device count (a line per bandwidth)."""
+    """Latency, unanswered share and edge-exit rate against the device count (a line per bandwidth).
+
+    Past saturation the cloud path's requests stop being answered, so the p95 of the
+    answered ones can even fall; the cloud-path p95 and the unanswered share show it.
+    """
     if dims.count is None:
         return f"the grid has no device count dimension ({dims.grid_text()})"
-    data = points.assign(latency_p95_ms=points["latency_p95_s"] * 1e3)
+    data = points.assign(
+        latency_p95_ms=points["latency_p95_s"] * 1e3,
+        latency_cloud_p95_ms=points["latency_cloud_p95_s"] * 1e3,
+        unanswered=(points["requests"] - points["answered"]) / points["requests"],
+    )
     hue = dims.bandwidth or (dims.policies and "policy_name") or None
     hue_order = _ordered(data[hue]) if hue else None
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, y, label in (
-        (left, "latency_p95_ms", "p95 latency (ms)"),
-        (right, "edge_exit_rate", "edge-exit rate"),
-    ):
+    figure, axes = plt.subplots(2, 2, figsize=(11, 8))
+    panels = (
+        ("latency_p95_ms", "p95 latency, answered (ms)"),
+        ("latency_cloud_p95_ms", "p95 latency, cloud path (ms)"),
+        ("unanswered", "share of requests unanswered"),
+        ("edge_exit_rate", "edge-exit rate of answered"),
+    )
+    for ax, (y, label) in zip(axes.flat, panels, strict=True):
         sns.lineplot(
             data, x="devices", y=y, hue=hue, hue_order=hue_order, marker="o", errorbar="sd", ax=ax
         )
@@ -161,9 +172,11 @@ def scale_figure(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | str:
         _plain_log_ticks(ax.xaxis)
         if hue:
             ax.legend(title=hue.rsplit(".", 1)[-1])
-    left.set_yscale("log")
-    _plain_log_ticks(left.yaxis)
+    for ax in axes[0]:
+        ax.set_yscale("log")
+        _plain_log_ticks(ax.yaxis)
     figure.suptitle("Scale: where the shared links saturate")
+    figure.tight_layout()
     return figure
 
 

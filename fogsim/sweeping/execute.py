@@ -113,7 +113,7 @@ def _execute(
     progress: bool,
 ) -> None:
     from distributed import as_completed
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: it warns in notebooks without ipywidgets
 
     # One inference task per distinct network and dataset; every point of it waits on it.
     outcomes = {}

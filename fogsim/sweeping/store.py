@@ -138,6 +138,9 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
     flat["policy_name"] = flat.pop("policy")
     for stat, value in summary["latency_s"].items():
         flat[f"latency_{stat}_s"] = value
+    for path, stats in summary.get("latency_by_path_s", {}).items():
+        for stat, value in stats.items():
+            flat[f"latency_{path}_{stat}_s"] = value
     for stat, value in summary["energy_j"].items():
         flat[f"energy_{stat}_j"] = value
     return flat
