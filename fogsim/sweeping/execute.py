@@ -24,7 +24,6 @@ from fogsim.sweeping.spec import Point, SweepSpec, is_sweep_file, load_sweep_fil
 from fogsim.sweeping.store import SweepResult, SweepStore, load_sweep
 
 if TYPE_CHECKING:
-    import pandas as pd
     from distributed import Client
 
     from fogsim.inference import InferenceOutcomes
@@ -128,6 +127,7 @@ def _execute(
             simulate_task,
             scenarios[point.id],
             outcomes[_outcome_key(scenarios[point.id])],
+            point,
             key=f"point-{point.id}",
             pure=False,
         ): point
@@ -141,8 +141,8 @@ def _execute(
                 error = future.exception()
                 store.write_failed(point, f"{type(error).__name__}: {error}")
             else:
-                frame, summary, wall_s = future.result()
-                store.write_done(point, frame, summary, wall_s)
+                parquet, summary, wall_s = future.result()
+                store.write_done(point, parquet, summary, wall_s)
             future.release()
             bar.update(1)
 
@@ -155,17 +155,23 @@ def outcomes_task(scenario: Scenario) -> InferenceOutcomes:
 
 
 def simulate_task(
-    scenario: Scenario, outcomes: InferenceOutcomes
-) -> tuple[pd.DataFrame, dict[str, Any], float]:
-    """A worker's share: simulate one point; return its requests, summary and wall time."""
+    scenario: Scenario, outcomes: InferenceOutcomes, point: Point
+) -> tuple[bytes, dict[str, Any], float]:
+    """A worker's share: simulate one point; return its requests as Parquet, summary, wall time.
+
+    Encoding Parquet here, not in the client, keeps the one writer from becoming the
+    bottleneck, and bytes cross to a remote client more cheaply than a pickled frame.
+    """
     from fogsim.results import requests_frame, summarize
     from fogsim.sim.engine import simulate
+    from fogsim.sweeping.store import point_parquet
 
     started = time.perf_counter()
     result = simulate(scenario, outcomes)
     frame = requests_frame(result.columns)
     summary = summarize(scenario, frame, {"links": result.links, "cloud": result.cloud})
-    return frame, summary, time.perf_counter() - started
+    wall_s = time.perf_counter() - started
+    return point_parquet(frame, point), summary, wall_s
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ sweep leaves whole files only; a rerun redoes any point without a ``done`` marke
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -76,12 +77,11 @@ class SweepStore:
             return []
         return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
 
-    def write_done(self, point: Point, frame: pd.DataFrame, summary: dict, wall_s: float) -> None:
-        """Write a point's requests, then its marker: the marker is what makes it done."""
+    def write_done(self, point: Point, parquet: bytes, summary: dict, wall_s: float) -> None:
+        """Write a point's requests (Parquet bytes), then its marker, which makes it done."""
         part = self.directory / "requests" / f"point={point.id}" / "part-0.parquet"
         part.parent.mkdir(parents=True, exist_ok=True)
-        with _staging(part) as staged:
-            with_point_columns(frame, point).to_parquet(staged, index=False)
+        _atomic_write(part, parquet)
         self._write_marker(point, "done", wall_s, summary=summary)
 
     def write_failed(self, point: Point, error: str) -> None:
@@ -111,10 +111,11 @@ class SweepStore:
         return table
 
 
-def with_point_columns(frame: pd.DataFrame, point: Point) -> pd.DataFrame:
-    """The requests of one point, with its grid values and seed as columns."""
-    extra = {key: value for key, value in point.params.items()}
-    return frame.assign(**extra, seed=point.seed)
+def point_parquet(frame: pd.DataFrame, point: Point) -> bytes:
+    """The requests of one point, with its grid values and seed as columns, as Parquet bytes."""
+    buffer = io.BytesIO()
+    frame.assign(**point.params, seed=point.seed).to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def points_table(markers: list[dict[str, Any]]) -> pd.DataFrame:
