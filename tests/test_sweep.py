@@ -185,6 +185,15 @@ def test_a_failing_point_is_recorded_and_reported(
     table = pd.read_csv(tmp_path / "points.csv")
     assert sorted(table["status"]) == ["done", "failed"]
     assert set(result.requests["seed"]) == {7}
+    monkeypatch.setattr(execute, "simulate_task", task)
+    retried = sweep(CAMPUS, replications=2, overrides=SMALL, out_dir=tmp_path, client=client)
+    assert list(retried.points["status"]) == ["done", "done"]
+    assert retried.points["error"].eq("").all()
+
+
+def test_a_cluster_is_given_one_way_only(client: Client, tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="give one of"):
+        sweep(CAMPUS, overrides=SMALL, out_dir=tmp_path, client=client, workers=2)
 
 
 def test_a_different_sweep_in_the_same_directory_is_refused(client: Client, tmp_path: Path) -> None:

@@ -49,6 +49,9 @@ def sweep(
     Without ``client`` or ``scheduler``, a local cluster of ``workers`` processes
     (default: one per core) runs it.
     """
+    given = [name for name, value in (("client", client), ("scheduler", scheduler)) if value]
+    if len(given) > 1 or (given and workers is not None):
+        raise UserInputError("give one of: a client, a scheduler address, or a worker count")
     spec = _spec(scenario, grid, replications, seeds)
     if overrides:
         spec = dataclasses.replace(spec, overrides=[*spec.overrides, *overrides])
