@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+import yaml  # noqa: E402
 
 from fogsim import units  # noqa: E402
 
@@ -82,6 +83,9 @@ def run_figures(frame: pd.DataFrame, directory: Path) -> list[Path]:
 
 # ---------------------------------------------------------------- sweeps
 # Each sweep figure returns a Figure, or a sentence saying why the sweep cannot draw it.
+# Idle energy between requests often outweighs compute and radio a thousandfold and
+# hardly depends on the policy, so the trade-off figures plot the active part.
+ACTIVE_ENERGY_LABEL = "compute + radio energy\nper request (mJ)"
 _ENERGY_MJ = {"energy_compute_j": "compute", "energy_radio_j": "radio", "energy_idle_j": "idle"}
 
 
@@ -185,7 +189,7 @@ def threshold_tradeoff(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | st
     if dims.threshold is None:
         return f"the grid has no policy.threshold dimension ({dims.grid_text()})"
     data = points.assign(
-        energy_mean_mj=points["energy_mean_j"] * 1e3, latency_p95_ms=points["latency_p95_s"] * 1e3
+        active_mj=_active_energy_mj(points), latency_p95_ms=points["latency_p95_s"] * 1e3
     )
     hue = None
     if dims.checkpoint:
@@ -194,31 +198,39 @@ def threshold_tradeoff(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | st
     figure, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, y, label in (
         (axes[0], "accuracy", "accuracy"),
-        (axes[1], "energy_mean_mj", "mean energy per request (mJ)"),
+        (axes[1], "active_mj", ACTIVE_ENERGY_LABEL),
         (axes[2], "latency_p95_ms", "p95 latency (ms)"),
     ):
         sns.lineplot(data, x=dims.threshold, y=y, hue=hue, marker="o", errorbar="sd", ax=ax)
         ax.set(xlabel="exit threshold", ylabel=label)
     figure.suptitle("Accuracy, energy and latency against the exit threshold")
+    figure.tight_layout()
     return figure
 
 
 def energy_by_component(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | str:
-    """Mean device energy per request by component, one stacked bar per grid point."""
+    """Mean device energy per request, a panel per component and a bar per grid point.
+
+    A panel each, not stacked bars: idle energy is often a thousand times the compute
+    energy, which would vanish on a shared axis.
+    """
     columns = {f"energy_{name}_j": name for name in _ENERGY_MJ.values()}
     if not len(points) or not set(columns) <= set(points):
         return "no finished point"
     keys = list(dims.grid)
-    means = (
-        points.groupby(keys, sort=False)[list(columns)].mean()
-        if keys
-        else points[list(columns)].mean().to_frame("all points").T
-    )
+    if keys:
+        means = points.groupby(keys, sort=False)[list(columns)].mean()
+    else:
+        means = points[list(columns)].mean().to_frame("all points").T
     means = means.rename(columns=columns) * 1e3
     means.index = [_label(index, keys) for index in means.index]
-    figure, axes = plt.subplots(figsize=(max(6, 0.6 * len(means) + 2), 4.5))
-    means.plot.bar(stacked=True, ax=axes, rot=90, color=sns.color_palette("deep", 3))
-    axes.set(ylabel="mean energy per request (mJ)", title="Device energy by component")
+    width = max(4.0, 0.5 * len(means) + 1.5)
+    figure, axes = plt.subplots(1, 3, figsize=(3 * width, 4.5), sharex=True)
+    colours = sns.color_palette("deep", 3)
+    for ax, name, colour in zip(axes, means.columns, colours, strict=True):
+        means[name].plot.bar(ax=ax, rot=90, color=colour)
+        ax.set(title=name, ylabel="mean energy per request (mJ)" if ax is axes[0] else "")
+    figure.suptitle("Device energy per request by component")
     return figure
 
 
@@ -227,18 +239,25 @@ def policy_comparison(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | str
     if not dims.policies:
         return f"the grid does not vary the policy ({dims.grid_text()})"
     data = points.assign(
-        energy_mean_mj=points["energy_mean_j"] * 1e3, latency_p95_ms=points["latency_p95_s"] * 1e3
+        active_mj=_active_energy_mj(points), latency_p95_ms=points["latency_p95_s"] * 1e3
     )
-    figure, axes = plt.subplots(1, 4, figsize=(16, 4))
+    if "policy" in dims.grid:
+        # A grid on the whole policy mapping tells variants of one policy apart (thresholds).
+        data["policy_name"] = data["policy"].map(_policy_label)
+    figure, axes = plt.subplots(1, 4, figsize=(17, 5))
     for ax, y, label in (
         (axes[0], "edge_exit_rate", "edge-exit rate"),
         (axes[1], "accuracy", "accuracy"),
         (axes[2], "latency_p95_ms", "p95 latency (ms)"),
-        (axes[3], "energy_mean_mj", "mean energy per request (mJ)"),
+        (axes[3], "active_mj", ACTIVE_ENERGY_LABEL),
     ):
         sns.barplot(data, x="policy_name", y=y, errorbar="sd", ax=ax)
         ax.set(xlabel="policy", ylabel=label)
+        ax.tick_params(axis="x", labelrotation=30)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
     figure.suptitle("Policies compared")
+    figure.tight_layout()
     return figure
 
 
@@ -293,6 +312,19 @@ def _ordered(values: pd.Series) -> list:
             return (1, 0.0, str(value))
 
     return sorted(distinct, key=magnitude)
+
+
+def _policy_label(text: object) -> str:
+    """``{name: early_exit, threshold: 0.5}`` -> ``early_exit\nthreshold 0.5``."""
+    spec = yaml.safe_load(str(text))
+    if not isinstance(spec, dict):
+        return str(text)
+    rest = [f"{key} {value}" for key, value in spec.items() if key != "name"]
+    return "\n".join([str(spec.get("name", "?")), *rest])
+
+
+def _active_energy_mj(points: pd.DataFrame) -> pd.Series:
+    return (points["energy_compute_j"] + points["energy_radio_j"]) * 1e3
 
 
 def _plain_log_ticks(axis: matplotlib.axis.Axis) -> None:
