@@ -102,7 +102,8 @@ def failure_report(result: SweepResult) -> str:
     failed = result.failed
     lines = [f"{len(failed)} of {len(result.points)} points failed:"]
     for _, row in failed.iterrows():
-        lines.append(f"  - point {row['point']} (seed {row['seed']}): {row['error']}")
+        values = "".join(f"{key}={row[key]}, " for key in result.spec["grid"])
+        lines.append(f"  - point {row['point']} ({values}seed {row['seed']}): {row['error']}")
     return "\n".join(lines)
 
 
@@ -140,12 +141,14 @@ def _execute(
     with bar:
         for future in as_completed(futures):
             point = futures.pop(future)
-            if future.status == "error":
-                error = future.exception()
-                store.write_failed(point, f"{type(error).__name__}: {error}")
-            else:
+            if future.status == "finished":
                 parquet, summary, wall_s = future.result()
                 store.write_done(point, parquet, summary, wall_s)
+            elif future.status == "error":
+                error = future.exception()
+                store.write_failed(point, f"{type(error).__name__}: {error}")
+            else:  # cancelled, e.g. by a scheduler that went away
+                store.write_failed(point, f"the task was {future.status}")
             future.release()
             bar.update(1)
 
