@@ -7,24 +7,36 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
+import matplotlib.axis
 import matplotlib.ticker
+import pandas as pd
+import seaborn as sns
+import yaml
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-import yaml  # noqa: E402
-
-from fogsim import units  # noqa: E402
+from fogsim import units
 
 # Same run, same bytes: no dates in SVG/PNG metadata, a fixed SVG id salt.
-plt.rcParams["svg.hashsalt"] = "fogsim"
+matplotlib.rcParams["svg.hashsalt"] = "fogsim"
 _METADATA = {"svg": {"Date": None}, "png": {"Software": None}}
 
 
-def save(figure: plt.Figure, directory: Path, stem: str) -> list[Path]:
+def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
+    """A figure and its axes, made without pyplot.
+
+    Outside pyplot there is no backend to choose (none is forced on a notebook that
+    imports this module), no GUI window, and nothing to close afterwards.
+    """
+    squeeze = kwargs.pop("squeeze", True)
+    sharex = kwargs.pop("sharex", False)
+    figure = Figure(**kwargs)
+    return figure, figure.subplots(nrows, ncols, squeeze=squeeze, sharex=sharex)
+
+
+def save(figure: Figure, directory: Path, stem: str) -> list[Path]:
     """Save ``figure`` as PNG and SVG in ``directory``; return the paths."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -32,14 +44,13 @@ def save(figure: plt.Figure, directory: Path, stem: str) -> list[Path]:
         path = directory / f"{stem}.{extension}"
         figure.savefig(path, dpi=120, bbox_inches="tight", metadata=_METADATA[extension])
         paths.append(path)
-    plt.close(figure)
     return paths
 
 
-def latency_cdf(frame: pd.DataFrame) -> plt.Figure:
+def latency_cdf(frame: pd.DataFrame) -> Figure:
     """Empirical CDF of answered requests' latency, one line per path."""
     answered = frame[frame["status"].astype(str).str.startswith("answered")]
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure, axes = subplots(figsize=(6, 4))
     if len(answered):
         data = answered.assign(
             path=answered["path"].astype(str), latency_ms=answered["latency_s"] * 1e3
@@ -52,7 +63,7 @@ def latency_cdf(frame: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def energy_breakdown(frame: pd.DataFrame) -> plt.Figure:
+def energy_breakdown(frame: pd.DataFrame) -> Figure:
     """Mean device energy per request by component, per device group and path."""
     answered = frame[frame["status"].astype(str).str.startswith("answered")]
     components = {"energy_compute_j": "compute", "energy_radio_j": "radio", "energy_idle_j": "idle"}
@@ -63,7 +74,7 @@ def energy_breakdown(frame: pd.DataFrame) -> plt.Figure:
         .rename(columns=components)
         * 1e3
     )
-    figure, axes = plt.subplots(figsize=(7, 4))
+    figure, axes = subplots(figsize=(7, 4))
     if len(means):
         means.index = [f"{g}\n{p}" for g, p in means.index]
         means.plot.bar(stacked=True, ax=axes, rot=0, color=sns.color_palette("deep", 3))
@@ -119,7 +130,7 @@ class SweepDims:
         return ", ".join(self.grid) or "no grid, seeds only"
 
 
-def latency_cdf_by_bandwidth(requests: pd.DataFrame, dims: SweepDims) -> plt.Figure | str:
+def latency_cdf_by_bandwidth(requests: pd.DataFrame, dims: SweepDims) -> Figure | str:
     """Latency CDFs of answered requests, one line per backhaul bandwidth (a panel per count)."""
     if dims.bandwidth is None:
         return f"the grid has no bandwidth dimension ({dims.grid_text()})"
@@ -130,7 +141,7 @@ def latency_cdf_by_bandwidth(requests: pd.DataFrame, dims: SweepDims) -> plt.Fig
         latency_ms=answered["latency_s"] * 1e3, bandwidth=answered[dims.bandwidth]
     )
     panels = _ordered(data[dims.count]) if dims.count else [None]
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    figure, axes = subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, value in zip(axes[0], panels, strict=True):
         part = data if value is None else data[data[dims.count] == value]
         hue_order = _ordered(data["bandwidth"])
@@ -146,7 +157,7 @@ def latency_cdf_by_bandwidth(requests: pd.DataFrame, dims: SweepDims) -> plt.Fig
     return figure
 
 
-def scale_figure(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | str:
+def scale_figure(points: pd.DataFrame, dims: SweepDims) -> Figure | str:
     """Latency, unanswered share and edge-exit rate against the device count (a line per bandwidth).
 
     Past saturation the cloud path's requests stop being answered, so the p95 of the
@@ -161,7 +172,7 @@ def scale_figure(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | str:
     )
     hue = dims.bandwidth or (dims.policies and "policy_name") or None
     hue_order = _ordered(data[hue]) if hue else None
-    figure, axes = plt.subplots(2, 2, figsize=(11, 8))
+    figure, axes = subplots(2, 2, figsize=(11, 8))
     panels = (
         ("latency_p95_ms", "p95 latency, answered (ms)"),
         ("latency_cloud_p95_ms", "p95 latency, cloud path (ms)"),
@@ -184,7 +195,7 @@ def scale_figure(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | str:
     return figure
 
 
-def threshold_tradeoff(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | str:
+def threshold_tradeoff(points: pd.DataFrame, dims: SweepDims) -> Figure | str:
     """Accuracy, mean device energy and p95 latency against the exit threshold."""
     if dims.threshold is None:
         return f"the grid has no policy.threshold dimension ({dims.grid_text()})"
@@ -195,7 +206,7 @@ def threshold_tradeoff(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | st
     if dims.checkpoint:
         data["network"] = data[dims.checkpoint].map(lambda p: Path(str(p)).stem)
         hue = "network"
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    figure, axes = subplots(1, 3, figsize=(15, 4))
     for ax, y, label in (
         (axes[0], "accuracy", "accuracy"),
         (axes[1], "active_mj", ACTIVE_ENERGY_LABEL),
@@ -208,7 +219,7 @@ def threshold_tradeoff(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | st
     return figure
 
 
-def energy_by_component(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | str:
+def energy_by_component(points: pd.DataFrame, dims: SweepDims) -> Figure | str:
     """Mean device energy per request, a panel per component and a bar per grid point.
 
     A panel each, not stacked bars: idle energy is often a thousand times the compute
@@ -225,7 +236,7 @@ def energy_by_component(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | s
     means = means.rename(columns=columns) * 1e3
     means.index = [_label(index, keys) for index in means.index]
     width = max(4.0, 0.5 * len(means) + 1.5)
-    figure, axes = plt.subplots(1, 3, figsize=(3 * width, 4.5), sharex=True)
+    figure, axes = subplots(1, 3, figsize=(3 * width, 4.5), sharex=True)
     colours = sns.color_palette("deep", 3)
     for ax, name, colour in zip(axes, means.columns, colours, strict=True):
         means[name].plot.bar(ax=ax, rot=90, color=colour)
@@ -234,7 +245,7 @@ def energy_by_component(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | s
     return figure
 
 
-def policy_comparison(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | str:
+def policy_comparison(points: pd.DataFrame, dims: SweepDims) -> Figure | str:
     """Edge-exit rate, accuracy, p95 latency and energy per policy."""
     if not dims.policies:
         return f"the grid does not vary the policy ({dims.grid_text()})"
@@ -244,7 +255,7 @@ def policy_comparison(points: pd.DataFrame, dims: SweepDims) -> plt.Figure | str
     if "policy" in dims.grid:
         # A grid on the whole policy mapping tells variants of one policy apart (thresholds).
         data["policy_name"] = data["policy"].map(_policy_label)
-    figure, axes = plt.subplots(1, 4, figsize=(17, 5))
+    figure, axes = subplots(1, 4, figsize=(17, 5))
     for ax, y, label in (
         (axes[0], "edge_exit_rate", "edge-exit rate"),
         (axes[1], "accuracy", "accuracy"),
@@ -271,7 +282,7 @@ def sweep_figures(
     sns.set_theme(style="whitegrid", context="notebook")
     done = points[points["status"] == "done"] if len(points) else points
     dims = SweepDims.of(grid, done)
-    drawers: dict[str, Callable[[], plt.Figure | str]] = {
+    drawers: dict[str, Callable[[], Figure | str]] = {
         "latency_cdf_by_bandwidth": lambda: _cdf(done, requests, dims),
         "scale": lambda: scale_figure(done, dims),
         "threshold_tradeoff": lambda: threshold_tradeoff(done, dims),
@@ -291,7 +302,7 @@ def sweep_figures(
 
 def _cdf(
     done: pd.DataFrame, requests: Callable[[list[str]], pd.DataFrame], dims: SweepDims
-) -> plt.Figure | str:
+) -> Figure | str:
     if dims.bandwidth is None:
         return latency_cdf_by_bandwidth(pd.DataFrame(), dims)
     keys = [k for k in (dims.bandwidth, dims.count) if k]
