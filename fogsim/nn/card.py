@@ -33,8 +33,9 @@ def card_markdown(card: dict[str, Any], checkpoint: Path) -> str:
         f"- file: `{checkpoint.name}` (sha256 `{ckpt.sha256}`)",
         f"- trained with: `{card['command']}` at git commit `{card['git_commit']}`",
         f"- training: {card['epochs']} epochs on {card['train_images']} train images, on CPU "
-        "(1 thread). More epochs, or a GPU session resuming from the saved per-epoch state, "
-        "would raise the accuracies below.",
+        "(1 thread), a budget set by a 2-core machine, not by convergence: more epochs "
+        "(raise `epochs` in the recipe and retrain, e.g. on a GPU) would raise the "
+        "accuracies below. An interrupted run resumes from its last completed epoch.",
         f"- default exit rule: {card['default_rule']} < {card['default_threshold']:.4f} "
         f"(chosen on {card['threshold_chosen_on']}; never on the test split)",
         "",
