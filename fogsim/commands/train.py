@@ -23,6 +23,7 @@ def train(
         1, help="CPU threads for torch (training is deterministic on CPU)."
     ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    device: str = typer.Option("cpu", help="torch device, e.g. cuda (deterministic only on CPU)."),
 ) -> None:
     """Train the network of RECIPE on its dataset's train split; write a checkpoint and a card."""
     import torch
@@ -40,6 +41,7 @@ def train(
     # Recorded in the card so that anyone can rerun exactly this training.
     command = shlex.join(
         ["fogsim", "train", str(recipe), "--output", str(output), "--threads", str(threads)]
+        + (["--device", device] if device != "cpu" else [])
     )
     card = train_recipe(
         r,
@@ -49,6 +51,7 @@ def train(
         load_dataset=load_dataset,
         progress=progress,
         log=typer.echo,
+        device=device,
     )
     write_card_markdown(output.with_suffix(".md"), card, output)
     m = card["test_metrics"]

@@ -83,7 +83,7 @@ def save_checkpoint(
         "format": FORMAT,
         "version": VERSION,
         "model": {"name": model_name, "kwargs": dict(model_kwargs)},
-        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "card": card,
     }
     atomic_torch_save(payload, Path(path))

@@ -40,14 +40,16 @@ def predict(
 ) -> ExitOutputs:
     """Run the edge then the cloud part batch by batch; hand each batch's split tensor on."""
     model.eval()
+    device = model.input_mean.device
     ent, maxp, epred, cpred = [], [], [], []
     starts = range(0, len(images), batch_size)
     with torch.inference_mode():
         for s in tqdm(starts, desc="inference", unit="batch", disable=not progress):
-            features, logits = model.edge(to_input(images[s : s + batch_size]))
+            features, logits = model.edge(to_input(images[s : s + batch_size]).to(device))
             if on_features is not None:
-                on_features(features)
-            cpred.append(model.cloud(features).argmax(-1))
+                on_features(features.cpu())
+            cpred.append(model.cloud(features).argmax(-1).cpu())
+            logits = [t.cpu() for t in logits]
             stacked = torch.stack(logits, 1) if logits else torch.zeros(len(features), 0, 1)
             ent.append(softmax_entropy(stacked))
             maxp.append(torch.softmax(stacked, -1).amax(-1))

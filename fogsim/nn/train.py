@@ -116,6 +116,7 @@ def train_recipe(
     load_dataset: Callable[..., Any],
     progress: bool = True,
     log: Callable[[str], None] = print,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Train, resuming from ``work_dir``; write the checkpoint to ``output`` and return its card."""
     torch.manual_seed(recipe.seed)
@@ -129,6 +130,7 @@ def train_recipe(
             f"exit_weights has {len(recipe.exit_weights)} weights "
             f"for {len(model.exit_points)} exits"
         )
+    model.to(device)
     steps_per_epoch = -(-len(train_idx) // recipe.batch_size)
     opt, sched = _optimizer(model, recipe, steps_per_epoch * recipe.epochs)
     start = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
@@ -147,8 +149,9 @@ def train_recipe(
         )
         total = 0.0
         for i, idx in enumerate(bar, start=1):
-            exit_logits, final = model(augment(x_all[idx], recipe.augmentation, gen))
-            loss = joint_loss(exit_logits, final, y_all[idx], recipe.exit_weights)
+            x = augment(x_all[idx], recipe.augmentation, gen).to(device)
+            exit_logits, final = model(x)
+            loss = joint_loss(exit_logits, final, y_all[idx].to(device), recipe.exit_weights)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -172,6 +175,7 @@ def train_recipe(
             f"{hold['accuracy']['edge']}, cloud {hold['accuracy']['cloud']:.4f}"
         )
     card = _card(model, recipe, train_set, hold_idx, load_dataset, command)
+    model.cpu()
     save_checkpoint(
         output,
         recipe.architecture,
