@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from fogsim.plots import SweepDims, sweep_figures
 from fogsim.runner import run
@@ -26,16 +24,6 @@ SWEEP_FIGURES = {
     "policy_comparison",
 }
 
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as active,
-    ):
-        yield active
 
 
 def fogsim(*args: str) -> subprocess.CompletedProcess:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from distributed import Client, LocalCluster
+from distributed import Client
 
 import fogsim.sweeping.execute as execute
 from fogsim.errors import UserInputError
@@ -25,17 +24,6 @@ CAMPUS = ROOT / "scenarios/campus.yaml"
 SMALL = ["duration=10 s", "devices[0].count=4"]
 BANDWIDTH = "network.gateways[0].backhaul.bandwidth"
 
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    """Two single-threaded in-process workers: a real scheduler without process start-up."""
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as active,
-    ):
-        yield active
 
 
 # ---------------------------------------------------------------- the spec

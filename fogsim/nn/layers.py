@@ -8,7 +8,22 @@ from torch.nn import functional as F
 from fogsim.nn.quant import op_precision, parse_precision, quantize_activation, quantize_weight
 
 
-class QConv2d(nn.Conv2d):
+class _Quantized:
+    """The bitwidths of a quantized layer and the precision its MACs run at."""
+
+    def _set_precisions(self, weight_precision: str | int, act_precision: str | int) -> None:
+        self.weight_precision = parse_precision(weight_precision)
+        self.act_precision = parse_precision(act_precision)
+
+    @property
+    def op_precision(self) -> str:
+        return op_precision(self.weight_precision, self.act_precision)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, w={self.weight_precision}, a={self.act_precision}"
+
+
+class QConv2d(_Quantized, nn.Conv2d):
     """Conv2d that quantizes its input and its weights; fp32/fp32 is a plain conv."""
 
     def __init__(
@@ -24,23 +39,15 @@ class QConv2d(nn.Conv2d):
         act_precision: str | int = "fp32",
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
-        self.weight_precision = parse_precision(weight_precision)
-        self.act_precision = parse_precision(act_precision)
-
-    @property
-    def op_precision(self) -> str:
-        return op_precision(self.weight_precision, self.act_precision)
+        self._set_precisions(weight_precision, act_precision)
 
     def forward(self, x: Tensor) -> Tensor:
         x = quantize_activation(x, self.act_precision)
         w = quantize_weight(self.weight, self.weight_precision)
         return self._conv_forward(x, w, self.bias)
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, w={self.weight_precision}, a={self.act_precision}"
 
-
-class QLinear(nn.Linear):
+class QLinear(_Quantized, nn.Linear):
     """Linear layer that quantizes its input and its weights."""
 
     def __init__(
@@ -53,19 +60,11 @@ class QLinear(nn.Linear):
         act_precision: str | int = "fp32",
     ) -> None:
         super().__init__(in_features, out_features, bias=bias)
-        self.weight_precision = parse_precision(weight_precision)
-        self.act_precision = parse_precision(act_precision)
-
-    @property
-    def op_precision(self) -> str:
-        return op_precision(self.weight_precision, self.act_precision)
+        self._set_precisions(weight_precision, act_precision)
 
     def forward(self, x: Tensor) -> Tensor:
         x = quantize_activation(x, self.act_precision)
         return F.linear(x, quantize_weight(self.weight, self.weight_precision), self.bias)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, w={self.weight_precision}, a={self.act_precision}"
 
 
 class ActQuant(nn.Module):
