@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from fogsim.scenario import ScenarioError, load_scenario
-from fogsim.scenario.overrides import apply_overrides, parse_path
+from fogsim.scenario.overrides import apply_overrides, format_steps, parse_path
 
 BASE = {
     "name": "tiny",
@@ -268,6 +268,16 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(write(tmp_path, mutate(many)))
     assert len(info.value.problems) == 3
+
+
+def test_reference_errors_come_with_field_errors(tmp_path: Path) -> None:
+    def both(d: dict) -> None:
+        d["devices"][0].update(gateway="gw9", count=0)
+
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, mutate(both)))
+    where = {format_steps(problem.loc) for problem in info.value.problems}
+    assert where == {"devices[0].gateway", "devices[0].count"}
 
 
 def test_error_line_points_into_the_file(tmp_path: Path) -> None:

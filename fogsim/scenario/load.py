@@ -73,48 +73,63 @@ def scenario_from_data(
         data = apply_overrides(data, overrides or [])
     except ValueError as exc:
         raise ScenarioError(origin, [Problem((), f"--set: {exc}")]) from None
+    problems = [Problem(loc, message, source.line_of(loc)) for loc, message in cross_checks(data)]
     try:
         scenario = Scenario.model_validate(data, context={"base_dir": base_dir.resolve()})
     except ValidationError as exc:
-        problems = [_problem(error, data, source) for error in exc.errors()]
-        problems.sort(key=lambda problem: problem.line or 0)
-        raise ScenarioError(origin, _unique(problems)) from None
-    problems = [
-        Problem(loc, message, source.line_of(loc)) for loc, message in cross_checks(scenario)
-    ]
+        problems += [_problem(error, data, source) for error in exc.errors()]
     if problems:
-        raise ScenarioError(origin, problems)
+        problems.sort(key=lambda problem: problem.line or 0)
+        raise ScenarioError(origin, _unique(problems))
     return scenario
 
 
-def cross_checks(scenario: Scenario) -> list[tuple[Loc, str]]:
-    """Checks that span several parts of a scenario (names that must refer to each other)."""
+def cross_checks(data: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """Checks that span several parts of a scenario (names that must refer to each other).
+
+    They read the raw data, so they are reported together with every field error.
+    """
     found: list[tuple[Loc, str]] = []
-    gateways = [gateway.name for gateway in scenario.network.gateways]
-    for index, name in _duplicates(gateways):
+    gateways = _entries(_mapping(data.get("network")).get("gateways"))
+    names = [str(g.get("name")) for g in gateways]
+    for index, name in _duplicates(names):
         found.append((("network", "gateways", index, "name"), f"gateway name {name!r} repeats"))
-    for index, name in _duplicates([group.name for group in scenario.devices]):
+    groups = _entries(data.get("devices"))
+    for index, name in _duplicates([str(group.get("name")) for group in groups]):
         found.append((("devices", index, "name"), f"device group name {name!r} repeats"))
-    for index, group in enumerate(scenario.devices):
-        for name in group.gateways:
-            if name not in gateways:
-                found.append(
-                    (
-                        ("devices", index, "gateway"),
-                        f"unknown gateway {name!r}; {_hint(name, gateways)}",
-                    )
-                )
-    for index, gateway in enumerate(scenario.network.gateways):
-        if gateway.access == "shared" and gateway.cell is None:
+    for index, group in enumerate(groups):
+        wanted = group.get("gateway")
+        for name in [wanted] if isinstance(wanted, str) else _strings(wanted):
+            if name not in names:
+                message = f"unknown gateway {name!r}; {_hint(name, names)}"
+                found.append((("devices", index, "gateway"), message))
+    for index, gateway in enumerate(gateways):
+        if gateway.get("access") == "shared" and gateway.get("cell") is None:
             found.append(
                 (
                     ("network", "gateways", index, "cell"),
                     "access is 'shared', so give the shared cell: cell: {bandwidth: 50 Mbps}",
                 )
             )
-    if scenario.dataset.name is None and scenario.dataset.path is None:
+    dataset = data.get("dataset")
+    if isinstance(dataset, dict) and dataset.get("name") is None and dataset.get("path") is None:
         found.append((("dataset",), "give a dataset name (e.g. fashion-mnist) or a path"))
     return found
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _entries(value: Any) -> list[dict[str, Any]]:
+    """The mappings in a list, or none; indexes stay those of the file where it is a list."""
+    if not isinstance(value, list):
+        return []
+    return [_mapping(item) for item in value]
+
+
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
 def _duplicates(names: list[str]) -> list[tuple[int, str]]:
