@@ -11,18 +11,18 @@ wall time of each, the speed-up, and the load average the machine was under.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from fogsim.runner import outcomes_for
 from fogsim.scenario import load_scenario
 from fogsim.sweeping import sweep
+from fogsim.sweeping.execute import dask_client
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios/campus.yaml"
@@ -41,16 +41,8 @@ def main() -> None:
     medians = {}
     for workers in (1, 2):
         started = time.perf_counter()
-        with (
-            LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        # The same local cluster that `fogsim sweep` starts, sized to ``workers``.
+        with dask_client(None, None, workers) as client:
             startup_s = time.perf_counter() - started
             # Untimed: each worker imports torch and the simulator once, whatever the sweep.
             _timed_sweep(client, overrides, workers)

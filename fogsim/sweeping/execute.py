@@ -63,7 +63,7 @@ def sweep(
     pending = [point for point in points if point.id not in done]
     try:
         if pending:
-            with _client(client, scheduler, workers) as active:
+            with dask_client(client, scheduler, workers) as active:
                 _execute(active, store, pending, scenarios, len(points), progress)
     finally:
         # Even after an interrupt, the table shows what finished.
@@ -181,7 +181,10 @@ def simulate_task(
 
 
 @contextlib.contextmanager
-def _client(client: Client | None, scheduler: str | None, workers: int | None) -> Iterator[Client]:
+def dask_client(
+    client: Client | None, scheduler: str | None, workers: int | None
+) -> Iterator[Client]:
+    """The given client, one to ``scheduler``, or a local cluster of ``workers`` processes."""
     from distributed import Client, LocalCluster
 
     if client is not None:
