@@ -16,7 +16,7 @@ from fogsim.sim.edge import run_devices
 from fogsim.sim.fognet import Fog
 from fogsim.sim.rng import Streams
 from fogsim.sim.workload import generate_workload
-from fogsim.topology import build_topology, route_to_cloud, shared_links
+from fogsim.topology import build_topology
 
 STATUSES = ("answered_edge", "answered_cloud", "dropped", "unfinished")
 PROGRESS_STEPS = 200
@@ -63,7 +63,7 @@ def simulate(
     _run_until(env, scenario.duration, progress)
     events_s = time.perf_counter() - started
 
-    columns = _records(scenario, outcomes, workload, decision, edge, fog, graph)
+    columns = _records(scenario, outcomes, workload, decision, edge, fog)
     check_accounting(columns)
     cloud = {
         "submitted": fog.cloud.submitted,
@@ -84,30 +84,25 @@ def _run_until(env: simpy.Environment, duration_s: float, progress: bool) -> Non
             bar.update(env.now - bar.n)
 
 
-def _answer_delays(scenario: Scenario, graph, answer_bits: float) -> np.ndarray:
+def _answer_delays(scenario: Scenario, fog: Fog, answer_bits: float) -> np.ndarray:
     """Time for an answer to travel back, per (device group, gateway): delays plus serialisation.
 
-    Answers are a few hundred bits, so the downlink is modelled without contention.
+    The answer retraces the request's hops (a shared cell included); a gateway with
+    dedicated access adds the device's own radio. Answers are a few hundred bits,
+    so the downlink is modelled without contention.
     """
-    links = shared_links(graph)
     delays = np.zeros((len(scenario.devices), len(scenario.network.gateways)))
-    for j, gateway in enumerate(scenario.network.gateways):
-        core = sum(
-            links[name].delay + answer_bits / links[name].bandwidth
-            for name in route_to_cloud(graph, gateway.name)
-        )
+    for j, hops in enumerate(fog.hops):
+        shared = sum(link.delay_s + answer_bits / link.bandwidth_bps for link, _ in hops)
         for g, group in enumerate(scenario.devices):
-            if gateway.access == "shared" and gateway.cell is not None:
-                access = gateway.cell.delay + answer_bits / gateway.cell.bandwidth
-            else:
-                access = group.radio.delay + answer_bits / group.radio.downlink
-            delays[g, j] = core + access
+            radio = (
+                0.0 if j in fog.cells else group.radio.delay + answer_bits / group.radio.downlink
+            )
+            delays[g, j] = shared + radio
     return delays
 
 
-def _records(
-    scenario, outcomes, workload, decision, edge, fog: Fog, graph
-) -> dict[str, np.ndarray]:
+def _records(scenario, outcomes, workload, decision, edge, fog: Fog) -> dict[str, np.ndarray]:
     n = workload.size
     times = fog.times
     image = workload.image_id
@@ -116,7 +111,7 @@ def _records(
     edge_dropped = edge.drop_reason != None  # noqa: E711
     cloud_back = (
         times.cloud_end_s
-        + _answer_delays(scenario, graph, scenario.network.answer_size)[
+        + _answer_delays(scenario, fog, scenario.network.answer_size)[
             workload.group, workload.gateway
         ]
     )
