@@ -79,3 +79,21 @@ def test_first_confident_exit_wins_and_the_rest_go_to_the_cloud():
     assert m["accuracy"]["hybrid"] == 1.0
     assert m["accuracy"]["cloud"] == 1 / 3
     assert m["accuracy"]["edge"] == 1 / 3 and m["accuracy"]["edge_per_exit"] == [1 / 3, 1 / 3]
+
+
+def test_a_conv_exit_counts_its_quantized_conv_on_the_edge_path_only():
+    from fogsim.nn.zoo import create_model
+
+    linear = count_ops(create_model("resnet20", weight_precision="binary", act_precision="binary"))
+    conv = count_ops(
+        create_model(
+            "resnet20", weight_precision="binary", act_precision="binary", exit_head="conv"
+        )
+    )
+    # After stage 2 (32 channels, 16x16): a 3x3 stride-2 conv to 64 channels on 8x8,
+    # and the exit's linear layer takes 64 features instead of 32.
+    exit_conv, wider_fc = 8 * 8 * 64 * 32 * 9, (64 - 32) * 10
+    assert conv.edge_to_exit[0]["binary"] - linear.edge_to_exit[0]["binary"] == exit_conv
+    assert conv.edge_to_exit[0]["fp32"] - linear.edge_to_exit[0]["fp32"] == wider_fc
+    assert conv.full_macs == linear.full_macs  # exits are not on the cloud path
+    assert conv.cloud == linear.cloud

@@ -22,7 +22,7 @@ RECIPE = {
     "architecture": "smallcnn",
     "weight_precision": "binary",
     "act_precision": "binary",
-    "epochs": 1,
+    "epochs": 3,
     "batch_size": 64,
     "optimizer": "adam",
     "lr": 0.01,
@@ -127,3 +127,94 @@ def test_recipe_errors_name_the_key():
         recipe_from_dict({**RECIPE, "exit_weights": [0.7, 0.5]})
     with pytest.raises(UserInputError, match="missing required key"):
         recipe_from_dict({k: v for k, v in RECIPE.items() if k != "epochs"})
+
+
+def _train(tmp_path, name: str, **overrides) -> tuple[dict, list[str]]:
+    lines: list[str] = []
+    card = train_recipe(
+        recipe_from_dict({**RECIPE, "name": name, **overrides}),
+        work_dir=tmp_path / f"{name}-work",
+        output=tmp_path / f"{name}.pt",
+        command="test",
+        load_dataset=toy_dataset,
+        progress=False,
+        log=lines.append,
+    )
+    return card, lines
+
+
+def test_init_from_copies_matching_weights_and_records_the_source(tmp_path):
+    from fogsim.nn.checkpoint import load_checkpoint
+    from fogsim.nn.train import init_from_checkpoint
+    from fogsim.nn.zoo import create_model
+
+    _train(tmp_path, "teacher", weight_precision="fp32", act_precision="fp32")
+    source = load_checkpoint(tmp_path / "teacher.pt")
+    student = create_model("smallcnn", num_classes=4, weight_precision="binary", act_precision=1)
+    sha, copied, fresh = init_from_checkpoint(student, str(tmp_path / "teacher.pt"))
+    assert sha == source.sha256 and copied > 0
+    own = student.state_dict()
+    shared = [k for k in own if k in source.state_dict]
+    # The binary student has a split quantizer (BN) the fp32 teacher lacks: left fresh.
+    assert fresh == len(own) - len(shared) > 0
+    assert all(torch.equal(own[k], source.state_dict[k]) for k in shared)
+
+    card, lines = _train(tmp_path, "student", init_from=str(tmp_path / "teacher.pt"))
+    assert card["init_from_sha256"] == source.sha256
+    assert any(line.startswith(f"initialised {copied} tensors") for line in lines)
+
+
+def test_init_from_a_foreign_network_is_refused(tmp_path):
+    from fogsim.errors import CheckpointError, UserInputError
+    from fogsim.nn.checkpoint import save_checkpoint
+    from fogsim.nn.train import init_from_checkpoint
+    from fogsim.nn.zoo import create_model
+
+    cifar = create_model("resnet20")
+    save_checkpoint(tmp_path / "r20.pt", "resnet20", {}, cifar, {"dataset": "cifar10"})
+    toy = create_model("smallcnn", num_classes=4)
+    with pytest.raises(CheckpointError, match="no checkpoint file"):
+        init_from_checkpoint(toy, str(tmp_path / "missing.pt"))
+    with pytest.raises(UserInputError, match="no tensor"):  # nothing shares a name and shape
+        init_from_checkpoint(torch.nn.Linear(2, 2), str(tmp_path / "r20.pt"))
+
+
+def test_distillation_matches_the_teacher_and_learns(tmp_path):
+    from fogsim.errors import UserInputError
+    from fogsim.nn.train import distill_loss
+
+    logits = torch.randn(8, 4)
+    zero = distill_loss([logits], logits, logits, (0.5,), 4.0)
+    assert zero.abs().item() < 1e-6  # KL of a distribution with itself
+    assert distill_loss([logits], logits, torch.randn(8, 4), (0.5,), 4.0).item() > 0
+
+    _train(tmp_path, "teacher", weight_precision="fp32", act_precision="fp32")
+    teacher = str(tmp_path / "teacher.pt")
+    card, _ = _train(tmp_path, "kd", distill={"teacher": teacher, "weight": 0.5})
+    assert card["teacher_sha256"] and card["test_metrics"]["accuracy"]["cloud"] > 0.5
+
+    with pytest.raises(UserInputError, match="trained on 'toy', not 'mnist'"):
+        _train(tmp_path, "kd2", dataset="mnist", distill={"teacher": teacher})
+
+
+def test_bf16_autocast_trains(tmp_path):
+    card, _ = _train(tmp_path, "bf16", autocast="bf16")
+    assert card["recipe"]["autocast"] == "bf16"
+    assert card["test_metrics"]["accuracy"]["cloud"] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"exit_head": "mlp"}, "exit_head"),
+        ({"autocast": "fp16"}, "autocast"),
+        ({"distill": {"weight": 0.5}}, "teacher"),
+        ({"distill": {"teacher": "t.pt", "temp": 2}}, "unknown key"),
+        ({"distill": {"teacher": "t.pt", "weight": 1.5}}, "weight"),
+    ],
+)
+def test_new_recipe_keys_are_checked(override, message):
+    from fogsim.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=message):
+        recipe_from_dict({**RECIPE, **override})

@@ -33,6 +33,17 @@ def test_split_and_exits_are_constructor_arguments():
     assert set(features.unique().tolist()) <= {-1.0, 1.0}  # the split tensor is binary
 
 
+def test_conv_exit_head_runs_at_the_edge_precision():
+    model = create_model(
+        "resnet20", weight_precision=4, act_precision=4, exit_head="conv", num_classes=7
+    )
+    assert model.exits[0].conv.weight_precision == "int4"
+    exit_logits, final = model(torch.rand(3, 3, 32, 32))
+    assert exit_logits[0].shape == final.shape == (3, 7)
+    with pytest.raises(ValueError, match="exit_head"):
+        create_model("resnet20", exit_head="mlp")
+
+
 def test_resnet_depths_and_fp32_shortcuts():
     assert len(create_model("resnet20").blocks) == 9
     assert len(create_model("resnet32").blocks) == 15

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -11,6 +11,7 @@ from fogsim.nn.layers import ActQuant
 from fogsim.nn.quant import parse_precision
 
 EXIT_RULES: tuple[str, ...] = ("entropy", "maxprob")
+EXIT_HEADS: tuple[str, ...] = ("linear", "conv")
 
 
 class Head(nn.Module):
@@ -28,7 +29,8 @@ class Head(nn.Module):
 class HybridNet(nn.Module):
     """Stem and ``blocks[:split]`` run on the edge, with exit heads after the blocks in
     ``exits``; the split tensor is quantized to the edge activation precision and sent to
-    the cloud, which runs ``blocks[split:]`` and the final head."""
+    the cloud, which runs ``blocks[split:]`` and the final head. ``exit_head(channels,
+    num_classes)`` builds each exit; by default it is a plain ``Head``."""
 
     def __init__(
         self,
@@ -43,6 +45,7 @@ class HybridNet(nn.Module):
         input_shape: tuple[int, int, int],
         input_mean: Sequence[float],
         input_std: Sequence[float],
+        exit_head: Callable[[int, int], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= split <= len(blocks):
@@ -59,7 +62,8 @@ class HybridNet(nn.Module):
         self.register_buffer("input_std", torch.tensor(input_std).view(1, -1, 1, 1))
         self.stem = stem
         self.blocks = nn.ModuleList(blocks)
-        self.exits = nn.ModuleList(Head(block_channels[e - 1], num_classes) for e in exits)
+        make_exit = Head if exit_head is None else exit_head
+        self.exits = nn.ModuleList(make_exit(block_channels[e - 1], num_classes) for e in exits)
         split_channels = block_channels[split - 1] if split else _stem_channels(stem)
         # The cloud receives exactly what the edge sends: features on the edge's activation grid.
         self.split_quant: nn.Module = (

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from fogsim.errors import UserInputError
-from fogsim.nn.hybrid import EXIT_RULES
+from fogsim.nn.hybrid import EXIT_HEADS, EXIT_RULES
 from fogsim.nn.quant import parse_precision
 from fogsim.nn.zoo import list_models
 
@@ -21,6 +21,16 @@ class Augmentation:
 
     crop_padding: int = 0
     hflip: bool = False
+
+
+@dataclass(frozen=True)
+class Distill:
+    """Knowledge distillation (Hinton et al. 2015) from a trained teacher checkpoint: every
+    exit and the final output also match the teacher's softened final output."""
+
+    teacher: str
+    weight: float = 0.5
+    temperature: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,12 @@ class Recipe:
     train_subset: int | None = None
     exit_rule: str = "entropy"
     max_accuracy_drop: float = 0.01
+    exit_head: str | None = None
+    # Start from the weights of a trained checkpoint wherever names and shapes match.
+    init_from: str | None = None
+    distill: Distill | None = None
+    # Mixed precision: run convolutions in bfloat16 (CPU autocast); weights stay fp32.
+    autocast: str | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor keyword arguments of the network (plain values, stored in checkpoints)."""
@@ -59,6 +75,8 @@ class Recipe:
             kwargs["split"] = self.split
         if self.exits is not None:
             kwargs["exits"] = list(self.exits)
+        if self.exit_head is not None:
+            kwargs["exit_head"] = self.exit_head
         return kwargs
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,6 +115,8 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
             source, f"augmentation: unknown key(s) {sorted(bad)}; known: crop_padding, hflip"
         )
     values["augmentation"] = Augmentation(**aug)
+    if values.get("distill") is not None:
+        values["distill"] = _distill(values["distill"], source)
     for key in ("exits", "exit_weights"):
         if values.get(key) is not None:
             values[key] = tuple(values[key])
@@ -108,6 +128,19 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     recipe = Recipe(**values)
     _check(recipe, source)
     return recipe
+
+
+def _distill(raw: Any, source: str) -> Distill:
+    known = {f.name for f in dataclasses.fields(Distill)}
+    if not isinstance(raw, dict) or "teacher" not in raw:
+        raise _fail(source, "distill: give a mapping with at least `teacher: CHECKPOINT.pt`")
+    bad = set(raw) - known
+    if bad:
+        raise _fail(source, f"distill: unknown key(s) {sorted(bad)}; known: {sorted(known)}")
+    d = Distill(**raw)
+    if not 0 < d.weight <= 1 or d.temperature <= 0:
+        raise _fail(source, "distill: weight must be in (0, 1] and temperature positive")
+    return d
 
 
 def _check(r: Recipe, source: str) -> None:
@@ -123,6 +156,10 @@ def _check(r: Recipe, source: str) -> None:
         raise _fail(source, f"lr_schedule: {r.lr_schedule!r} is not onecycle, cosine or constant")
     if r.exit_rule not in EXIT_RULES:
         raise _fail(source, f"exit_rule: {r.exit_rule!r} is not one of {EXIT_RULES}")
+    if r.exit_head is not None and r.exit_head not in EXIT_HEADS:
+        raise _fail(source, f"exit_head: {r.exit_head!r} is not one of {EXIT_HEADS}")
+    if r.autocast not in (None, "bf16"):
+        raise _fail(source, f"autocast: {r.autocast!r} is not bf16 (or leave it out for fp32)")
 
 
 def load_recipe(path: Path) -> Recipe:

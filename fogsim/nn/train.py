@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from fogsim.errors import UserInputError
-from fogsim.nn.checkpoint import atomic_torch_save, save_checkpoint
+from fogsim.nn.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from fogsim.nn.evaluate import choose_threshold, hybrid_metrics, predict, to_input
 from fogsim.nn.hybrid import HybridNet
 from fogsim.nn.quant import BITS
@@ -67,6 +68,62 @@ def joint_loss(
     for w, logits in zip(weights, exit_logits, strict=True):
         loss = loss + w * F.cross_entropy(logits, y)
     return loss
+
+
+def distill_loss(
+    exit_logits: list[torch.Tensor],
+    final: torch.Tensor,
+    teacher: torch.Tensor,
+    weights: tuple[float, ...],
+    temperature: float,
+) -> torch.Tensor:
+    """The joint loss's weighting of T^2 KL(teacher || output) at temperature T."""
+    target = F.softmax(teacher.float() / temperature, dim=-1)
+
+    def kd(logits: torch.Tensor) -> torch.Tensor:
+        logp = F.log_softmax(logits.float() / temperature, dim=-1)
+        return F.kl_div(logp, target, reduction="batchmean") * temperature**2
+
+    loss = (1 - sum(weights)) * kd(final)
+    for w, logits in zip(weights, exit_logits, strict=True):
+        loss = loss + w * kd(logits)
+    return loss
+
+
+def init_from_checkpoint(model: HybridNet, path: str) -> tuple[str, int, int]:
+    """Copy every tensor of a trained checkpoint whose name and shape match; return its sha256,
+    the number copied and the number left at their fresh initialisation."""
+    ckpt = load_checkpoint(path)
+    own = model.state_dict()
+    matched = {
+        k: v for k, v in ckpt.state_dict.items() if k in own and own[k].shape == v.shape
+    }
+    if not matched:
+        raise UserInputError(
+            f"init_from: no tensor of {path} fits {type(model).__name__} of this recipe; "
+            "start from a checkpoint of the same architecture"
+        )
+    model.load_state_dict(matched, strict=False)
+    return ckpt.sha256, len(matched), len(own) - len(matched)
+
+
+def _teacher(path: str, dataset: str, device: str) -> tuple[HybridNet, str]:
+    ckpt = load_checkpoint(path)
+    if ckpt.card.get("dataset") != dataset:
+        raise UserInputError(
+            f"distill: teacher {path} was trained on {ckpt.card.get('dataset')!r}, "
+            f"not {dataset!r}; use a teacher of the same dataset"
+        )
+    teacher = ckpt.build().to(device).to(memory_format=torch.channels_last)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher, ckpt.sha256
+
+
+def _autocast(recipe: Recipe, device: str) -> contextlib.AbstractContextManager[Any]:
+    if recipe.autocast is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
 def _optimizer(model: HybridNet, r: Recipe, steps: int) -> tuple[torch.optim.Optimizer, Any]:
@@ -130,7 +187,18 @@ def train_recipe(
             f"exit_weights has {len(recipe.exit_weights)} weights "
             f"for {len(model.exit_points)} exits"
         )
-    model.to(device)
+    provenance: dict[str, Any] = {}
+    if recipe.init_from is not None:
+        sha, copied, fresh = init_from_checkpoint(model, recipe.init_from)
+        provenance["init_from_sha256"] = sha
+        log(f"initialised {copied} tensors from {recipe.init_from} ({fresh} left fresh)")
+    teacher = None
+    if recipe.distill is not None:
+        teacher, provenance["teacher_sha256"] = _teacher(
+            recipe.distill.teacher, recipe.dataset, device
+        )
+    # channels-last convolutions run about 1.5x faster on CPU; the numbers are the same.
+    model.to(device).to(memory_format=torch.channels_last)
     steps_per_epoch = -(-len(train_idx) // recipe.batch_size)
     opt, sched = _optimizer(model, recipe, steps_per_epoch * recipe.epochs)
     start = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
@@ -150,8 +218,21 @@ def train_recipe(
         total = 0.0
         for i, idx in enumerate(bar, start=1):
             x = augment(x_all[idx], recipe.augmentation, gen).to(device)
-            exit_logits, final = model(x)
-            loss = joint_loss(exit_logits, final, y_all[idx].to(device), recipe.exit_weights)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(recipe, device):
+                exit_logits, final = model(x)
+                loss = joint_loss(exit_logits, final, y_all[idx].to(device), recipe.exit_weights)
+                if teacher is not None and recipe.distill is not None:
+                    with torch.no_grad():
+                        _, teacher_logits = teacher(x)
+                    w = recipe.distill.weight
+                    loss = (1 - w) * loss + w * distill_loss(
+                        exit_logits,
+                        final,
+                        teacher_logits,
+                        recipe.exit_weights,
+                        recipe.distill.temperature,
+                    )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -174,8 +255,8 @@ def train_recipe(
             f"epoch {epoch + 1}: loss {total / i:.4f}, held-out accuracy edge "
             f"{hold['accuracy']['edge']}, cloud {hold['accuracy']['cloud']:.4f}"
         )
-    card = _card(model, recipe, train_set, hold_idx, load_dataset, command)
-    model.cpu()
+    model.cpu().to(memory_format=torch.contiguous_format)
+    card = {**_card(model, recipe, train_set, hold_idx, load_dataset, command), **provenance}
     save_checkpoint(
         output,
         recipe.architecture,

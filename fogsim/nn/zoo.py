@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from torch import Tensor, nn
 
 from fogsim.errors import UserInputError
-from fogsim.nn.hybrid import HybridNet
+from fogsim.nn.hybrid import EXIT_HEADS, Head, HybridNet
 from fogsim.nn.layers import QConv2d, activation
 from fogsim.nn.quant import parse_precision
 
@@ -64,6 +64,31 @@ class BasicBlock(nn.Module):
         return self.conv2(self.act2(self.bn2(h))) + self.shortcut(x)
 
 
+class ConvExit(nn.Module):
+    """A stronger exit: one quantized 3x3 stride-2 conv (BN and nonlinearity before it, at the
+    edge's precisions, doubling the channels), then the plain classifier ``Head``."""
+
+    def __init__(self, channels: int, num_classes: int, weight: str, act: str) -> None:
+        super().__init__()
+        self.bn, self.act = nn.BatchNorm2d(channels), activation(act)
+        self.conv = QConv2d(
+            channels, 2 * channels, 3, 2, 1, weight_precision=weight, act_precision=act
+        )
+        self.head = Head(2 * channels, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.conv(self.act(self.bn(x))))
+
+
+def _exit_head(kind: str, weight: str | int, act: str | int) -> Callable[[int, int], nn.Module]:
+    if kind not in EXIT_HEADS:
+        raise ValueError(f"exit_head {kind!r} is not one of {', '.join(EXIT_HEADS)}")
+    if kind == "linear":
+        return Head
+    w, a = parse_precision(weight), parse_precision(act)
+    return lambda channels, num_classes: ConvExit(channels, num_classes, w, a)
+
+
 def _cifar_resnet(
     depth: int,
     num_classes: int,
@@ -71,6 +96,7 @@ def _cifar_resnet(
     exits: Sequence[int] | None,
     weight_precision: str | int,
     act_precision: str | int,
+    exit_head: str,
 ) -> HybridNet:
     per_stage = (depth - 2) // 6
     split = 2 * per_stage if split is None else split
@@ -94,6 +120,7 @@ def _cifar_resnet(
         input_shape=(3, 32, 32),
         input_mean=CIFAR_MEAN,
         input_std=CIFAR_STD,
+        exit_head=_exit_head(exit_head, weight_precision, act_precision),
     )
 
 
@@ -104,9 +131,13 @@ def resnet20(
     exits: Sequence[int] | None = None,
     weight_precision: str | int = "fp32",
     act_precision: str | int = "fp32",
+    exit_head: str = "linear",
 ) -> HybridNet:
-    """CIFAR ResNet-20 (3 stages x 3 blocks, 16/32/64 channels); default split after stage 2."""
-    return _cifar_resnet(20, num_classes, split, exits, weight_precision, act_precision)
+    """CIFAR ResNet-20 (3 stages x 3 blocks, 16/32/64 channels); default split after stage 2.
+    ``exit_head`` is ``linear`` (pool and classify) or ``conv`` (a quantized conv first)."""
+    return _cifar_resnet(
+        20, num_classes, split, exits, weight_precision, act_precision, exit_head
+    )
 
 
 @register_model
@@ -116,9 +147,12 @@ def resnet32(
     exits: Sequence[int] | None = None,
     weight_precision: str | int = "fp32",
     act_precision: str | int = "fp32",
+    exit_head: str = "linear",
 ) -> HybridNet:
     """CIFAR ResNet-32 (3 stages x 5 blocks), the seed paper's network."""
-    return _cifar_resnet(32, num_classes, split, exits, weight_precision, act_precision)
+    return _cifar_resnet(
+        32, num_classes, split, exits, weight_precision, act_precision, exit_head
+    )
 
 
 class ConvBlock(nn.Module):
