@@ -14,6 +14,29 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
+def _training(card: dict[str, Any]) -> str:
+    recipe = card.get("recipe", {})
+    parts = [f"{card['epochs']} epochs on {card['train_images']} train images"]
+    if recipe.get("init_from"):
+        sha = card.get("init_from_sha256", "")[:12]
+        parts.append(f"starting from the weights of `{recipe['init_from']}` (sha256 `{sha}...`)")
+    if recipe.get("distill"):
+        d = recipe["distill"]
+        sha = card.get("teacher_sha256", "")[:12]
+        parts.append(
+            f"distilled from `{d['teacher']}` (sha256 `{sha}...`, weight {d['weight']}, "
+            f"temperature {d['temperature']})"
+        )
+    if recipe.get("autocast"):
+        parts.append(f"{recipe['autocast']} convolutions (autocast; weights kept in fp32)")
+    return (
+        "; ".join(parts) + ". The epochs are a budget set by a 2-core CPU machine, not by "
+        "convergence: more epochs (raise `epochs` in the recipe and retrain, e.g. with "
+        "`--device cuda`) would raise the accuracies below. An interrupted run resumes from "
+        "its last completed epoch."
+    )
+
+
 def card_markdown(card: dict[str, Any], checkpoint: Path) -> str:
     """Render a checkpoint's card, with op counts and edge energy from its network."""
     ckpt = load_checkpoint(checkpoint)
@@ -28,14 +51,13 @@ def card_markdown(card: dict[str, Any], checkpoint: Path) -> str:
         f"`{card['architecture']}` on **{card['dataset']}**: "
         f"edge weights {card['weight_precision']}, "
         f"edge activations {card['act_precision']}, split after block {card['split']}, "
-        f"exit(s) after block(s) {card['exits']}; the cloud part is fp32.",
+        f"exit(s) after block(s) {card['exits']} "
+        f"({card.get('recipe', {}).get('exit_head') or 'linear'} exit head); "
+        "the cloud part is fp32.",
         "",
         f"- file: `{checkpoint.name}` (sha256 `{ckpt.sha256}`)",
         f"- trained with: `{card['command']}` at git commit `{card['git_commit']}`",
-        f"- training: {card['epochs']} epochs on {card['train_images']} train images, on CPU "
-        "(1 thread), a budget set by a 2-core machine, not by convergence: more epochs "
-        "(raise `epochs` in the recipe and retrain, e.g. on a GPU) would raise the "
-        "accuracies below. An interrupted run resumes from its last completed epoch.",
+        f"- training: {_training(card)}",
         f"- default exit rule: {card['default_rule']} < {card['default_threshold']:.4f} "
         f"(chosen on {card['threshold_chosen_on']}; never on the test split)",
         "",
