@@ -173,7 +173,7 @@ def test_init_from_a_foreign_network_is_refused(tmp_path):
     cifar = create_model("resnet20")
     save_checkpoint(tmp_path / "r20.pt", "resnet20", {}, cifar, {"dataset": "cifar10"})
     toy = create_model("smallcnn", num_classes=4)
-    with pytest.raises(CheckpointError, match="no checkpoint file"):
+    with pytest.raises(CheckpointError, match="init_from: no checkpoint file"):
         init_from_checkpoint(toy, str(tmp_path / "missing.pt"))
     with pytest.raises(UserInputError, match="no tensor"):  # nothing shares a name and shape
         init_from_checkpoint(torch.nn.Linear(2, 2), str(tmp_path / "r20.pt"))

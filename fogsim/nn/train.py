@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from fogsim.errors import UserInputError
+from fogsim.errors import CheckpointError, UserInputError
 from fogsim.nn.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from fogsim.nn.evaluate import choose_threshold, hybrid_metrics, predict, to_input
 from fogsim.nn.hybrid import HybridNet
@@ -93,7 +93,7 @@ def distill_loss(
 def init_from_checkpoint(model: HybridNet, path: str) -> tuple[str, int, int]:
     """Copy every tensor of a trained checkpoint whose name and shape match; return its sha256,
     the number copied and the number left at their fresh initialisation."""
-    ckpt = load_checkpoint(path)
+    ckpt = _load(path, "init_from")
     own = model.state_dict()
     matched = {
         k: v for k, v in ckpt.state_dict.items() if k in own and own[k].shape == v.shape
@@ -107,8 +107,18 @@ def init_from_checkpoint(model: HybridNet, path: str) -> tuple[str, int, int]:
     return ckpt.sha256, len(matched), len(own) - len(matched)
 
 
+def _load(path: str, key: str) -> Any:
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"{key}: {exc} (a relative path is taken from the current directory, "
+            f"{Path.cwd()})"
+        ) from None
+
+
 def _teacher(path: str, dataset: str, device: str) -> tuple[HybridNet, str]:
-    ckpt = load_checkpoint(path)
+    ckpt = _load(path, "distill teacher")
     if ckpt.card.get("dataset") != dataset:
         raise UserInputError(
             f"distill: teacher {path} was trained on {ckpt.card.get('dataset')!r}, "
