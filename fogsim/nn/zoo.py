@@ -64,20 +64,31 @@ class BasicBlock(nn.Module):
         return self.conv2(self.act2(self.bn2(h))) + self.shortcut(x)
 
 
-class ConvExit(nn.Module):
-    """A stronger exit: one quantized 3x3 stride-2 conv (BN and nonlinearity before it, at the
-    edge's precisions, doubling the channels), then the plain classifier ``Head``."""
+class ConvBlock(nn.Module):
+    """Pre-activation conv block: BN, nonlinearity, quantized 3x3 conv, optional 2x2 max-pool."""
+
+    def __init__(
+        self, cin: int, cout: int, pool: bool, weight: str, act: str, stride: int = 1
+    ) -> None:
+        super().__init__()
+        self.bn, self.act = nn.BatchNorm2d(cin), activation(act)
+        self.conv = QConv2d(cin, cout, 3, stride, 1, weight_precision=weight, act_precision=act)
+        self.pool: nn.Module = nn.MaxPool2d(2) if pool else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.conv(self.act(self.bn(x))))
+
+
+class ConvExit(ConvBlock):
+    """A stronger exit: a stride-2 ``ConvBlock`` at the edge's precisions, doubling the
+    channels, then the plain classifier ``Head``."""
 
     def __init__(self, channels: int, num_classes: int, weight: str, act: str) -> None:
-        super().__init__()
-        self.bn, self.act = nn.BatchNorm2d(channels), activation(act)
-        self.conv = QConv2d(
-            channels, 2 * channels, 3, 2, 1, weight_precision=weight, act_precision=act
-        )
+        super().__init__(channels, 2 * channels, False, weight, act, stride=2)
         self.head = Head(2 * channels, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.conv(self.act(self.bn(x))))
+        return self.head(super().forward(x))
 
 
 def _exit_head(kind: str, weight: str | int, act: str | int) -> Callable[[int, int], nn.Module]:
@@ -153,19 +164,6 @@ def resnet32(
     return _cifar_resnet(
         32, num_classes, split, exits, weight_precision, act_precision, exit_head
     )
-
-
-class ConvBlock(nn.Module):
-    """Pre-activation conv block: BN, nonlinearity, quantized 3x3 conv, optional 2x2 max-pool."""
-
-    def __init__(self, cin: int, cout: int, pool: bool, weight: str, act: str) -> None:
-        super().__init__()
-        self.bn, self.act = nn.BatchNorm2d(cin), activation(act)
-        self.conv = QConv2d(cin, cout, 3, 1, 1, weight_precision=weight, act_precision=act)
-        self.pool: nn.Module = nn.MaxPool2d(2) if pool else nn.Identity()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.pool(self.conv(self.act(self.bn(x))))
 
 
 @register_model
