@@ -16,7 +16,9 @@ def default_work_dir(name: str) -> Path:
 
 
 def train(
-    recipe: Path = typer.Argument(..., help="Recipe YAML (see models/recipes/)."),
+    recipe: Path = typer.Argument(
+        ..., help="Recipe YAML (examples in models/recipes/, keys in models/README.md)."
+    ),
     output: Path | None = typer.Option(None, help="Checkpoint to write (default models/NAME.pt)."),
     work_dir: Path | None = typer.Option(None, help="Per-epoch state, for resuming."),
     threads: int = typer.Option(
@@ -25,7 +27,11 @@ def train(
     progress: bool = typer.Option(True, help="Show a progress bar."),
     device: str = typer.Option("cpu", help="torch device, e.g. cuda (deterministic only on CPU)."),
 ) -> None:
-    """Train the network of RECIPE on its dataset's train split; write a checkpoint and a card."""
+    """Train the network of RECIPE on its dataset's train split; write a checkpoint and a card.
+
+    A recipe with `init_from` or `distill` needs that checkpoint first: train
+    cifar10-fp32.yaml before cifar10-binary.yaml and cifar10-int4.yaml.
+    """
     import torch
 
     from fogsim.data import load_dataset
