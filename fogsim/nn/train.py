@@ -64,9 +64,19 @@ def joint_loss(
     weights: tuple[float, ...],
 ) -> torch.Tensor:
     """sum_i w_i CE(exit_i) + (1 - sum_i w_i) CE(final)."""
-    loss = (1 - sum(weights)) * F.cross_entropy(final, y)
+    return _weighted(lambda logits: F.cross_entropy(logits, y), exit_logits, final, weights)
+
+
+def _weighted(
+    per_output: Callable[[torch.Tensor], torch.Tensor],
+    exit_logits: list[torch.Tensor],
+    final: torch.Tensor,
+    weights: tuple[float, ...],
+) -> torch.Tensor:
+    """sum_i w_i f(exit_i) + (1 - sum_i w_i) f(final): the joint weighting of exits and final."""
+    loss = (1 - sum(weights)) * per_output(final)
     for w, logits in zip(weights, exit_logits, strict=True):
-        loss = loss + w * F.cross_entropy(logits, y)
+        loss = loss + w * per_output(logits)
     return loss
 
 
@@ -84,10 +94,7 @@ def distill_loss(
         logp = F.log_softmax(logits.float() / temperature, dim=-1)
         return F.kl_div(logp, target, reduction="batchmean") * temperature**2
 
-    loss = (1 - sum(weights)) * kd(final)
-    for w, logits in zip(weights, exit_logits, strict=True):
-        loss = loss + w * kd(logits)
-    return loss
+    return _weighted(kd, exit_logits, final, weights)
 
 
 def init_from_checkpoint(model: HybridNet, path: str) -> tuple[str, int, int]:
