@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
 import typer
 
 
-def default_work_dir(name: str) -> Path:
-    """Per-epoch training state lives in ``${XDG_CACHE_HOME:-~/.cache}/fogsim/train/NAME``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "fogsim" / "train" / name
+def default_work_dir(output: Path, name: str) -> Path:
+    """Per-epoch training state lives beside the checkpoint, in ``training/NAME/``, so that it
+    can be committed while a long run goes on and resumed from a fresh clone elsewhere."""
+    return output.parent / "training" / name
 
 
 def train(
@@ -20,7 +19,9 @@ def train(
         ..., help="Recipe YAML (examples in models/recipes/, keys in models/README.md)."
     ),
     output: Path | None = typer.Option(None, help="Checkpoint to write (default models/NAME.pt)."),
-    work_dir: Path | None = typer.Option(None, help="Per-epoch state, for resuming."),
+    work_dir: Path | None = typer.Option(
+        None, help="Per-epoch resumable state (default: training/NAME/ beside the checkpoint)."
+    ),
     threads: int = typer.Option(
         1, help="CPU threads for torch (training is deterministic on CPU)."
     ),
@@ -42,7 +43,7 @@ def train(
     torch.set_num_threads(threads)
     r = load_recipe(recipe)
     output = Path("models") / f"{r.name}.pt" if output is None else output
-    work_dir = default_work_dir(r.name) if work_dir is None else work_dir
+    work_dir = default_work_dir(output, r.name) if work_dir is None else work_dir
     typer.echo(f"training {r.name}; per-epoch state in {work_dir}")
     # Recorded in the card so that anyone can rerun exactly this training.
     command = shlex.join(

@@ -218,7 +218,7 @@ def train_recipe(
     model.to(device).to(memory_format=torch.channels_last)
     steps_per_epoch = -(-len(train_idx) // recipe.batch_size)
     opt, sched = _optimizer(model, recipe, steps_per_epoch * recipe.epochs)
-    start = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
+    start, best = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
     x_all = to_input(train_set.images)
     y_all = torch.from_numpy(np.asarray(train_set.labels, dtype=np.int64))
     for epoch in range(start, recipe.epochs):
@@ -256,6 +256,10 @@ def train_recipe(
             sched.step()
             total += loss.item()
             bar.set_postfix(loss=f"{total / i:.3f}")
+        hold = hybrid_metrics(_outputs(model, train_set, hold_idx), recipe.exit_rule, 1.0)
+        score = float(hold["accuracy"]["cloud"])
+        if best is None or score > best["score"]:
+            best = {"score": score, "epoch": epoch + 1, "model": _cpu_copy(model.state_dict())}
         # Saved before the log line, so an interrupt after it loses nothing.
         atomic_torch_save(
             {
@@ -264,14 +268,20 @@ def train_recipe(
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "best": best,
             },
             work_dir / STATE_FILE,
         )
-        hold = hybrid_metrics(_outputs(model, train_set, hold_idx), recipe.exit_rule, 1.0)
         log(
             f"epoch {epoch + 1}: loss {total / i:.4f}, held-out accuracy edge "
-            f"{hold['accuracy']['edge']}, cloud {hold['accuracy']['cloud']:.4f}"
+            f"{hold['accuracy']['edge']}, cloud {score:.4f} "
+            f"(best {best['score']:.4f} after epoch {best['epoch']})"
         )
+    if best is not None and best["epoch"] != recipe.epochs:
+        # The held-out split, never the test split, chooses the epoch that ships.
+        log(f"keeping the weights of epoch {best['epoch']}, best on held-out images")
+        model.load_state_dict(best["model"])
     model.cpu().to(memory_format=torch.contiguous_format)
     card = {**_card(model, recipe, train_set, hold_idx, load_dataset, command), **provenance}
     save_checkpoint(
@@ -288,6 +298,10 @@ def _outputs(model: HybridNet, dataset: Any, idx: np.ndarray) -> Any:
     return predict(model, dataset.images[idx], dataset.labels[idx])
 
 
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
 def _resume(
     state_path: Path,
     recipe: Recipe,
@@ -295,10 +309,17 @@ def _resume(
     opt: Any,
     sched: Any,
     log: Callable[[str], None],
-) -> int:
+) -> tuple[int, dict[str, Any] | None]:
+    """The epoch to start from and the best held-out weights so far, from ``state_path``."""
     if not state_path.is_file():
-        return 0
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+        return 0, None
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise UserInputError(
+            f"{state_path} is not a readable training state ({type(exc).__name__}); "
+            "delete it to start the run again from epoch 0"
+        ) from None
     if state["recipe"] != recipe.to_dict():
         raise UserInputError(
             f"{state_path} holds a run of a different recipe; pass another --work-dir or delete it"
@@ -306,8 +327,10 @@ def _resume(
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
+    if "torch_rng" in state:
+        torch.set_rng_state(state["torch_rng"])
     log(f"resuming after epoch {state['epoch']} from {state_path}")
-    return int(state["epoch"])
+    return int(state["epoch"]), state.get("best")
 
 
 def _card(
