@@ -12,13 +12,13 @@ __version__ = "0.1.0"
 __all__ = ["load_run", "load_sweep", "run", "sweep"]
 
 if TYPE_CHECKING:
-    from fogsim.results import load_run
+    from fogsim.rundir import load_run
     from fogsim.runner import run
     from fogsim.sweeping import load_sweep, sweep
 
 _LAZY = {
     "run": ("fogsim.runner", "run"),
-    "load_run": ("fogsim.results", "load_run"),
+    "load_run": ("fogsim.rundir", "load_run"),
     "sweep": ("fogsim.sweeping", "sweep"),
     "load_sweep": ("fogsim.sweeping", "load_sweep"),
 }

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from fogsim.data import load_dataset
 from fogsim.inference import InferenceOutcomes, run_inference
-from fogsim.results import RunResult, requests_frame, summarize, write_run
+from fogsim.results import RunResult, requests_frame, summarize
+from fogsim.rundir import write_run
 from fogsim.scenario import Scenario, load_scenario
 from fogsim.sim.engine import simulate
 
