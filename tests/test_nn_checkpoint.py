@@ -93,3 +93,116 @@ def test_weights_that_do_not_fit_the_model(tmp_path, saved):
     torch.save(payload, tmp_path / "mismatch.pt")
     with pytest.raises(CheckpointError, match="do not fit"):
         load_checkpoint(tmp_path / "mismatch.pt").build()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"hello world\nthis is text\n",  # the legacy unpickler: KeyError
+        b"a: 1\n",  # IndexError
+        b"name: fmnist\nepochs: 3\n" * 50,
+        b"",
+        bytes(range(256)) * 4,
+    ],
+)
+def test_a_file_that_is_not_a_torch_file_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "text.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+
+
+def test_a_plain_tensor_is_not_a_checkpoint(tmp_path):
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    with pytest.raises(CheckpointError, match="not a fogsim checkpoint.*holds a Tensor"):
+        load_checkpoint(tmp_path / "tensor.pt")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": None}, "model description"),
+        ({"state_dict": None}, "state dict"),
+        ({"state_dict": {"w": "text"}}, "state dict"),
+        ({"card": "text"}, "card"),
+        ({"model": {"name": "smallcnn", "kwargs": {**KWARGS, "depth": 3}}}, "no argument.*depth"),
+        (
+            {"model": {"name": "smallcnn", "kwargs": {**KWARGS, "num_classes": "ten"}}},
+            "num_classes",
+        ),
+        (
+            {"model": {"name": "smallcnn", "kwargs": {**KWARGS, "image_shape": [28, 28]}}},
+            "(H, W, C)",
+        ),
+    ],
+)
+def test_a_checkpoint_with_missing_or_wrong_parts_is_a_clear_error(
+    tmp_path, saved, change, message
+):
+    path, _ = saved
+    payload = {**torch.load(path, weights_only=True), **change}
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {**KWARGS, "exits": [7]},  # past the split
+        {**KWARGS, "split": "two"},
+        {**KWARGS, "image_shape": [2, 2, 1]},  # too small for the network's pooling
+        {**KWARGS, "weight_precision": "fp16"},
+    ],
+)
+def test_model_arguments_the_network_refuses_are_a_checkpoint_error(tmp_path, saved, kwargs):
+    path, _ = saved
+    payload = torch.load(path, weights_only=True)
+    payload["model"]["kwargs"] = kwargs
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(tmp_path / "bad.pt").build()
+
+
+def test_a_card_without_threshold_or_rule_is_a_clear_error(tmp_path, saved):
+    path, model = saved
+    save_checkpoint(tmp_path / "bare.pt", "smallcnn", KWARGS, model, {"dataset": "x"})
+    ckpt = load_checkpoint(tmp_path / "bare.pt")
+    with pytest.raises(CheckpointError, match="default_threshold"):
+        _ = ckpt.default_threshold
+    with pytest.raises(CheckpointError, match="default_rule"):
+        _ = ckpt.default_rule
+
+
+def test_a_text_file_given_to_eval_exits_2_with_a_message(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "notes.pt"
+    path.write_text("hello world\nthis is text\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "fogsim", "eval", str(path)], capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr
+    assert "not a readable checkpoint" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_input_shape_of_old_and_new_checkpoints(tmp_path, saved):
+    path, model = saved
+    assert load_checkpoint(path).input_shape == (28, 28, 1)  # no image_shape: the default
+    rgb = {**KWARGS, "image_shape": [20, 24, 3]}
+    save_checkpoint(tmp_path / "rgb.pt", "smallcnn", rgb, create_model("smallcnn", **rgb), CARD)
+    ckpt = load_checkpoint(tmp_path / "rgb.pt")
+    assert ckpt.input_shape == (20, 24, 3) and ckpt.num_classes == 10
+    assert ckpt.build()(torch.rand(2, 3, 20, 24))[1].shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", ["fmnist-fp32", "fmnist-binary", "cifar10-fp32", "cifar10-binary"])
+def test_shipped_checkpoints_load_strictly_and_know_their_input(name):
+    from pathlib import Path
+
+    ckpt = load_checkpoint(Path(__file__).parents[1] / "models" / f"{name}.pt")
+    model = ckpt.build()  # strict: every stored tensor name and shape is still the network's
+    assert set(model.state_dict()) == set(ckpt.state_dict)
+    expected = (28, 28, 1) if name.startswith("fmnist") else (32, 32, 3)
+    assert ckpt.input_shape == expected and ckpt.num_classes == len(ckpt.card["classes"]) == 10

@@ -70,3 +70,49 @@ def test_register_twice_is_an_error():
 
     with pytest.raises(ValueError, match="twice"):
         register_model(smallcnn)
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("shape", [(16, 16, 1), (32, 32, 3), (20, 24, 3), (64, 48, 4), (8, 8, 1)])
+def test_every_network_is_built_for_the_images_it_is_given(name, shape):
+    model = create_model(name, num_classes=5, image_shape=shape, exit_head="conv")
+    h, w, c = shape
+    exit_logits, final = model(torch.rand(2, c, h, w))
+    assert final.shape == (2, 5) and all(e.shape == (2, 5) for e in exit_logits)
+    assert model.input_shape == (c, h, w)
+
+
+def test_op_counts_follow_the_image_shape():
+    from fogsim.nn.ops import count_ops
+
+    # smallcnn: stem conv at full size then a 2x2 pool, block 1 (16->32) pools again,
+    # block 2 (32->64) keeps the size: a 16x16 image leaves 64 x 4 x 4 features at the split.
+    ops = count_ops(create_model("smallcnn", image_shape=(16, 16, 1)))
+    assert ops.feature_shape == (64, 4, 4)
+    stem = 16 * 16 * 16 * 1 * 9
+    rgb = count_ops(create_model("smallcnn", image_shape=(16, 16, 3)))
+    assert rgb.edge.macs["fp32"] - ops.edge.macs["fp32"] == 2 * stem  # 3 input channels, not 1
+    assert count_ops(create_model("smallcnn")).feature_shape == (64, 7, 7)
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((2, 2, 1), "2x2"),
+        ((28, 3, 1), "28x3"),
+        ((3, 32, 32), "3x32"),  # channels first: a 3-pixel-high image
+        ((28, 28, 0), "0 channels"),
+        ((28, 28, 64), "64 channels"),
+        ((28, 28), "not \\(height, width, channels\\)"),
+    ],
+)
+def test_images_a_network_cannot_read_are_refused(shape, message):
+    for name in list_models():
+        with pytest.raises(UserInputError, match=message):
+            create_model(name, image_shape=shape)
+
+
+def test_default_shapes_are_those_of_the_shipped_datasets():
+    assert create_model("smallcnn").input_shape == (1, 28, 28)
+    assert create_model("resnet20").input_shape == (3, 32, 32)
+    assert create_model("resnet32").input_shape == (3, 32, 32)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from fogsim.data import Dataset
+    from fogsim.nn.checkpoint import Checkpoint
 
 
 def eval_cmd(
@@ -19,38 +24,87 @@ def eval_cmd(
     energy_table: str | None = typer.Option(
         None, help="Energy-per-op table (default: the file's)."
     ),
-    batch_size: int = typer.Option(512, help="Images per inference batch."),
+    batch_size: int = typer.Option(512, min=1, help="Images per inference batch."),
+    dataset: str | None = typer.Option(
+        None,
+        help="Dataset name (`fogsim data list`) or path (folder, zip or tar); default: the one "
+        "the card names.",
+    ),
+    split: str = typer.Option("test", help="Split to evaluate on: test or train."),
+    allow_dataset_mismatch: bool = typer.Option(
+        False,
+        "--allow-dataset-mismatch",
+        help="Evaluate although the dataset's name or class names differ from the card's.",
+    ),
 ) -> None:
-    """Evaluate CHECKPOINT on its dataset's test split: edge exit, cloud and hybrid accuracy,
-    exit rate, edge compute energy per image, and the exit-rate/accuracy curve."""
-    from fogsim.data import load_dataset
+    """Evaluate CHECKPOINT on its dataset's test split (or --dataset, --split): edge exit, cloud
+    and hybrid accuracy, exit rate, edge compute energy per image, and the exit-rate/accuracy
+    curve. A dataset that differs from the card's is refused unless --allow-dataset-mismatch."""
     from fogsim.errors import UserInputError
     from fogsim.inference import run_inference
-    from fogsim.nn.checkpoint import load_checkpoint
+    from fogsim.nn.checkpoint import load_checkpoint, require_fit
     from fogsim.nn.hybrid import EXIT_RULES
     from fogsim.nn.report import evaluation_report
 
-    card = load_checkpoint(checkpoint).card
-    rule = rule or card["default_rule"]
+    ckpt = load_checkpoint(checkpoint)
+    rule = rule or ckpt.default_rule
     if rule not in EXIT_RULES:
         raise UserInputError(f"--rule {rule!r}: use one of {', '.join(EXIT_RULES)}")
-    if rule != card["default_rule"] and threshold is None:
+    if rule != ckpt.default_rule and threshold is None:
         raise UserInputError(f"--rule {rule} differs from the card's; give its --threshold too")
-    threshold = card["default_threshold"] if threshold is None else threshold
-    dataset = load_dataset(card["dataset"], split="test")
+    threshold = ckpt.default_threshold if threshold is None else threshold
+    data = _load_dataset(dataset, split, ckpt)
+    checked = [ckpt] if reference is None else [ckpt, load_checkpoint(reference)]
+    warnings = [
+        w
+        for c in checked
+        for w in require_fit(
+            c,
+            data,
+            allow_mismatch=allow_dataset_mismatch,
+            how_to_insist="pass --allow-dataset-mismatch",
+        )
+    ]
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
     progress = not json_out
-    outcomes = run_inference(checkpoint, dataset, batch_size=batch_size, progress=progress)
+    outcomes = run_inference(checkpoint, data, batch_size=batch_size, progress=progress)
     ref = None
     if reference is not None:
-        ref = run_inference(reference, dataset, batch_size=batch_size, progress=progress)
+        ref = run_inference(reference, data, batch_size=batch_size, progress=progress)
     report = evaluation_report(
         outcomes, rule=rule, threshold=threshold, table=energy_table, reference=ref
     )
     report["checkpoint"] = str(checkpoint)
+    report["dataset"] = data.name
+    report["split"] = data.split
+    report["dataset_warnings"] = [str(w) for w in warnings]
     if json_out:
         typer.echo(json.dumps(report))
     else:
         _print_tables(report)
+
+
+def _load_dataset(value: str | None, split: str, ckpt: Checkpoint) -> Dataset:
+    """--dataset as a registered name or a path; without it, the dataset the card names."""
+    from fogsim.data import known_datasets, load_dataset
+    from fogsim.errors import CheckpointError, UserInputError
+
+    if value is None:
+        name, path = ckpt.card.get("dataset"), ckpt.card.get("dataset_path")
+        if isinstance(path, str) and Path(path).exists():
+            return load_dataset(name if isinstance(name, str) else None, path=path, split=split)
+        if not isinstance(name, str) or not name:
+            raise CheckpointError(f"{ckpt.path}: its card names no dataset; pass --dataset")
+        return load_dataset(name, split=split)
+    if value in known_datasets():
+        return load_dataset(value, split=split)
+    if Path(value).exists():
+        return load_dataset(path=value, split=split)
+    raise UserInputError(
+        f"--dataset {value!r} is neither a known dataset ({', '.join(known_datasets())}) "
+        "nor an existing file or folder"
+    )
 
 
 def _print_tables(r: dict) -> None:
@@ -58,7 +112,9 @@ def _print_tables(r: dict) -> None:
     from rich.table import Table
 
     acc = r["accuracy"]
-    summary = Table(title=f"{r['checkpoint']} on {r['n_images']} test images")
+    summary = Table(
+        title=f"{r['checkpoint']} on {r['n_images']} {r['split']} images of {r['dataset']}"
+    )
     summary.add_column("metric")
     summary.add_column("value", justify="right")
     edge = "n/a" if acc["edge"] is None else f"{acc['edge']:.4f}"

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import pickle
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from fogsim.errors import CheckpointError
-from fogsim.nn.hybrid import HybridNet
-from fogsim.nn.zoo import create_model, list_models
+from fogsim.errors import CheckpointError, UserInputError
+from fogsim.nn.hybrid import EXIT_RULES, HybridNet
+from fogsim.nn.zoo import constructor_defaults, create_model, list_models
+
+if TYPE_CHECKING:
+    from fogsim.data.dataset import Dataset
 
 FORMAT = "fogsim-hybridnet"
 VERSION = 1
@@ -37,12 +41,61 @@ class Checkpoint:
         try:
             model = create_model(self.model_name, **self.model_kwargs)
             model.load_state_dict(self.state_dict)
-        except (TypeError, ValueError, RuntimeError) as exc:
+        except (TypeError, ValueError, RuntimeError, UserInputError) as exc:
             raise CheckpointError(
                 f"{self.path}: the weights do not fit model {self.model_name!r} "
                 f"with {self.model_kwargs} ({exc}); retrain it with `fogsim train`"
             ) from None
         return model.eval()
+
+    def _args(self) -> dict[str, Any]:
+        return {**constructor_defaults(self.model_name), **self.model_kwargs}
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the images the network reads; checkpoints older than the
+        ``image_shape`` argument were built for their architecture's default shape."""
+        shape = self._args().get("image_shape")
+        if not _is_shape(shape):
+            raise CheckpointError(f"{self.path}: image_shape {shape!r} is not (H, W, C)")
+        return tuple(int(v) for v in shape)  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the network predicts: the rows of its final classifier."""
+        fc = self.state_dict.get("final.fc.weight")
+        if fc is not None and fc.dim() == 2:
+            return int(fc.shape[0])
+        return int(self._args().get("num_classes", 0))
+
+    @property
+    def default_threshold(self) -> float:
+        """The card's exit threshold, chosen on held-out training images."""
+        value = self.card.get("default_threshold")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise CheckpointError(
+                f"{self.path}: its card has no numeric default_threshold ({value!r}); {_HOW_TO_FIX}"
+            )
+        return float(value)
+
+    @property
+    def default_rule(self) -> str:
+        """The card's exit rule, ``entropy`` or ``maxprob``."""
+        value = self.card.get("default_rule")
+        if value not in EXIT_RULES:
+            raise CheckpointError(
+                f"{self.path}: its card's default_rule is {value!r}, not one of "
+                f"{', '.join(EXIT_RULES)}; {_HOW_TO_FIX}"
+            )
+        return str(value)
+
+
+def _is_shape(value: object) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -110,6 +163,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{path} is not a readable checkpoint (corrupt, truncated or not a torch file: "
             f"{reason}); {_HOW_TO_FIX}"
         ) from None
+    except (KeyError, IndexError, TypeError, AttributeError, OverflowError, MemoryError) as exc:
+        # The legacy unpickler reads any other file as opcodes, and fails in these ways.
+        reason = f"{type(exc).__name__}: {exc}"
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (corrupt, truncated or not a torch file: "
+            f"{reason}); {_HOW_TO_FIX}"
+        ) from None
     _check_payload(path, payload)
     model = payload["model"]
     return Checkpoint(
@@ -131,9 +191,10 @@ def _reason(exc: Exception) -> str:
 
 def _check_payload(path: Path, payload: object) -> None:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        what = "a dict without" if isinstance(payload, dict) else f"a {type(payload).__name__}, no"
         raise CheckpointError(
-            f"{path} is a torch file but not a fogsim checkpoint (no format={FORMAT!r}; "
-            f"a bare state dict cannot be rebuilt); {_HOW_TO_FIX}"
+            f"{path} is a torch file but not a fogsim checkpoint (it holds {what} "
+            f"format={FORMAT!r}; a bare state dict or tensor cannot be rebuilt); {_HOW_TO_FIX}"
         )
     if payload.get("version") != VERSION:
         raise CheckpointError(
@@ -150,8 +211,110 @@ def _check_payload(path: Path, payload: object) -> None:
             f"{path}: the model description is missing or names an unknown network "
             f"(registered: {', '.join(list_models())}); {_HOW_TO_FIX}"
         )
+    _check_kwargs(path, model["name"], model["kwargs"])
     state = payload.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: the state dict is missing or malformed; {_HOW_TO_FIX}")
     if not isinstance(payload.get("card"), dict):
         raise CheckpointError(f"{path}: the model card is missing; {_HOW_TO_FIX}")
+
+
+def _check_kwargs(path: Path, name: str, kwargs: dict[str, Any]) -> None:
+    known = constructor_defaults(name)
+    unknown = sorted(str(k) for k in kwargs if k not in known)
+    if unknown:
+        raise CheckpointError(
+            f"{path}: model {name!r} takes no argument(s) {unknown} (it takes "
+            f"{', '.join(sorted(known))}); {_HOW_TO_FIX}"
+        )
+    classes = kwargs.get("num_classes", known.get("num_classes"))
+    if isinstance(classes, bool) or not isinstance(classes, int) or not 1 <= classes <= 100_000:
+        raise CheckpointError(
+            f"{path}: num_classes {classes!r} is not a class count; {_HOW_TO_FIX}"
+        )
+    if "image_shape" in kwargs and not _is_shape(kwargs["image_shape"]):
+        raise CheckpointError(
+            f"{path}: image_shape {kwargs['image_shape']!r} is not (H, W, C); {_HOW_TO_FIX}"
+        )
+
+
+class Mismatch(str):
+    """One way a dataset does not fit a checkpoint. ``fatal``: the network cannot run on it
+    (image shape, number of classes); otherwise it runs, but probably on the wrong data."""
+
+    fatal: bool
+
+    def __new__(cls, text: str, fatal: bool) -> Mismatch:
+        made = super().__new__(cls, text)
+        made.fatal = fatal
+        return made
+
+
+def dataset_mismatch(ckpt: Checkpoint, dataset: Dataset) -> list[str]:
+    """How ``dataset`` differs from what ``ckpt`` was trained on (empty when it fits). Each
+    item is a ``Mismatch``: raise on a fatal one; refuse the others unless the user insists."""
+    problems: list[str] = []
+    shape = tuple(int(v) for v in dataset.images.shape[1:])
+    if shape != ckpt.input_shape:
+        problems.append(
+            Mismatch(
+                f"{dataset.name} images are {_hwc(shape)} (H x W x C) but {ckpt.path.name} "
+                f"reads {_hwc(ckpt.input_shape)}",
+                fatal=True,
+            )
+        )
+    if len(dataset.classes) != ckpt.num_classes:
+        problems.append(
+            Mismatch(
+                f"{dataset.name} has {len(dataset.classes)} classes but {ckpt.path.name} "
+                f"predicts {ckpt.num_classes}",
+                fatal=True,
+            )
+        )
+    same_data = ckpt.card.get("dataset_fingerprint") == dataset.fingerprint
+    trained_on = ckpt.card.get("dataset")
+    if isinstance(trained_on, str) and trained_on != dataset.name and not same_data:
+        problems.append(
+            Mismatch(f"{ckpt.path.name} was trained on {trained_on!r}, not {dataset.name!r}", False)
+        )
+    classes = ckpt.card.get("classes")
+    if (
+        isinstance(classes, list)
+        and len(classes) == len(dataset.classes)
+        and [str(c) for c in classes] != list(dataset.classes)
+    ):
+        differ = [(a, b) for a, b in zip(classes, dataset.classes, strict=True) if a != b]
+        shown = ", ".join(f"{a!r} vs {b!r}" for a, b in differ[:3])
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        problems.append(
+            Mismatch(
+                f"class names differ from {ckpt.path.name}'s card (card vs {dataset.name}: "
+                f"{shown}{more})",
+                False,
+            )
+        )
+    return problems
+
+
+def _hwc(shape: tuple[int, ...]) -> str:
+    return "x".join(str(v) for v in shape)
+
+
+def require_fit(
+    ckpt: Checkpoint, dataset: Dataset, *, allow_mismatch: bool, how_to_insist: str
+) -> list[str]:
+    """Raise a UserInputError when ``dataset`` cannot fit ``ckpt``, or when it is probably the
+    wrong data and ``allow_mismatch`` is false; return the problems the caller should warn of."""
+    problems = dataset_mismatch(ckpt, dataset)
+    fatal = [p for p in problems if getattr(p, "fatal", True)]
+    if fatal:
+        raise UserInputError(
+            f"{ckpt.path} cannot run on {dataset.name} ({dataset.split}): {'; '.join(fatal)}; "
+            "pick a checkpoint trained on this dataset"
+        )
+    if problems and not allow_mismatch:
+        raise UserInputError(
+            f"{ckpt.path} does not match {dataset.name} ({dataset.split}): {'; '.join(problems)}. "
+            f"Pick the right dataset or checkpoint, or {how_to_insist} to run it anyway"
+        )
+    return problems

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -17,6 +19,9 @@ CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 FASHION_MEAN = (0.2860,)
 FASHION_STD = (0.3530,)
+CIFAR_SHAPE = (32, 32, 3)
+FASHION_SHAPE = (28, 28, 1)
+MAX_SIDE, MAX_CHANNELS = 4096, 16
 
 
 def register_model(fn: Callable[..., HybridNet]) -> Callable[..., HybridNet]:
@@ -32,11 +37,46 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def constructor_defaults(name: str) -> dict[str, Any]:
+    """The default keyword arguments of the registered network ``name``."""
+    params = inspect.signature(_REGISTRY[name]).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
 def create_model(name: str, **kwargs: object) -> HybridNet:
     """Build the registered network ``name`` with constructor keyword arguments."""
     if name not in _REGISTRY:
         raise UserInputError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
     return _REGISTRY[name](**kwargs)
+
+
+def check_image_shape(
+    image_shape: Sequence[int], downsampling: int, network: str
+) -> tuple[int, int, int]:
+    """(H, W, C) as ints, or a UserInputError when the network cannot read such images: each
+    side must survive the network's downsampling, and C be a plausible number of channels."""
+    shape = tuple(image_shape)
+    if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape):
+        raise UserInputError(f"image_shape {image_shape!r} is not (height, width, channels)")
+    h, w, c = shape
+    if not (downsampling <= h <= MAX_SIDE and downsampling <= w <= MAX_SIDE):
+        raise UserInputError(
+            f"{network} cannot read {h}x{w} images: it downsamples by {downsampling}, so each "
+            f"side must be {downsampling} to {MAX_SIDE} pixels"
+        )
+    if not 1 <= c <= MAX_CHANNELS:
+        raise UserInputError(
+            f"{network} cannot read images of {c} channels (1 to {MAX_CHANNELS}); "
+            "is the dataset laid out as (N, H, W, C)?"
+        )
+    return h, w, c
+
+
+def normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel input mean and std: CIFAR-10's for RGB, Fashion-MNIST's for grayscale,
+    0.5 and 0.25 otherwise (BatchNorm after the stem absorbs what they miss)."""
+    known = {3: (CIFAR_MEAN, CIFAR_STD), 1: (FASHION_MEAN, FASHION_STD)}
+    return known.get(channels, ((0.5,) * channels, (0.25,) * channels))
 
 
 def _precisions(i: int, split: int, weight: str | int, act: str | int) -> tuple[str, str]:
@@ -108,7 +148,11 @@ def _cifar_resnet(
     weight_precision: str | int,
     act_precision: str | int,
     exit_head: str,
+    image_shape: Sequence[int],
 ) -> HybridNet:
+    # Stages 2 and 3 each halve the feature map.
+    height, width, c = check_image_shape(image_shape, 4, f"resnet{depth}")
+    mean, std = normalisation(c)
     per_stage = (depth - 2) // 6
     split = 2 * per_stage if split is None else split
     exits = (split,) if exits is None else tuple(exits)
@@ -121,16 +165,16 @@ def _cifar_resnet(
             channels.append(cout)
             cin = cout
     return HybridNet(
-        nn.Conv2d(3, 16, 3, 1, 1, bias=False),
+        nn.Conv2d(c, 16, 3, 1, 1, bias=False),
         blocks,
         channels,
         split=split,
         exits=exits,
         edge_act_precision=act_precision if split else "fp32",
         num_classes=num_classes,
-        input_shape=(3, 32, 32),
-        input_mean=CIFAR_MEAN,
-        input_std=CIFAR_STD,
+        input_shape=(c, height, width),
+        input_mean=mean,
+        input_std=std,
         exit_head=_exit_head(exit_head, weight_precision, act_precision),
     )
 
@@ -143,11 +187,13 @@ def resnet20(
     weight_precision: str | int = "fp32",
     act_precision: str | int = "fp32",
     exit_head: str = "linear",
+    image_shape: Sequence[int] = CIFAR_SHAPE,
 ) -> HybridNet:
     """CIFAR ResNet-20 (3 stages x 3 blocks, 16/32/64 channels); default split after stage 2.
-    ``exit_head`` is ``linear`` (pool and classify) or ``conv`` (a quantized conv first)."""
+    ``exit_head`` is ``linear`` (pool and classify) or ``conv`` (a quantized conv first);
+    ``image_shape`` is (H, W, C) of the input images."""
     return _cifar_resnet(
-        20, num_classes, split, exits, weight_precision, act_precision, exit_head
+        20, num_classes, split, exits, weight_precision, act_precision, exit_head, image_shape
     )
 
 
@@ -159,10 +205,11 @@ def resnet32(
     weight_precision: str | int = "fp32",
     act_precision: str | int = "fp32",
     exit_head: str = "linear",
+    image_shape: Sequence[int] = CIFAR_SHAPE,
 ) -> HybridNet:
     """CIFAR ResNet-32 (3 stages x 5 blocks), the seed paper's network."""
     return _cifar_resnet(
-        32, num_classes, split, exits, weight_precision, act_precision, exit_head
+        32, num_classes, split, exits, weight_precision, act_precision, exit_head, image_shape
     )
 
 
@@ -173,8 +220,14 @@ def smallcnn(
     exits: Sequence[int] | None = None,
     weight_precision: str | int = "fp32",
     act_precision: str | int = "fp32",
+    exit_head: str = "linear",
+    image_shape: Sequence[int] = FASHION_SHAPE,
 ) -> HybridNet:
-    """Small CNN for 28x28 grayscale: fp32 stem, 4 conv blocks (32, 64, 64, 64 channels)."""
+    """Small CNN, by default for 28x28 grayscale: fp32 stem, 4 conv blocks (32, 64, 64, 64
+    channels); ``image_shape`` is (H, W, C) of the input images."""
+    # The stem's and the first block's max-pools each halve the feature map.
+    h, w, c = check_image_shape(image_shape, 4, "smallcnn")
+    mean, std = normalisation(c)
     exits = (split,) if exits is None else tuple(exits)
     spec = ((16, 32, True), (32, 64, False), (64, 64, False), (64, 64, False))
     blocks = [
@@ -182,14 +235,15 @@ def smallcnn(
         for i, (cin, cout, pool) in enumerate(spec)
     ]
     return HybridNet(
-        nn.Sequential(nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.MaxPool2d(2)),
+        nn.Sequential(nn.Conv2d(c, 16, 3, 1, 1, bias=False), nn.MaxPool2d(2)),
         blocks,
         [cout for _, cout, _ in spec],
         split=split,
         exits=exits,
         edge_act_precision=act_precision if split else "fp32",
         num_classes=num_classes,
-        input_shape=(1, 28, 28),
-        input_mean=FASHION_MEAN,
-        input_std=FASHION_STD,
+        input_shape=(c, h, w),
+        input_mean=mean,
+        input_std=std,
+        exit_head=_exit_head(exit_head, weight_precision, act_precision),
     )
