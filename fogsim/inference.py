@@ -26,7 +26,8 @@ from fogsim.nn.ops import count_ops
 if TYPE_CHECKING:
     from fogsim.data import Dataset
 
-CACHE_VERSION = 1
+# 2: incompressible split tensors are sent raw (fogsim.nn.codec), so their sizes changed.
+CACHE_VERSION = 2
 _ARRAYS = (
     "labels",
     "exit_entropy",
@@ -50,7 +51,7 @@ class InferenceOutcomes:
     exit_pred: np.ndarray  # int64 (N, E)
     cloud_pred: np.ndarray  # int64 (N,) prediction of the final (cloud) output
     feature_bytes: int  # bytes of the split tensor at the edge activation bitwidth
-    compressed_feature_bytes: np.ndarray  # int64 (N,) bit-packed split tensor after zlib -6
+    compressed_feature_bytes: np.ndarray  # int64 (N,) bytes sent: zlib -6, or raw if smaller
     input_bytes: int  # raw uint8 image bytes (H*W*C), what cloud_only sends
     edge_ops_to_exit: tuple[dict[str, int], ...]  # len E: MACs to reach exit e (trunk + heads 0..e)
     edge_ops: dict[str, int]  # MACs of the whole edge part, all exit heads included
@@ -124,8 +125,8 @@ def run_inference(
         edge_ops=ops.edge.macs,
         cloud_ops=ops.cloud.macs,
         full_ops=ops.full_macs,
-        default_threshold=float(ckpt.card["default_threshold"]),
-        default_rule=str(ckpt.card["default_rule"]),
+        default_threshold=ckpt.default_threshold,
+        default_rule=ckpt.default_rule,
     )
     _write_cache(stem, outcomes)
     return outcomes
@@ -150,6 +151,7 @@ def _atomic_write(path: Path, write: Any) -> None:
 def _write_cache(stem: Path, o: InferenceOutcomes) -> None:
     arrays = {name: getattr(o, name) for name in _ARRAYS}
     meta = {
+        "version": CACHE_VERSION,
         "checkpoint_sha256": o.checkpoint_sha256,
         "dataset_fingerprint": o.dataset_fingerprint,
         "class_names": list(o.class_names),
@@ -172,7 +174,11 @@ def _read_cache(stem: Path, sha256: str, fingerprint: str) -> InferenceOutcomes 
     if not (meta_path.is_file() and npz_path.is_file()):
         return None
     meta = json.loads(meta_path.read_text())
-    if meta["checkpoint_sha256"] != sha256 or meta["dataset_fingerprint"] != fingerprint:
+    if (
+        meta.pop("version", None) != CACHE_VERSION
+        or meta["checkpoint_sha256"] != sha256
+        or meta["dataset_fingerprint"] != fingerprint
+    ):
         return None
     with np.load(npz_path) as z:
         arrays = {name: z[name] for name in _ARRAYS}

@@ -1,5 +1,9 @@
 """run_inference: the outcome contract the simulator reads, the split codec, the disk cache."""
 
+import dataclasses
+import json
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +13,7 @@ from fogsim.data.dataset import Dataset, fingerprint
 from fogsim.errors import UserInputError
 from fogsim.inference import run_inference
 from fogsim.nn.checkpoint import save_checkpoint
-from fogsim.nn.codec import compressed_sizes, pack_features
+from fogsim.nn.codec import compressed_sizes, decode, encode, pack_features
 from fogsim.nn.evaluate import to_input
 from fogsim.nn.zoo import create_model
 
@@ -117,3 +121,43 @@ def test_a_dataset_the_network_cannot_read_is_refused(tmp_path, checkpoint):
     ten = Dataset("ten", "test", ds.images, ds.labels, tuple("abcdefghij"), "f2", "m")
     with pytest.raises(UserInputError, match="classes"):
         run_inference(path, ten, cache_dir=tmp_path, progress=False)
+
+
+def test_incompressible_features_are_sent_raw_with_a_one_byte_marker():
+    # Random signs pack to random bytes, which zlib can only frame, never shrink.
+    signs = torch.from_numpy(np.random.default_rng(0).choice([-1.0, 1.0], (4, 8192)))
+    packed = pack_features(signs, "binary")
+    framed = [len(zlib.compress(row.tobytes(), 6)) for row in packed]
+    assert all(f > 8192 // 8 for f in framed)  # zlib makes them larger
+    assert compressed_sizes(signs, "binary").tolist() == [8192 // 8 + 1] * 4
+    for row in packed:
+        assert decode(encode(row.tobytes())) == row.tobytes()
+
+
+def test_compressible_features_are_sent_as_zlib_and_decode_back():
+    zeros = torch.full((2, 4096), -1.0)
+    row = pack_features(zeros, "binary")[0].tobytes()
+    assert encode(row) == zlib.compress(row, 6) and decode(encode(row)) == row
+    assert compressed_sizes(zeros, "binary").tolist() == [len(zlib.compress(row, 6))] * 2
+    # The receiver tells the two kinds apart by the first byte: zlib's is 0x78, never 0x00.
+    assert encode(row)[0] == 0x78 and encode(bytes(range(256)))[0] == 0x00
+
+
+def test_cached_outcomes_from_before_the_raw_fallback_are_not_reused(tmp_path, checkpoint):
+    path, _ = checkpoint
+    ds, cache = _dataset(6, 4), tmp_path / "cache"
+    fresh = run_inference(path, ds, cache_dir=cache, progress=False)
+    raw = fresh.feature_bytes + 1
+    assert (fresh.compressed_feature_bytes <= raw).all()
+    # An entry written by fogsim before the fallback (cache version 1), with zlib's sizes.
+    stale = dataclasses.replace(fresh, compressed_feature_bytes=np.full(6, raw + 10))
+    for stem in cache.glob("*.json"):
+        stem.unlink()
+        stem.with_suffix(".npz").unlink()
+    old_stem = cache / f"v1-{fresh.checkpoint_sha256[:32]}-{ds.fingerprint[:32]}"
+    inference._write_cache(old_stem, stale)
+    meta = json.loads(old_stem.with_suffix(".json").read_text())
+    meta.pop("version")
+    old_stem.with_suffix(".json").write_text(json.dumps(meta))
+    again = run_inference(path, ds, cache_dir=cache, progress=False)
+    assert np.array_equal(again.compressed_feature_bytes, fresh.compressed_feature_bytes)

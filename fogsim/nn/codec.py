@@ -1,4 +1,10 @@
-"""Bit-packing and lossless compression of the split tensor, as the edge would send it."""
+"""Bit-packing and lossless compression of the split tensor, as the edge would send it.
+
+A payload is either a zlib stream, whose first byte is always 0x78 (deflate with a 32 KiB
+window), or the marker byte 0x00 followed by the packed bytes as they are: the receiver tells
+them apart by the first byte. Incompressible features therefore cost their packed size plus
+one byte, never zlib's framing on top.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import torch
 from fogsim.nn.quant import BITS
 
 ZLIB_LEVEL = 6
+RAW_MARKER = b"\x00"
 
 
 def feature_codes(features: torch.Tensor, precision: str) -> np.ndarray:
@@ -36,9 +43,20 @@ def pack_features(features: torch.Tensor, precision: str) -> np.ndarray:
     return np.packbits(planes.reshape(len(codes), -1), axis=1)
 
 
+def encode(packed: bytes) -> bytes:
+    """What the edge sends: the zlib stream of ``packed``, or the raw marker and ``packed``
+    itself when zlib would not make it smaller."""
+    compressed = zlib.compress(packed, ZLIB_LEVEL)
+    return compressed if len(compressed) <= len(packed) + 1 else RAW_MARKER + packed
+
+
+def decode(payload: bytes) -> bytes:
+    """What the cloud receives back: the packed bytes of one image's split tensor."""
+    return payload[1:] if payload[:1] == RAW_MARKER else zlib.decompress(payload)
+
+
 def compressed_sizes(features: torch.Tensor, precision: str) -> np.ndarray:
-    """Bytes of each image's packed split tensor after zlib (level 6) compression."""
+    """Bytes the edge sends for each image's split tensor: bit-packed, then zlib (level 6)
+    compressed, or sent raw with a one-byte marker where that is smaller."""
     packed = pack_features(features, precision)
-    return np.array(
-        [len(zlib.compress(row.tobytes(), ZLIB_LEVEL)) for row in packed], dtype=np.int64
-    )
+    return np.array([len(encode(row.tobytes())) for row in packed], dtype=np.int64)
