@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from fogsim.nn import bf16
 from fogsim.nn.train import joint_loss
 from fogsim.nn.zoo import create_model
 
@@ -52,6 +53,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
+    # Before any conv: where bf16 crashes oneDNN's AMX kernels, this caps it or says so.
+    if not bf16.prepare():
+        print("bf16 autocast crashes on this CPU: nothing to compare fp32 with")
+        return
     torch.set_num_threads(args.threads)
     print(f"ResNet-20 (conv exit), batch {args.batch_size}, {args.threads} threads")
     for precision in ("fp32", "int4", "binary"):

@@ -23,7 +23,7 @@ def train(
         None, help="Per-epoch resumable state (default: training/NAME/ beside the checkpoint)."
     ),
     threads: int = typer.Option(
-        1, help="CPU threads for torch (training is deterministic on CPU)."
+        1, min=1, help="CPU threads for torch (training is deterministic on CPU)."
     ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     device: str = typer.Option("cpu", help="torch device, e.g. cuda (deterministic only on CPU)."),

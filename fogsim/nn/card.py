@@ -27,8 +27,12 @@ def _training(card: dict[str, Any]) -> str:
             f"distilled from `{d['teacher']}` (sha256 `{sha}...`, weight {d['weight']}, "
             f"temperature {d['temperature']})"
         )
-    if recipe.get("autocast"):
-        parts.append(f"{recipe['autocast']} convolutions (autocast; weights kept in fp32)")
+    # Cards from before the bf16 probe record only what the recipe asked for.
+    autocast = card.get("autocast", recipe.get("autocast"))
+    if autocast:
+        parts.append(f"{autocast} convolutions (autocast; weights kept in fp32)")
+    elif recipe.get("autocast"):
+        parts.append(f"fp32 convolutions ({recipe['autocast']} autocast crashes on that CPU)")
     return (
         "; ".join(parts) + ". The epochs are a budget set by a 2-core CPU machine, not by "
         "convergence: more epochs (raise `epochs` in the recipe and retrain, e.g. with "
@@ -56,6 +60,8 @@ def card_markdown(card: dict[str, Any], checkpoint: Path) -> str:
         "the cloud part is fp32.",
         "",
         f"- file: `{checkpoint.name}` (sha256 `{ckpt.sha256}`)",
+        f"- input: {'x'.join(map(str, ckpt.input_shape))} images (H x W x C)"
+        + (f" from `{card['dataset_path']}`" if card.get("dataset_path") else ""),
         f"- trained with: `{card['command']}` at git commit `{card['git_commit']}`",
         f"- training: {_training(card)}",
         f"- default exit rule: {card['default_rule']} < {card['default_threshold']:.4f} "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,9 @@ import yaml
 from fogsim.errors import UserInputError
 from fogsim.nn.hybrid import EXIT_HEADS, EXIT_RULES
 from fogsim.nn.quant import parse_precision
-from fogsim.nn.zoo import list_models
+from fogsim.nn.zoo import create_model, list_models
+
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few hundred bytes; a megabyte is something else
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,25 @@ class Distill:
 
 
 @dataclass(frozen=True)
+class DatasetPath:
+    """A dataset read from a path, as a scenario's ``dataset: {path: ...}``; ``path`` is kept
+    as written (relative to the recipe file), ``base_dir`` is where it starts."""
+
+    path: str
+    name: str | None = None
+    base_dir: str = field(default=".", compare=False)
+
+    @property
+    def resolved(self) -> Path:
+        return Path(self.base_dir) / Path(self.path).expanduser()
+
+
+@dataclass(frozen=True)
 class Recipe:
     """Everything one training run depends on."""
 
     name: str
-    dataset: str
+    dataset: str | DatasetPath
     architecture: str
     epochs: int
     weight_precision: str = "fp32"
@@ -79,10 +97,20 @@ class Recipe:
             kwargs["exit_head"] = self.exit_head
         return kwargs
 
+    def dataset_args(self) -> dict[str, Any]:
+        """Keyword arguments of ``fogsim.data.load_dataset`` for this recipe's dataset."""
+        if isinstance(self.dataset, DatasetPath):
+            return {"name": self.dataset.name, "path": self.dataset.resolved}
+        return {"name": self.dataset}
+
     def to_dict(self) -> dict[str, Any]:
+        """Plain values: the training state and the card are keyed by it, so it must not
+        change for an existing recipe."""
         d = dataclasses.asdict(self)
         d["exits"] = list(self.exits) if self.exits is not None else None
         d["exit_weights"] = list(self.exit_weights)
+        if isinstance(self.dataset, DatasetPath):
+            d["dataset"] = {"path": self.dataset.path, "name": self.dataset.name}
         return d
 
 
@@ -90,8 +118,176 @@ def _fail(source: str, msg: str) -> UserInputError:
     return UserInputError(f"{source}: {msg}")
 
 
-def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
-    """Validate a recipe mapping; unknown keys and bad values are errors naming the key."""
+class _Bad(ValueError):
+    """A value of the wrong type or out of range; the message names the key."""
+
+
+def _whole(key: str, value: Any, minimum: int) -> int:
+    # YAML reads 1e3 as a string: a number the user wrote is accepted as one.
+    number = _number(key, value, "a whole number")
+    if not number.is_integer():
+        raise _Bad(f"{key}: {value!r} is not a whole number")
+    if number < minimum:
+        raise _Bad(f"{key}: {value!r} must be at least {minimum}")
+    return value if isinstance(value, int) else int(number)
+
+
+def _number(key: str, value: Any, what: str = "a number") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _Bad(f"{key}: {value!r} is not {what}")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise _Bad(f"{key}: {value!r} is not {what}") from None
+    if not math.isfinite(number):
+        raise _Bad(f"{key}: {value!r} is not a finite number")
+    return number
+
+
+def _real(key: str, value: Any, low: float, high: float, *, open_low: bool = False) -> float:
+    number = _number(key, value)
+    if number < low or (open_low and number == low) or number > high:
+        bracket = "(" if open_low else "["
+        raise _Bad(f"{key}: {value!r} is outside {bracket}{low}, {high}]")
+    # An int or float stays as written (to_dict of existing recipes must not change).
+    return value if isinstance(value, int | float) else number
+
+
+def _text(key: str, value: Any, choices: tuple[str, ...] | None = None) -> str:
+    if not isinstance(value, str) or not value:
+        raise _Bad(f"{key}: {value!r} is not a non-empty string")
+    if choices is not None and value not in choices:
+        raise _Bad(f"{key}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _sequence(key: str, value: Any) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise _Bad(f"{key}: {value!r} is not a list")
+    return list(value)
+
+
+def _mapping(key: str, value: Any, known: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Bad(f"{key}: {value!r} is not a mapping")
+    bad = sorted(str(k) for k in value if k not in known)
+    if bad:
+        raise _Bad(f"{key}: unknown key(s) {bad}; known: {', '.join(sorted(known))}")
+    return value
+
+
+def _precision(key: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _Bad(f"{key}: {value!r} is not a precision name or bitwidth")
+    try:
+        return parse_precision(value)
+    except ValueError as exc:
+        raise _Bad(f"{key}: {exc}") from None
+
+
+def _augmentation(value: Any) -> Augmentation:
+    raw = _mapping("augmentation", {} if value is None else value, {"crop_padding", "hflip"})
+    hflip = raw.get("hflip", False)
+    if not isinstance(hflip, bool):
+        raise _Bad(f"augmentation.hflip: {hflip!r} is not true or false")
+    padding = _whole("augmentation.crop_padding", raw.get("crop_padding", 0), 0)
+    return Augmentation(crop_padding=padding, hflip=hflip)
+
+
+def _distill(value: Any) -> Distill:
+    if not isinstance(value, dict) or "teacher" not in value:
+        raise _Bad("distill: give a mapping with at least `teacher: CHECKPOINT.pt`")
+    raw = _mapping("distill", value, {"teacher", "weight", "temperature"})
+    return Distill(
+        teacher=_text("distill.teacher", raw["teacher"]),
+        weight=_real("distill.weight", raw.get("weight", 0.5), 0, 1, open_low=True),
+        temperature=_real(
+            "distill.temperature", raw.get("temperature", 4.0), 0, 1e6, open_low=True
+        ),
+    )
+
+
+def _dataset(value: Any, base_dir: Path) -> str | DatasetPath:
+    if isinstance(value, dict):
+        raw = _mapping("dataset", value, {"path", "name"})
+        if "path" not in raw:
+            raise _Bad("dataset: a mapping needs `path:` (or give a registered name as a string)")
+        name = raw.get("name")
+        return DatasetPath(
+            path=_text("dataset.path", raw["path"]),
+            name=None if name is None else _text("dataset.name", name),
+            base_dir=str(base_dir),
+        )
+    if not isinstance(value, str) or not value:
+        raise _Bad(
+            f"dataset: {value!r} is neither a dataset name (`fogsim data list`) "
+            "nor `{path: FOLDER_OR_FILE}`"
+        )
+    return value
+
+
+def _exits(value: Any) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    return tuple(_whole(f"exits[{i}]", v, 1) for i, v in enumerate(_sequence("exits", value)))
+
+
+def _exit_weights(value: Any) -> tuple[float, ...]:
+    items = _sequence("exit_weights", value)
+    weights = tuple(_real(f"exit_weights[{i}]", v, 0, 1) for i, v in enumerate(items))
+    if sum(weights) >= 1:
+        raise _Bad("exit_weights must sum below 1 (the rest weighs the final output)")
+    return weights
+
+
+def _optional(check: Any) -> Any:
+    return lambda value: None if value is None else check(value)
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _name(value: Any) -> str:
+    name = _text("name", value)
+    if not _NAME.fullmatch(name):
+        raise _Bad(f"name: {name!r} must be letters, digits, '.', '_' or '-' (it names files)")
+    return name
+
+
+# One check per key: it returns the typed value or raises _Bad naming the key.
+_CHECKS: dict[str, Any] = {
+    "name": _name,
+    "architecture": lambda v: _text("architecture", v, tuple(list_models())),
+    "epochs": lambda v: _whole("epochs", v, 1),
+    "weight_precision": lambda v: _precision("weight_precision", v),
+    "act_precision": lambda v: _precision("act_precision", v),
+    "split": _optional(lambda v: _whole("split", v, 0)),
+    "exits": _exits,
+    "exit_weights": _exit_weights,
+    "seed": lambda v: _whole("seed", v, 0),
+    "batch_size": lambda v: _whole("batch_size", v, 1),
+    "optimizer": lambda v: _text("optimizer", v, ("sgd", "adam")),
+    "lr": lambda v: _real("lr", v, 0, 1e3, open_low=True),
+    "lr_schedule": lambda v: _text("lr_schedule", v, ("onecycle", "cosine", "constant")),
+    "momentum": lambda v: _real("momentum", v, 0, 1),
+    "weight_decay": lambda v: _real("weight_decay", v, 0, 1e3),
+    "augmentation": _augmentation,
+    "holdout": lambda v: _whole("holdout", v, 1),
+    "train_subset": _optional(lambda v: _whole("train_subset", v, 1)),
+    "exit_rule": lambda v: _text("exit_rule", v, EXIT_RULES),
+    "max_accuracy_drop": lambda v: _real("max_accuracy_drop", v, 0, 1),
+    "exit_head": _optional(lambda v: _text("exit_head", v, EXIT_HEADS)),
+    "init_from": _optional(lambda v: _text("init_from", v)),
+    "distill": _optional(_distill),
+    "autocast": _optional(lambda v: _text("autocast", v, ("bf16",))),
+}
+
+
+def recipe_from_dict(
+    raw: dict[str, Any], source: str = "recipe", base_dir: Path | None = None
+) -> Recipe:
+    """Validate a recipe mapping; unknown keys and bad values are errors naming the key.
+    A dataset path is relative to ``base_dir`` (the recipe's folder; default: here)."""
     if not isinstance(raw, dict):
         raise _fail(source, "a recipe is a mapping of keys to values")
     known = {f.name for f in dataclasses.fields(Recipe)}
@@ -107,68 +303,58 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     ]
     if missing:
         raise _fail(source, f"missing required key(s): {', '.join(missing)}")
-    values = dict(raw)
-    aug = values.get("augmentation") or {}
-    bad = set(aug) - {"crop_padding", "hflip"}
-    if bad:
-        raise _fail(
-            source, f"augmentation: unknown key(s) {sorted(bad)}; known: crop_padding, hflip"
-        )
-    values["augmentation"] = Augmentation(**aug)
-    if values.get("distill") is not None:
-        values["distill"] = _distill(values["distill"], source)
-    for key in ("exits", "exit_weights"):
-        if values.get(key) is not None:
-            values[key] = tuple(values[key])
     try:
-        for key in ("weight_precision", "act_precision"):
-            values[key] = parse_precision(values.get(key, "fp32"))
-    except ValueError as exc:
-        raise _fail(source, f"{key}: {exc}") from None
-    recipe = Recipe(**values)
-    _check(recipe, source)
+        values = {key: _CHECKS[key](value) for key, value in raw.items() if key != "dataset"}
+        values["dataset"] = _dataset(raw["dataset"], Path(".") if base_dir is None else base_dir)
+        recipe = Recipe(**values)
+        _check_network(recipe)
+    except _Bad as exc:
+        raise _fail(source, str(exc)) from None
     return recipe
 
 
-def _distill(raw: Any, source: str) -> Distill:
-    known = {f.name for f in dataclasses.fields(Distill)}
-    if not isinstance(raw, dict) or "teacher" not in raw:
-        raise _fail(source, "distill: give a mapping with at least `teacher: CHECKPOINT.pt`")
-    bad = set(raw) - known
-    if bad:
-        raise _fail(source, f"distill: unknown key(s) {sorted(bad)}; known: {sorted(known)}")
-    d = Distill(**raw)
-    if not 0 < d.weight <= 1 or d.temperature <= 0:
-        raise _fail(source, "distill: weight must be in (0, 1] and temperature positive")
-    return d
-
-
-def _check(r: Recipe, source: str) -> None:
-    if r.architecture not in list_models():
-        raise _fail(source, f"architecture: unknown {r.architecture!r}; use one of {list_models()}")
-    if r.epochs < 1 or r.batch_size < 1 or r.lr <= 0:
-        raise _fail(source, "epochs, batch_size and lr must be positive")
-    if sum(r.exit_weights) >= 1 or any(w < 0 for w in r.exit_weights):
-        raise _fail(source, "exit_weights must be >= 0 and sum below 1 (the rest weighs the final)")
-    if r.optimizer not in ("sgd", "adam"):
-        raise _fail(source, f"optimizer: {r.optimizer!r} is not sgd or adam")
-    if r.lr_schedule not in ("onecycle", "cosine", "constant"):
-        raise _fail(source, f"lr_schedule: {r.lr_schedule!r} is not onecycle, cosine or constant")
-    if r.exit_rule not in EXIT_RULES:
-        raise _fail(source, f"exit_rule: {r.exit_rule!r} is not one of {EXIT_RULES}")
-    if r.exit_head is not None and r.exit_head not in EXIT_HEADS:
-        raise _fail(source, f"exit_head: {r.exit_head!r} is not one of {EXIT_HEADS}")
-    if r.autocast not in (None, "bf16"):
-        raise _fail(source, f"autocast: {r.autocast!r} is not bf16 (or leave it out for fp32)")
+def _check_network(r: Recipe) -> None:
+    """Split, exits and exit head against the architecture's blocks, before any training."""
+    default = create_model(r.architecture)
+    n = len(default.blocks)
+    if r.split is not None and not 0 <= r.split <= n:
+        raise _Bad(f"split: {r.split} is outside 0..{n}, the blocks of {r.architecture}")
+    split = default.split if r.split is None else r.split
+    exits = (split,) if r.exits is None else r.exits
+    if any(not 1 <= e <= split for e in exits) or list(exits) != sorted(set(exits)):
+        raise _Bad(
+            f"exits: {list(exits)} must be increasing block numbers in 1..{split} (the split"
+            f"{', by default' if r.split is None else ''}; no exits: `exits: []`)"
+        )
+    try:
+        model = create_model(r.architecture, **r.model_kwargs())
+    except ValueError as exc:
+        raise _Bad(f"{exc} ({r.architecture} with {r.model_kwargs()})") from None
+    n = len(model.exit_points)
+    if len(r.exit_weights) != n:
+        raise _Bad(
+            f"exit_weights has {len(r.exit_weights)} weight(s) for {n} exit(s) "
+            f"(exits {list(model.exit_points)}); give one weight per exit"
+        )
 
 
 def load_recipe(path: Path) -> Recipe:
     """Read and validate a recipe YAML file."""
-    if not Path(path).is_file():
+    path = Path(path)
+    if not path.is_file():
         raise UserInputError(f"no recipe file at {path}; see models/recipes/ for examples")
-    with open(path) as f:
-        try:
-            raw = yaml.safe_load(f)
-        except yaml.YAMLError as exc:
-            raise UserInputError(f"{path}: not valid YAML ({exc})") from None
-    return recipe_from_dict(raw, str(path))
+    if path.stat().st_size > MAX_RECIPE_BYTES:
+        raise UserInputError(
+            f"{path} is {path.stat().st_size} bytes; a recipe is a short YAML file "
+            "(see models/recipes/)"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path} is not a text file; a recipe is YAML") from None
+    try:
+        raw = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # PyYAML raises ValueError for impossible dates such as 2024-13-01.
+        raise UserInputError(f"{path}: not valid YAML ({exc})") from None
+    return recipe_from_dict(raw, str(path), base_dir=path.parent)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +16,17 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from fogsim.errors import CheckpointError, UserInputError
-from fogsim.nn.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from fogsim.nn.bf16 import autocast_precision
+from fogsim.nn.checkpoint import (
+    atomic_torch_save,
+    dataset_mismatch,
+    load_checkpoint,
+    save_checkpoint,
+)
 from fogsim.nn.evaluate import choose_threshold, hybrid_metrics, predict, to_input
 from fogsim.nn.hybrid import HybridNet
 from fogsim.nn.quant import BITS
-from fogsim.nn.recipe import Augmentation, Recipe
+from fogsim.nn.recipe import Augmentation, DatasetPath, Recipe
 from fogsim.nn.zoo import create_model
 
 STATE_FILE = "state.pt"
@@ -124,12 +132,13 @@ def _load(path: str, key: str) -> Any:
         ) from None
 
 
-def _teacher(path: str, dataset: str, device: str) -> tuple[HybridNet, str]:
+def _teacher(path: str, dataset: Any, device: str) -> tuple[HybridNet, str]:
     ckpt = _load(path, "distill teacher")
-    if ckpt.card.get("dataset") != dataset:
+    problems = dataset_mismatch(ckpt, dataset)
+    if problems:
         raise UserInputError(
-            f"distill: teacher {path} was trained on {ckpt.card.get('dataset')!r}, "
-            f"not {dataset!r}; use a teacher of the same dataset"
+            f"distill: teacher {path} does not fit this recipe's dataset ({'; '.join(problems)}); "
+            "use a teacher trained on the same dataset"
         )
     teacher = ckpt.build().to(device).to(memory_format=torch.channels_last)
     for p in teacher.parameters():
@@ -137,8 +146,8 @@ def _teacher(path: str, dataset: str, device: str) -> tuple[HybridNet, str]:
     return teacher, ckpt.sha256
 
 
-def _autocast(recipe: Recipe, device: str) -> contextlib.AbstractContextManager[Any]:
-    if recipe.autocast is None:
+def _autocast(autocast: str | None, device: str) -> contextlib.AbstractContextManager[Any]:
+    if autocast is None:
         return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
@@ -181,6 +190,115 @@ def _git_commit() -> str:
         return "unknown"
 
 
+@dataclass
+class _Setup:
+    """Everything a training run needs, checked before its first step."""
+
+    train_set: Any
+    test_set: Any
+    train_idx: np.ndarray
+    hold_idx: np.ndarray
+    model: HybridNet
+    autocast: str | None
+    teacher: HybridNet | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_device(device: str) -> None:
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise UserInputError(f"--device {device!r} is not a torch device (cpu, cuda)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"--device {device}: this torch has no usable CUDA device")
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """Refuse now an output that could only fail after the last epoch."""
+    if path.is_dir():
+        raise UserInputError(f"{what} {path} is a directory; give a file path")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"{what} {path}: cannot create {folder} ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserInputError(f"{what} {path}: {folder} is not writable")
+
+
+def _load_splits(recipe: Recipe, load_dataset: Callable[..., Any]) -> tuple[Any, Any]:
+    args = recipe.dataset_args()
+    train_set = load_dataset(**args, split="train")
+    test_set = load_dataset(**args, split="test")
+    shape, test_shape = train_set.images.shape[1:], test_set.images.shape[1:]
+    if test_shape != shape or tuple(test_set.classes) != tuple(train_set.classes):
+        raise UserInputError(
+            f"dataset {train_set.name}: the test split ({test_shape}, {len(test_set.classes)} "
+            f"classes) does not match the train split ({shape}, {len(train_set.classes)} classes)"
+        )
+    if len(train_set.classes) < 2:
+        raise UserInputError(
+            f"dataset {train_set.name} has {len(train_set.classes)} class(es); a classifier "
+            "needs at least two"
+        )
+    return train_set, test_set
+
+
+def _build(recipe: Recipe, train_set: Any) -> HybridNet:
+    shape = [int(v) for v in train_set.images.shape[1:]]
+    pad = recipe.augmentation.crop_padding
+    if len(shape) == 3 and pad >= min(shape[:2]):
+        raise UserInputError(
+            f"augmentation.crop_padding {pad} is not smaller than the {shape[0]}x{shape[1]} "
+            f"images of {train_set.name}"
+        )
+    try:
+        return create_model(recipe.architecture, **model_args(recipe, train_set))
+    except UserInputError as exc:
+        raise UserInputError(
+            f"architecture {recipe.architecture} does not fit dataset {train_set.name}: {exc}"
+        ) from None
+
+
+def model_args(recipe: Recipe, train_set: Any) -> dict[str, Any]:
+    """The network's constructor arguments, fitted to the dataset (stored in the checkpoint)."""
+    return {
+        "num_classes": len(train_set.classes),
+        **recipe.model_kwargs(),
+        "image_shape": [int(v) for v in train_set.images.shape[1:]],
+    }
+
+
+def prepare_training(
+    recipe: Recipe,
+    *,
+    load_dataset: Callable[..., Any],
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> _Setup:
+    """Check everything a run depends on (device, dataset splits, the network against the
+    data, init_from, teacher), so that a bad input never costs an epoch; build the network."""
+    _check_device(device)
+    # Before torch runs anything here: the bf16 probe may have to cap oneDNN's ISA.
+    autocast = autocast_precision(recipe.autocast, device, log)
+    torch.manual_seed(recipe.seed)
+    train_set, test_set = _load_splits(recipe, load_dataset)
+    if test_set.fingerprint == train_set.fingerprint:
+        log(f"note: {train_set.name} has one split; test figures are on the training images")
+    train_idx, hold_idx = split_train_holdout(len(train_set.labels), recipe)
+    model = _build(recipe, train_set)
+    setup = _Setup(train_set, test_set, train_idx, hold_idx, model, autocast)
+    if recipe.init_from is not None:
+        sha, copied, fresh = init_from_checkpoint(model, recipe.init_from)
+        setup.provenance["init_from_sha256"] = sha
+        log(f"initialised {copied} tensors from {recipe.init_from} ({fresh} left fresh)")
+    if recipe.distill is not None:
+        setup.teacher, setup.provenance["teacher_sha256"] = _teacher(
+            recipe.distill.teacher, train_set, device
+        )
+    return setup
+
+
 def train_recipe(
     recipe: Recipe,
     *,
@@ -193,27 +311,11 @@ def train_recipe(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Train, resuming from ``work_dir``; write the checkpoint to ``output`` and return its card."""
-    torch.manual_seed(recipe.seed)
-    train_set = load_dataset(recipe.dataset, split="train")
-    train_idx, hold_idx = split_train_holdout(len(train_set.labels), recipe)
-    model = create_model(
-        recipe.architecture, num_classes=len(train_set.classes), **recipe.model_kwargs()
-    )
-    if len(recipe.exit_weights) != len(model.exit_points):
-        raise UserInputError(
-            f"exit_weights has {len(recipe.exit_weights)} weights "
-            f"for {len(model.exit_points)} exits"
-        )
-    provenance: dict[str, Any] = {}
-    if recipe.init_from is not None:
-        sha, copied, fresh = init_from_checkpoint(model, recipe.init_from)
-        provenance["init_from_sha256"] = sha
-        log(f"initialised {copied} tensors from {recipe.init_from} ({fresh} left fresh)")
-    teacher = None
-    if recipe.distill is not None:
-        teacher, provenance["teacher_sha256"] = _teacher(
-            recipe.distill.teacher, recipe.dataset, device
-        )
+    setup = prepare_training(recipe, load_dataset=load_dataset, device=device, log=log)
+    _check_writable(Path(output), "output")
+    _check_writable(Path(work_dir) / STATE_FILE, "work dir")
+    model, teacher, train_set = setup.model, setup.teacher, setup.train_set
+    train_idx, hold_idx = setup.train_idx, setup.hold_idx
     # Channels-last convolutions run about 1.5x faster on CPU: the same maths, another layout.
     model.to(device).to(memory_format=torch.channels_last)
     steps_per_epoch = -(-len(train_idx) // recipe.batch_size)
@@ -236,7 +338,7 @@ def train_recipe(
         for i, idx in enumerate(bar, start=1):
             x = augment(x_all[idx], recipe.augmentation, gen).to(device)
             x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(recipe, device):
+            with _autocast(setup.autocast, device):
                 exit_logits, final = model(x)
                 loss = joint_loss(exit_logits, final, y_all[idx].to(device), recipe.exit_weights)
                 if teacher is not None and recipe.distill is not None:
@@ -283,14 +385,8 @@ def train_recipe(
         log(f"keeping the weights of epoch {best['epoch']}, best on held-out images")
         model.load_state_dict(best["model"])
     model.cpu().to(memory_format=torch.contiguous_format)
-    card = {**_card(model, recipe, train_set, hold_idx, load_dataset, command), **provenance}
-    save_checkpoint(
-        output,
-        recipe.architecture,
-        {"num_classes": len(train_set.classes), **recipe.model_kwargs()},
-        model,
-        card,
-    )
+    card = {**_card(model, recipe, setup, command), **setup.provenance}
+    save_checkpoint(output, recipe.architecture, model_args(recipe, train_set), model, card)
     return card
 
 
@@ -320,40 +416,41 @@ def _resume(
             f"{state_path} is not a readable training state ({type(exc).__name__}); "
             "delete it to start the run again from epoch 0"
         ) from None
-    if state["recipe"] != recipe.to_dict():
+    if not isinstance(state, dict) or state.get("recipe") != recipe.to_dict():
         raise UserInputError(
             f"{state_path} holds a run of a different recipe; pass another --work-dir or delete it"
         )
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    if "torch_rng" in state:
-        torch.set_rng_state(state["torch_rng"])
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise UserInputError(
+            f"{state_path} does not fit this run's network ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); pass another --work-dir or "
+            "delete it to start again from epoch 0"
+        ) from None
     log(f"resuming after epoch {state['epoch']} from {state_path}")
     return int(state["epoch"]), state.get("best")
 
 
-def _card(
-    model: HybridNet,
-    recipe: Recipe,
-    train_set: Any,
-    hold_idx: np.ndarray,
-    load_dataset: Callable[..., Any],
-    command: str,
-) -> dict[str, Any]:
+def _card(model: HybridNet, recipe: Recipe, setup: _Setup, command: str) -> dict[str, Any]:
     """Choose the exit threshold on held-out training images, then report test metrics."""
+    train_set, test_set, hold_idx = setup.train_set, setup.test_set, setup.hold_idx
     hold = _outputs(model, train_set, hold_idx)
     threshold = choose_threshold(
         hold, recipe.exit_rule, recipe.max_accuracy_drop, len(train_set.classes)
     )
-    test_set = load_dataset(recipe.dataset, split="test")
     test = predict(model, test_set.images, test_set.labels)
     m = hybrid_metrics(test, recipe.exit_rule, threshold)
-    return {
+    card: dict[str, Any] = {
         "name": recipe.name,
-        "dataset": recipe.dataset,
+        "dataset": str(test_set.name),
         "dataset_fingerprint": str(getattr(test_set, "fingerprint", "")),
         "classes": list(test_set.classes),
+        "image_shape": [int(v) for v in test_set.images.shape[1:]],
         "architecture": recipe.architecture,
         "weight_precision": recipe.weight_precision,
         "act_precision": recipe.act_precision,
@@ -362,9 +459,7 @@ def _card(
         "split": model.split,
         "exits": list(model.exit_points),
         "epochs": recipe.epochs,
-        "train_images": int(len(train_set.labels) - len(hold_idx))
-        if recipe.train_subset is None
-        else int(recipe.train_subset),
+        "train_images": len(setup.train_idx),
         "default_rule": recipe.exit_rule,
         "default_threshold": threshold,
         "threshold_chosen_on": f"{len(hold_idx)} held-out train images, hybrid accuracy within "
@@ -372,7 +467,11 @@ def _card(
         "holdout_metrics": hybrid_metrics(hold, recipe.exit_rule, threshold),
         "test_metrics": m,
         "recipe": recipe.to_dict(),
+        "autocast": setup.autocast,
         "command": command,
         "git_commit": _git_commit(),
         "torch_version": str(torch.__version__),
     }
+    if isinstance(recipe.dataset, DatasetPath):
+        card["dataset_path"] = str(recipe.dataset.resolved.resolve())
+    return card
