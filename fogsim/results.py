@@ -58,6 +58,7 @@ def summarize(scenario: Scenario, frame: pd.DataFrame, extra: dict[str, Any]) ->
         "edge_exit_rate": _ratio(int((answered["path"] == "edge").sum()), len(answered)),
         "deadline_fallbacks": int((frame["reason"] == "deadline_fallback").sum()),
         "accuracy": _ratio(int(answered["correct"].sum()), len(answered)),
+        "deadline_s": scenario.deadline.latency if scenario.deadline else None,
         "latency_s": _quantiles(answered["latency_s"]),
         "latency_by_path_s": {
             path: _quantiles(answered.loc[answered["path"] == path, "latency_s"])
@@ -66,15 +67,27 @@ def summarize(scenario: Scenario, frame: pd.DataFrame, extra: dict[str, Any]) ->
         "energy_j": {
             **_quantiles(answered["energy_j"], ("mean", "p95")),
             "total": float(frame["energy_j"].sum()),
-            **{
-                c.removeprefix("energy_").removesuffix("_j"): float(answered[c].mean())
-                if len(answered)
-                else None
-                for c in ENERGY_COMPONENTS
-            },
+            **_component_means(answered),
+            "active_p95": _quantiles(_active(answered), ("p95",))["p95"],
+        },
+        "energy_by_group_j": {
+            str(group): _component_means(part)
+            for group, part in answered.groupby("group", observed=False)
         },
         **extra,
     }
+
+
+def _active(frame: pd.DataFrame) -> pd.Series:
+    """Energy a request itself costs the device: compute and radio, without the idle time."""
+    return frame["energy_compute_j"] + frame["energy_radio_j"]
+
+
+def _component_means(frame: pd.DataFrame) -> dict[str, float | None]:
+    """Mean energy per request of each component, and of the active part (compute + radio)."""
+    columns = {c.removeprefix("energy_").removesuffix("_j"): frame[c] for c in ENERGY_COMPONENTS}
+    columns["active"] = _active(frame)
+    return {key: float(column.mean()) if len(frame) else None for key, column in columns.items()}
 
 
 def _ratio(part: float, whole: float) -> float | None:

@@ -148,3 +148,14 @@ def test_batching_invariants(times, workers, max_batch, max_wait, capacity, base
     by_arrival = sorted(served, key=lambda o: (o.enqueued_s, o.tag))
     starts = [o.start_s for o in by_arrival]
     assert starts == sorted(starts)
+
+
+def test_busy_time_counts_finished_and_running_batches(env):
+    """Hand-computed: batches over [0, 0.5] and [2, 2.5]; stopped at 2.25 s, 0.75 s busy."""
+    server = CloudServer(env, "cloud", workers=1, service_time=lambda b: 0.5)
+    for t in (0.0, 2.0):
+        env.timeout(t).callbacks.append(lambda _e: server.submit())
+    env.run(until=2.25)
+    assert server.busy_time_s == pytest.approx(0.75)
+    env.run()
+    assert server.busy_time_s == pytest.approx(1.0)

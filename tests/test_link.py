@@ -81,6 +81,17 @@ def test_delivery_value_is_serialization_end(env):
     assert event.value == pytest.approx(2.0) and env.now == pytest.approx(5.0)
 
 
+def test_delivery_says_when_the_sender_began(env):
+    """FIFO: the second transfer waits for the first (10 bits at 10 bit/s) before it
+    begins; processor sharing: both begin on arrival."""
+    fifo = Link(env, "f", bandwidth_bps=10.0, delay_s=0.5, discipline="fifo")
+    ps = Link(env, "p", bandwidth_bps=10.0, delay_s=0.5)
+    sent = [link.transmit(10.0) for link in (fifo, fifo, ps, ps)]
+    env.run()
+    assert [d.started_s for d in sent] == [0.0, 1.0, 0.0, 0.0]
+    assert [d.value for d in sent] == pytest.approx([1.0, 2.0, 2.0, 2.0])
+
+
 def test_zero_size_transfer_takes_only_the_propagation_delay(env):
     link = Link(env, "l", bandwidth_bps=10.0, delay_s=0.25)
     finished = run_transfers(link, [0.0, 0.0], [100.0, 0.0])

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PositiveInt,
     ValidationInfo,
+    model_validator,
 )
 
 from fogsim.policies import EarlyExit, PolicySpec
@@ -72,30 +73,53 @@ class DeviceProfile(Strict):
 
     description: str = ""
     throughput: dict[Precision, MacsPerSecond]
-    idle_power: Watts
-    active_power: Watts
+    idle_power: Watts = Field(description="the whole device, outside compute")
+    active_power: Watts = Field(description="the whole device while it computes")
+    compute_energy: Literal["active_power", "per_op"] = Field(
+        default="active_power",
+        description="active_power: active_power x compute time; "
+        "per_op: MACs x the device's own energy per MAC (energy_per_mac)",
+    )
     energy_table: str | None = Field(
-        default=None, description="energy-per-op table by name; default: the shipped default"
+        default=None, description="per_op only: a named table under energy_per_mac"
     )
     energy_per_mac: dict[Precision, JoulesPerMac] = Field(
-        default_factory=dict, description="overrides of the energy table, by precision"
+        default_factory=dict, description="per_op only: the device's energy per MAC, by precision"
     )
-    compute_energy: Literal["per_op", "active_power"] = "per_op"
     sources: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fields_in_use(self) -> DeviceProfile:
+        # A field that changes nothing misleads whoever sets it.
+        if self.compute_energy == "active_power" and (self.energy_table or self.energy_per_mac):
+            raise ValueError(
+                "energy_per_mac and energy_table count only with compute_energy: per_op; "
+                "add compute_energy: per_op, or remove them (compute energy is then "
+                "active_power x compute time)"
+            )
+        if self.active_power < self.idle_power:
+            raise ValueError(
+                f"active_power ({self.active_power} W) is below idle_power "
+                f"({self.idle_power} W); active_power is the whole device while computing"
+            )
+        return self
 
 
 class PerBitRadioEnergy(Strict):
+    """Energy per bit sent (tx) and received (rx), measured at the profile's link rates."""
+
     model: Literal["per_bit"]
     tx: JoulesPerBit
-    rx: JoulesPerBit = 0.0
+    rx: JoulesPerBit
 
 
 class PowerRadioEnergy(Strict):
-    """Huang et al. (2012) style: power linear in uplink rate while sending, then a tail."""
+    """Huang et al. (2012): power linear in the rate while sending or receiving, then a tail."""
 
     model: Literal["power"]
     tx_per_bps: WattsPerBitRate
-    tx_base: Watts
+    rx_per_bps: WattsPerBitRate
+    tx_base: Watts = Field(description="drawn whenever the radio sends or receives")
     tail: Seconds = 0.0
     tail_power: Watts = 0.0
 
@@ -117,7 +141,8 @@ class CloudProfile(Strict):
     description: str = ""
     throughput: MacsPerSecond
     batch_overhead: Seconds
-    power: Watts = 0.0
+    power: Watts = Field(description="one worker while it runs a batch")
+    idle_power: Watts = Field(description="one worker while it waits for a batch")
     sources: dict[str, str] = Field(default_factory=dict)
 
 

@@ -86,10 +86,18 @@ class CloudServer:
         self._queue: deque[_Waiting] = deque()
         self._idle: deque[simpy.Event] = deque()
         self._busy = 0
+        self._busy_done_s = 0.0
+        self._running_since: dict[int, float] = {}
         self._timer_pending = False
         self._fired_deadline_s = -math.inf
         for worker in range(self.workers):
             env.process(self.serve(worker))
+
+    @property
+    def busy_time_s(self) -> float:
+        """Worker-seconds spent running batches so far (the batches still running included)."""
+        now = self.env.now
+        return self._busy_done_s + sum(now - since for since in self._running_since.values())
 
     @property
     def queue_length(self) -> int:
@@ -120,9 +128,11 @@ class CloudServer:
             self._idle.append(handed)
             self._dispatch()
             batch: list[_Waiting] = yield handed
-            start = env.now
+            start = self._running_since[worker] = env.now
             yield env.timeout(self.service_time(len(batch)))
             end = env.now
+            del self._running_since[worker]
+            self._busy_done_s += end - start
             self._busy -= 1
             self.completed += len(batch)
             for item in batch:

@@ -1,9 +1,11 @@
-"""What happens on the devices: edge compute, the device's own radio, and its energy.
+"""What happens on the devices: edge compute, the device's own radio link, and their energy.
 
 A device's compute queue and its dedicated access link are each a FIFO server
 that no other device touches, so their start and end times follow exactly
 from the Lindley recursion, vectorised over all devices (``solve_fifo``);
-no simulation events are needed for them.
+no simulation events are needed for them. The radio's energy waits for the
+shared fog (``fogsim.sim.radio``): on a shared cell, and for the answer, only
+the fog knows how long the radio is busy.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from fogsim.energy import energy_per_mac
 from fogsim.errors import UserInputError
 from fogsim.inference import InferenceOutcomes
 from fogsim.policies import Decision, Route
-from fogsim.scenario.models import DeviceProfile, PowerRadioEnergy, RadioProfile, Scenario
+from fogsim.scenario.models import DeviceProfile, Scenario
+from fogsim.sim import battery
 from fogsim.sim.fifo import solve_fifo
+from fogsim.sim.radio import send_energy
 from fogsim.sim.workload import Workload
 
 DEVICE_QUEUE_FULL = "device_queue_full"
@@ -30,11 +34,11 @@ class EdgeStage:
 
     edge_start_s: np.ndarray
     edge_end_s: np.ndarray
-    uplink_start_s: np.ndarray
-    uplink_end_s: np.ndarray  # when the last bit reached the gateway (dedicated access)
+    uplink_start_s: np.ndarray  # the device's own radio began sending (dedicated access)
+    uplink_sent_s: np.ndarray  # ...and sent its last bit
+    uplink_end_s: np.ndarray  # when the last bit reached the gateway
     bits: np.ndarray  # bits the device sends (0 when answered at the edge)
     compute_j: np.ndarray
-    radio_j: np.ndarray
     idle_j: np.ndarray
     drop_reason: np.ndarray  # object: None or a reason
 
@@ -61,26 +65,36 @@ def compute_tables(
     seconds = np.zeros((len(scenario.devices), len(ops)))
     joules = np.zeros_like(seconds)
     for g, group in enumerate(scenario.devices):
-        per_mac = _energy_per_mac(group.profile)
+        profile = group.profile
+        per_mac = _energy_per_mac(profile) if profile.compute_energy == "per_op" else None
         for k, by_precision in enumerate(ops):
             for precision, macs in by_precision.items():
-                rate = group.profile.throughput.get(precision)
-                if rate is None or precision not in per_mac:
-                    missing = "throughput" if rate is None else "energy_per_mac"
-                    raise UserInputError(
-                        f"devices[{g}].profile.{missing}: the network runs {precision} layers "
-                        f"at the edge, but the device profile gives no {precision} {missing}; "
-                        f"add one, e.g. profile: {{base: ..., {missing}: {{{precision}: ...}}}}"
-                    )
+                rate = profile.throughput.get(precision)
+                if rate is None:
+                    raise _missing(g, "throughput", precision)
                 seconds[g, k] += macs / rate
-                joules[g, k] += macs * per_mac[precision]
-            if group.profile.compute_energy == "active_power":
-                joules[g, k] = group.profile.active_power * seconds[g, k]
+                if per_mac is not None:
+                    if precision not in per_mac:
+                        raise _missing(g, "energy_per_mac", precision)
+                    joules[g, k] += macs * per_mac[precision]
+        if per_mac is None:
+            # The whole device draws active_power while it computes (idle power is
+            # counted only outside compute, in _idle_energy).
+            joules[g] = profile.active_power * seconds[g]
     return seconds, joules
 
 
 def _energy_per_mac(profile: DeviceProfile) -> dict[str, float]:
-    return {**energy_per_mac(profile.energy_table), **profile.energy_per_mac}
+    table = energy_per_mac(profile.energy_table) if profile.energy_table else {}
+    return {**table, **profile.energy_per_mac}
+
+
+def _missing(group: int, field: str, precision: str) -> UserInputError:
+    return UserInputError(
+        f"devices[{group}].profile.{field}: the network runs {precision} layers at the edge, "
+        f"but the device profile gives no {precision} {field}; add one, "
+        f"e.g. profile: {{base: ..., {field}: {{{precision}: ...}}}}"
+    )
 
 
 def run_devices(
@@ -89,7 +103,12 @@ def run_devices(
     outcomes: InferenceOutcomes,
     decision: Decision,
 ) -> EdgeStage:
-    """Edge compute, dedicated uplinks, energy and batteries of every device."""
+    """Edge compute, dedicated uplinks, compute and idle energy of every device.
+
+    Requests that find their device's battery certainly empty are dropped here,
+    before they can load the shared fog; the engine settles the batteries once
+    the radio's energy is known.
+    """
     n = workload.size
     kinds = request_kinds(decision, outcomes.exit_pred.shape[1])
     seconds, joules = compute_tables(scenario, outcomes)
@@ -107,11 +126,10 @@ def run_devices(
     bits = _bits_sent(decision, outcomes, workload)
     bits[drop != None] = 0.0  # noqa: E711 - elementwise comparison on an object array
     compute_j = np.where(drop == None, joules[workload.group, kinds], 0.0)  # noqa: E711
-    up_start, up_end = _dedicated_uplinks(scenario, workload, end, bits)
-    radio_j = _radio_energy(scenario, workload, bits, up_start, up_end, end)
+    up_start, up_sent, up_end = _dedicated_uplinks(scenario, workload, end, bits)
     idle_j = _idle_energy(scenario, workload, start, end)
-    stage = EdgeStage(start, end, up_start, up_end, bits, compute_j, radio_j, idle_j, drop)
-    _drain_batteries(scenario, workload, stage)
+    stage = EdgeStage(start, end, up_start, up_sent, up_end, bits, compute_j, idle_j, drop)
+    _stop_empty_devices(scenario, workload, stage)
     return stage
 
 
@@ -126,10 +144,11 @@ def _bits_sent(decision: Decision, outcomes: InferenceOutcomes, workload: Worklo
 
 def _dedicated_uplinks(
     scenario: Scenario, workload: Workload, edge_end: np.ndarray, bits: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each device's own radio link to its gateway, as a FIFO (gateways with dedicated access)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each device's own radio link to its gateway, as a FIFO (gateways with dedicated access):
+    when sending starts, when the last bit leaves, and when it reaches the gateway."""
     n = workload.size
-    start, end = np.full(n, np.nan), np.full(n, np.nan)
+    start, sent, end = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     dedicated = np.array([g.access == "dedicated" for g in scenario.network.gateways])
     sends = (bits > 0) & dedicated[workload.gateway]
     for g, group in enumerate(scenario.devices):
@@ -139,59 +158,9 @@ def _dedicated_uplinks(
         # Requests leave the device in order of finishing their edge part.
         rows = rows[np.lexsort((edge_end[rows], workload.device[rows]))]
         result = solve_fifo(workload.device[rows], edge_end[rows], bits[rows] / group.radio.uplink)
-        start[rows] = result.start_s
+        start[rows], sent[rows] = result.start_s, result.end_s
         end[rows] = result.end_s + group.radio.delay
-    return start, end
-
-
-def _radio_energy(
-    scenario: Scenario,
-    workload: Workload,
-    bits: np.ndarray,
-    up_start: np.ndarray,
-    up_end: np.ndarray,
-    edge_end: np.ndarray,
-) -> np.ndarray:
-    """Energy the device's radio spends sending, at its own PHY rate, with any tail."""
-    radio_j = np.zeros(workload.size)
-    for g, group in enumerate(scenario.devices):
-        rows = np.flatnonzero((workload.group == g) & (bits > 0))
-        if rows.size:
-            radio_j[rows] = _radio_joules(
-                group.radio, workload, rows, bits, up_start, edge_end, scenario.duration
-            )
-    return radio_j
-
-
-def _radio_joules(
-    radio: RadioProfile,
-    workload: Workload,
-    rows: np.ndarray,
-    bits: np.ndarray,
-    up_start: np.ndarray,
-    edge_end: np.ndarray,
-    duration_s: float,
-) -> np.ndarray:
-    energy = radio.energy
-    airtime = bits[rows] / radio.uplink
-    if not isinstance(energy, PowerRadioEnergy):
-        return bits[rows] * energy.tx
-    sending = (energy.tx_per_bps * radio.uplink + energy.tx_base) * airtime
-    if energy.tail <= 0:
-        return sending
-    # The radio stays in its high-power tail after sending until the next send
-    # from the same device or until the tail time runs out, whichever is first.
-    began = np.where(np.isnan(up_start[rows]), edge_end[rows], up_start[rows])
-    order = np.lexsort((began, workload.device[rows]))
-    rows, began, sending, airtime = rows[order], began[order], sending[order], airtime[order]
-    finished = began + airtime
-    device = workload.device[rows]
-    next_start = np.append(began[1:], np.inf)
-    next_start[np.append(device[1:] != device[:-1], True)] = duration_s
-    tail_s = np.clip(next_start - finished, 0.0, energy.tail)
-    result = np.empty_like(sending)
-    result[np.argsort(order)] = sending + energy.tail_power * tail_s
-    return result
+    return start, sent, end
 
 
 def _idle_energy(
@@ -211,26 +180,46 @@ def _idle_energy(
     return idle
 
 
-def _drain_batteries(scenario: Scenario, workload: Workload, stage: EdgeStage) -> None:
-    """Stop each battery-powered device at the request during which its battery runs out."""
-    capacity = np.array(
-        [np.inf if group.battery is None else group.battery for group in scenario.devices]
-    )[workload.group]
+def battery_capacity_j(scenario: Scenario, workload: Workload) -> np.ndarray:
+    """Each request's device battery in joules (infinite where a device has none)."""
+    capacity = [np.inf if group.battery is None else group.battery for group in scenario.devices]
+    return np.array(capacity)[workload.group]
+
+
+def _stop_empty_devices(scenario: Scenario, workload: Workload, stage: EdgeStage) -> None:
+    """Drop the requests whose device has certainly spent its battery before they begin.
+
+    "Certainly": counting only what is known before the fog, with sending at its
+    fastest, no tail and no answer; the full count can only be larger.
+    """
+    capacity = battery_capacity_j(scenario, workload)
     if np.isinf(capacity).all():
         return
-    spent = stage.compute_j + stage.radio_j + stage.idle_j
-    device = workload.device
-    boundaries = np.flatnonzero(np.concatenate(([True], device[1:] != device[:-1])))
-    cumulative = np.cumsum(spent)
-    offset = np.repeat(
-        cumulative[boundaries] - spent[boundaries], np.diff(np.append(boundaries, device.size))
-    )
-    empty = (cumulative - offset) > capacity
-    # Once empty, a device stays empty: every later request of it is dropped too.
-    empty = np.maximum.accumulate(empty.astype(np.int64) + device.astype(np.int64) * 2) % 2 == 1
-    empty &= stage.drop_reason == None  # noqa: E711
+    spent = stage.idle_j + stage.compute_j + _least_send_energy(scenario, workload, stage.bits)
+    empty = battery.spent_before(spent, workload.device) > capacity
     stage.drop_reason[empty] = BATTERY_EMPTY
-    for column in (stage.edge_start_s, stage.edge_end_s, stage.uplink_start_s, stage.uplink_end_s):
+    for column in (
+        stage.edge_start_s,
+        stage.edge_end_s,
+        stage.uplink_start_s,
+        stage.uplink_sent_s,
+        stage.uplink_end_s,
+    ):
         column[empty] = np.nan
     stage.bits[empty] = 0.0
-    stage.compute_j[empty] = stage.radio_j[empty] = stage.idle_j[empty] = 0.0
+    stage.compute_j[empty] = stage.idle_j[empty] = 0.0
+
+
+def _least_send_energy(scenario: Scenario, workload: Workload, bits: np.ndarray) -> np.ndarray:
+    """Sending energy with the radio at its own rate, or a shared cell all to itself."""
+    cell_bps = np.array(
+        [np.inf if g.cell is None else g.cell.bandwidth for g in scenario.network.gateways]
+    )
+    shared = np.array([g.access == "shared" for g in scenario.network.gateways])
+    joules = np.zeros(workload.size)
+    for g, group in enumerate(scenario.devices):
+        rows = np.flatnonzero((workload.group == g) & (bits > 0))
+        gateway = workload.gateway[rows]
+        rate = np.where(shared[gateway], cell_bps[gateway], group.radio.uplink)
+        joules[rows] = send_energy(group.radio, bits[rows], bits[rows] / rate)
+    return joules

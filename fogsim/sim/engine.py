@@ -12,14 +12,26 @@ from tqdm import tqdm
 from fogsim.inference import InferenceOutcomes
 from fogsim.policies import Route
 from fogsim.scenario.models import Scenario
-from fogsim.sim.edge import run_devices
+from fogsim.sim import battery
+from fogsim.sim.edge import BATTERY_EMPTY, EdgeStage, battery_capacity_j, run_devices
 from fogsim.sim.fognet import Fog
+from fogsim.sim.radio import RadioUse, radio_energy
 from fogsim.sim.rng import Streams
-from fogsim.sim.workload import generate_workload
+from fogsim.sim.workload import Workload, generate_workload
 from fogsim.topology import build_topology
 
 STATUSES = ("answered_edge", "answered_cloud", "dropped", "unfinished")
 PROGRESS_STEPS = 200
+
+
+@dataclass
+class DeviceEnergy:
+    """Each request's device energy by component, and which requests found the battery empty."""
+
+    idle_j: np.ndarray
+    compute_j: np.ndarray
+    radio_j: np.ndarray
+    battery_empty: np.ndarray  # bool
 
 
 @dataclass
@@ -63,15 +75,62 @@ def simulate(
     _run_until(env, scenario.duration, progress)
     events_s = time.perf_counter() - started
 
-    columns = _records(scenario, outcomes, workload, decision, edge, fog)
+    answer_bits = scenario.network.answer_size
+    delays = _answer_delays(scenario, fog, answer_bits)
+    cloud_back = fog.times.cloud_end_s + delays[workload.group, workload.gateway]
+    energy = _device_energy(scenario, workload, edge, fog, cloud_back)
+    columns = _records(scenario, outcomes, workload, decision, edge, fog, cloud_back, energy)
     check_accounting(columns)
-    cloud = {
-        "submitted": fog.cloud.submitted,
-        "completed": fog.cloud.completed,
-        "dropped": fog.cloud.dropped,
-        "peak_queue": fog.cloud.peak_queue,
+    links = fog.link_stats(scenario.duration)
+    return SimResult(columns, links, _cloud_stats(scenario, fog), events_s)
+
+
+def _cloud_stats(scenario: Scenario, fog: Fog) -> dict[str, float]:
+    """Cloud counters, and its energy: each worker at full power while it runs a batch,
+    at idle power otherwise, over the whole run."""
+    cloud, profile = fog.cloud, scenario.cloud.profile
+    worker_s = cloud.workers * scenario.duration
+    busy_s = cloud.busy_time_s
+    return {
+        "submitted": cloud.submitted,
+        "completed": cloud.completed,
+        "dropped": cloud.dropped,
+        "peak_queue": cloud.peak_queue,
+        "busy_worker_s": busy_s,
+        "utilisation": busy_s / worker_s,
+        "energy_j": profile.power * busy_s + profile.idle_power * (worker_s - busy_s),
     }
-    return SimResult(columns, fog.link_stats(scenario.duration), cloud, events_s)
+
+
+def _device_energy(
+    scenario: Scenario, workload: Workload, edge: EdgeStage, fog: Fog, cloud_back: np.ndarray
+) -> DeviceEnergy:
+    """Radio energy from when the radio was really busy, then each battery spent in order."""
+    use = _radio_use(scenario, workload, edge, fog, cloud_back)
+    radio_j = radio_energy(scenario, workload.group, workload.device, use)
+    parts = [edge.idle_j.copy(), edge.compute_j.copy(), radio_j]
+    empty = battery.drain(battery_capacity_j(scenario, workload), workload.device, parts)
+    return DeviceEnergy(*parts, empty | (edge.drop_reason == BATTERY_EMPTY))
+
+
+def _radio_use(
+    scenario: Scenario, workload: Workload, edge: EdgeStage, fog: Fog, cloud_back: np.ndarray
+) -> RadioUse:
+    """Sending on the device's own link or the shared cell; receiving the answer's last hop."""
+    times = fog.times
+    on_cell = ~np.isnan(times.cell_tx_end_s)
+    tx_start = np.where(on_cell, times.cell_tx_start_s, edge.uplink_start_s)
+    tx_end = np.where(on_cell, times.cell_tx_end_s, edge.uplink_sent_s)
+    # The answer's last hop is the device's own downlink, or the shared cell.
+    last_bps = np.array([[g.radio.downlink] * len(fog.hops) for g in scenario.devices])
+    for j, cell in fog.cells.items():
+        last_bps[:, j] = cell.bandwidth_bps
+    answer_bits = scenario.network.answer_size
+    received = cloud_back <= scenario.duration
+    rx_end = np.where(received, cloud_back, np.nan)
+    rx_start = rx_end - answer_bits / last_bps[workload.group, workload.gateway]
+    bits_received = np.where(received, answer_bits, 0.0)
+    return RadioUse(tx_start, tx_end, edge.bits, rx_start, rx_end, bits_received)
 
 
 def _run_until(env: simpy.Environment, duration_s: float, progress: bool) -> None:
@@ -93,7 +152,7 @@ def _answer_delays(scenario: Scenario, fog: Fog, answer_bits: float) -> np.ndarr
     """
     delays = np.zeros((len(scenario.devices), len(scenario.network.gateways)))
     for j, hops in enumerate(fog.hops):
-        shared = sum(link.delay_s + answer_bits / link.bandwidth_bps for link, _ in hops)
+        shared = sum(hop.link.delay_s + answer_bits / hop.link.bandwidth_bps for hop in hops)
         for g, group in enumerate(scenario.devices):
             radio = (
                 0.0 if j in fog.cells else group.radio.delay + answer_bits / group.radio.downlink
@@ -102,19 +161,15 @@ def _answer_delays(scenario: Scenario, fog: Fog, answer_bits: float) -> np.ndarr
     return delays
 
 
-def _records(scenario, outcomes, workload, decision, edge, fog: Fog) -> dict[str, np.ndarray]:
+def _records(
+    scenario, outcomes, workload, decision, edge, fog: Fog, cloud_back, energy: DeviceEnergy
+) -> dict[str, np.ndarray]:
     n = workload.size
     times = fog.times
     image = workload.image_id
     n_exits = outcomes.exit_pred.shape[1]
     to_edge = decision.route == Route.EDGE
-    edge_dropped = edge.drop_reason != None  # noqa: E711
-    cloud_back = (
-        times.cloud_end_s
-        + _answer_delays(scenario, fog, scenario.network.answer_size)[
-            workload.group, workload.gateway
-        ]
-    )
+    edge_dropped = (edge.drop_reason != None) | energy.battery_empty  # noqa: E711
     answer = np.where(to_edge, edge.edge_end_s, cloud_back)
     exit_used = np.where(to_edge, decision.exit_index, -1).astype(np.int16)
     prediction = np.where(
@@ -124,6 +179,8 @@ def _records(scenario, outcomes, workload, decision, edge, fog: Fog) -> dict[str
     )
     reason = np.where(edge_dropped, edge.drop_reason, "").astype(object)
     reason[times.cloud_dropped] = "cloud_queue_full"
+    # A device whose battery ran out answers nothing more, whatever else befell the request.
+    reason[energy.battery_empty] = BATTERY_EMPTY
     status = np.full(n, "unfinished", dtype=object)
     done = ~edge_dropped & ~times.cloud_dropped & (answer <= scenario.duration)
     status[done & to_edge] = "answered_edge"
@@ -152,7 +209,6 @@ def _records(scenario, outcomes, workload, decision, edge, fog: Fog) -> dict[str
     labels = outcomes.labels[image]
     group_names = np.array([g.name for g in scenario.devices], dtype=object)
     gateway_names = np.array([g.name for g in scenario.network.gateways], dtype=object)
-    energy = edge.compute_j + edge.radio_j + edge.idle_j
     return {
         "request": np.arange(n, dtype=np.int64),
         "device": workload.device,
@@ -180,10 +236,10 @@ def _records(scenario, outcomes, workload, decision, edge, fog: Fog) -> dict[str
         "batch_size": times.batch_size,
         "bytes_sent": edge.bits / 8.0,
         "latency_s": answer - workload.arrival_s,
-        "energy_compute_j": edge.compute_j,
-        "energy_radio_j": edge.radio_j,
-        "energy_idle_j": edge.idle_j,
-        "energy_j": energy,
+        "energy_compute_j": energy.compute_j,
+        "energy_radio_j": energy.radio_j,
+        "energy_idle_j": energy.idle_j,
+        "energy_j": energy.compute_j + energy.radio_j + energy.idle_j,
         "prediction": np.where(answered, prediction, -1).astype(np.int16),
         "label": labels.astype(np.int16),
         "correct": answered & (prediction == labels),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -25,6 +25,8 @@ from fogsim.topology import route_to_cloud, shared_links
 class FogTimes:
     """Per-request times in the shared fog; NaN where a request never got there."""
 
+    cell_tx_start_s: np.ndarray  # the device's radio began sending on the shared cell
+    cell_tx_end_s: np.ndarray  # ...and sent its last bit
     cell_end_s: np.ndarray
     backhaul_end_s: np.ndarray
     cloud_link_end_s: np.ndarray
@@ -36,10 +38,17 @@ class FogTimes:
 
     @classmethod
     def empty(cls, n: int) -> FogTimes:
-        nan = lambda: np.full(n, np.nan)  # noqa: E731
-        return cls(
-            nan(), nan(), nan(), nan(), nan(), nan(), np.zeros(n, np.int32), np.zeros(n, bool)
-        )
+        columns = {name: np.full(n, np.nan) for name in cls.__dataclass_fields__}
+        columns.update(batch_size=np.zeros(n, np.int32), cloud_dropped=np.zeros(n, bool))
+        return cls(**columns)
+
+
+class Hop(NamedTuple):
+    """One link on the way to the cloud, and the columns recording each request's passage."""
+
+    link: Link
+    arrived_s: np.ndarray  # when the last bit reached the far end
+    sent: tuple[np.ndarray, np.ndarray] | None = None  # (started, ended) sending, if recorded
 
 
 class Fog:
@@ -60,15 +69,17 @@ class Fog:
             for i, g in enumerate(scenario.network.gateways)
             if g.access == "shared" and g.cell is not None
         }
-        # Per gateway: (link, column recording when the request left it), in order.
-        self.times = FogTimes.empty(n_requests)
-        self.hops: list[list[tuple[Link, np.ndarray]]] = []
+        # Per gateway, its hops in order. On a shared cell the device's own radio sends,
+        # so the cell's sending times are kept: they decide the radio's energy.
+        times = self.times = FogTimes.empty(n_requests)
+        self.hops: list[list[Hop]] = []
         for index, gateway in enumerate(scenario.network.gateways):
             route = [self.links[name] for name in route_to_cloud(graph, gateway.name)]
-            hops = [(route[0], self.times.backhaul_end_s)]
-            hops += [(link, self.times.cloud_link_end_s) for link in route[1:]]
+            hops = [Hop(route[0], times.backhaul_end_s)]
+            hops += [Hop(link, times.cloud_link_end_s) for link in route[1:]]
             if index in self.cells:
-                hops.insert(0, (self.cells[index], self.times.cell_end_s))
+                sent = (times.cell_tx_start_s, times.cell_tx_end_s)
+                hops.insert(0, Hop(self.cells[index], times.cell_end_s, sent))
             self.hops.append(hops)
         profile = scenario.cloud.profile
         self.cloud = CloudServer(
@@ -137,9 +148,7 @@ class _Journey:
 
     __slots__ = ("fog", "request", "bits", "hops", "next_hop")
 
-    def __init__(
-        self, fog: Fog, request: int, bits: float, hops: list[tuple[Link, np.ndarray]]
-    ) -> None:
+    def __init__(self, fog: Fog, request: int, bits: float, hops: list[Hop]) -> None:
         self.fog = fog
         self.request = request
         self.bits = bits
@@ -149,9 +158,13 @@ class _Journey:
     def advance(self, delivered: simpy.Event | None) -> None:
         """Called when the previous hop delivered: record it, then take the next hop or queue."""
         if delivered is not None:
-            self.hops[self.next_hop - 1][1][self.request] = self.fog.env.now
+            hop = self.hops[self.next_hop - 1]
+            hop.arrived_s[self.request] = self.fog.env.now
+            if hop.sent is not None:
+                hop.sent[0][self.request] = delivered.started_s  # type: ignore[attr-defined]
+                hop.sent[1][self.request] = delivered.value
         if self.next_hop < len(self.hops):
-            link = self.hops[self.next_hop][0]
+            link = self.hops[self.next_hop].link
             self.next_hop += 1
             link.transmit(self.bits).callbacks.append(self.advance)
         else:

@@ -16,8 +16,11 @@ Discipline = Literal["ps", "fifo"]
 class Delivery(simpy.Event):
     """Succeeds when a transfer's last bit reaches the far end.
 
-    Its value is the time serialization ended: the sender was transmitting until then.
+    Its value is the time serialization ended: the sender was transmitting until then,
+    from ``started_s`` on (FIFO: when its turn came; processor sharing: at once).
     """
+
+    started_s: float = math.nan
 
     def arrive_after(self, delay_s: float, sent_s: float) -> None:
         # Trigger with a delay, as simpy.Timeout does: one event per transfer,
@@ -83,6 +86,7 @@ class Link:
         done = Delivery(self.env)
         if bits == 0:
             self._zero_size_done += 1
+            done.started_s = self.env.now
             done.arrive_after(self.delay_s, self.env.now)
         else:
             self._send(float(bits), done)
@@ -129,6 +133,7 @@ class Link:
             self._virtual_bits = 0.0
             self._virtual_at_s = now
         self._sequence += 1
+        done.started_s = now
         tag = self._virtual_bits + bits
         heapq.heappush(self._flows, (tag, self._sequence, bits, done))
         self.peak_concurrency = max(self.peak_concurrency, len(self._flows))
@@ -185,7 +190,8 @@ class Link:
         now = self.env.now
         self._settle_fifo()
         serialize_s = bits / self.bandwidth_bps
-        end = max(now, self._fifo_free_at_s) + serialize_s
+        done.started_s = max(now, self._fifo_free_at_s)
+        end = done.started_s + serialize_s
         self._fifo_free_at_s = end
         self._fifo_work_s += serialize_s
         self._fifo_pending.append((end, bits))
