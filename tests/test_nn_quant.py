@@ -119,12 +119,15 @@ def test_fp32_qconv_equals_plain_conv():
     assert q.op_precision == "fp32"
 
 
-@pytest.mark.parametrize("wp,ap", [("binary", "binary"), ("int4", "int8"), ("ternary", "fp32")])
-def test_quantized_layers_configured_by_bitwidths(wp, ap):
+@pytest.mark.parametrize(
+    "wp,ap,op",
+    [("binary", "binary", "binary"), ("int4", "int8", "int8"), ("ternary", "fp32", "fp32")],
+)
+def test_quantized_layers_configured_by_bitwidths(wp, ap, op):
     conv = QConv2d(2, 3, 3, weight_precision=wp, act_precision=ap)
     lin = QLinear(4, 2, weight_precision=wp, act_precision=ap)
     assert (conv.weight_precision, conv.act_precision) == (wp, ap)
-    assert lin.op_precision == op_precision(wp, ap)
+    assert lin.op_precision == conv.op_precision == op  # the wider operand
     x = torch.randn(1, 2, 5, 5, requires_grad=True)
     conv(x).sum().backward()
     assert x.grad is not None and conv.weight.grad is not None
