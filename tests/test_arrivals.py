@@ -123,11 +123,20 @@ def test_csv_without_device_column_gives_every_device_the_whole_trace(trace):
     ("content", "kwargs", "message"),
     [
         (None, {}, "not a file"),
-        ("t\n1.0\n", {}, "no such column"),
-        ("time_s\n1.0\nsoon\n", {}, "row 2"),
-        ("time_s\n-1.0\n", {}, ">= 0"),
-        ("time_s,device\n1.0,0.5\n", {"device_column": "device"}, "integers"),
-        ("", {}, "not readable"),
+        ("t\n1.0\n", {}, "line 1: no such column 'time_s'"),
+        ("time_s\n1.0\nsoon\n", {}, "line 3: 'soon' in column 'time_s' is not a number"),
+        ("time_s\n1.0\n\n\nsoon\n", {}, "line 5: 'soon'"),  # blank lines still count
+        ("time_s\n-1.0\n", {}, "line 2: '-1.0' in column 'time_s' is not a finite number >= 0"),
+        ("time_s\n1.0\ninf\n", {}, "line 3: 'inf'"),
+        ("time_s\n1.0\n2.0,7\n", {}, "line 3: 2 fields where the header has 1"),
+        ("time_s,device\n1.0\n", {"device_column": "device"}, "line 2: 1 fields"),
+        ("time_s,device\n1.0,0.5\n", {"device_column": "device"}, "line 2: '0.5'.*integers"),
+        ("time_s,device\n1.0,-1\n", {"device_column": "device"}, "line 2: '-1'"),
+        ("time_s\n1.0\n", {"device_column": "device"}, "no such column 'device'"),
+        ("time_s\n", {}, "no rows"),
+        ("time_s\n\n\n", {}, "no rows"),
+        ("", {}, "is empty"),
+        ('time_s\n"1.0\x00"\n', {}, "line 2"),
     ],
 )
 def test_csv_errors_name_the_problem(tmp_path, content, kwargs, message):
@@ -136,6 +145,21 @@ def test_csv_errors_name_the_problem(tmp_path, content, kwargs, message):
         path.write_text(content)
     with pytest.raises(ValueError, match=message):
         make_arrival("csv", path=path, **kwargs)
+
+
+def test_csv_binary_file_is_not_text(tmp_path):
+    path = tmp_path / "trace.csv"
+    path.write_bytes(b"time_s\n\xff\xfe\x00\x81\n")
+    with pytest.raises(ValueError, match="not a text file"):
+        make_arrival("csv", path=path)
+
+
+def test_csv_reads_a_byte_order_mark_and_spaces(tmp_path):
+    path = tmp_path / "trace.csv"
+    path.write_text("\ufefftime_s , device\n 0.5 , 1 \n")
+    process = make_arrival("csv", path=path, device_column="device")
+    times = process.sample(np.random.default_rng(0), 10.0, device_index=1)
+    np.testing.assert_array_equal(times, [0.5])
 
 
 def test_csv_with_device_column_needs_a_device_index(trace):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,23 @@ def test_set_overrides_apply_before_validation(tmp_path: Path) -> None:
     )
     assert scenario.network.gateways[0].backhaul.bandwidth == 50e6
     assert scenario.devices[0].count == 100
+
+
+@pytest.mark.parametrize("value", ["[1", "{a: 1", "'open", "@x", ": :", "&a [*a]"])
+def test_set_with_unreadable_yaml_names_the_option(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, BASE), [f"policy={value}"])
+    message = str(info.value)
+    assert "--set: policy: the value" in message and "not readable YAML" in message, message
+
+
+def test_set_value_with_nested_aliases_is_bounded(tmp_path: Path) -> None:
+    # Seven levels of ten aliases each: 10**7 values once expanded, from 300 characters.
+    levels = ["a0: &a0 [" + ",".join(["1"] * 10) + "]"]
+    levels += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)]
+    value = "{" + ", ".join(levels) + "}"
+    with pytest.raises(ScenarioError, match="expands to more than"):
+        load_scenario(write(tmp_path, BASE), [f"policy={value}"])
 
 
 def test_override_paths_parse() -> None:
@@ -295,7 +313,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_validate_command_prints_ok_and_exits_zero(tmp_path: Path) -> None:
-    result = run_cli("validate", str(write(tmp_path, BASE)))
+    path = write(tmp_path, BASE)
+    # validate reads the checkpoint as a run would, so it must be a real one.
+    shutil.copyfile(Path(__file__).parents[1] / "models/fmnist-binary.pt", tmp_path / "net.pt")
+    result = run_cli("validate", str(path))
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
 

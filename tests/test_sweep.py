@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from cli_fixtures import invoke
 from distributed import Client
 
 import fogsim.sweeping.execute as execute
@@ -23,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CAMPUS = ROOT / "scenarios/campus.yaml"
 SMALL = ["duration=10 s", "devices[0].count=4"]
 BANDWIDTH = "network.gateways[0].backhaul.bandwidth"
-
 
 
 # ---------------------------------------------------------------- the spec
@@ -217,8 +218,11 @@ def test_sweep_spec_object_is_accepted(client: Client, tmp_path: Path) -> None:
 
 
 def test_command_exits_non_zero_and_names_the_failed_points(tmp_path: Path) -> None:
-    # A dataset folder that does not exist passes validation but fails when the point runs.
-    missing = tmp_path / "no-such-images"
+    # A zip with no images inside passes the up-front checks (they do not decode images)
+    # but fails when the point runs.
+    missing = tmp_path / "no-images-inside"
+    missing.mkdir()
+    zipfile.ZipFile(missing / "test.zip", "w").close()
     args = [
         "sweep",
         str(CAMPUS),
@@ -237,3 +241,52 @@ def test_command_exits_non_zero_and_names_the_failed_points(tmp_path: Path) -> N
     assert "1 of 2 points failed" in done.stderr and str(missing) in done.stderr
     markers = [json.loads(p.read_text()) for p in (tmp_path / "out/points").glob("*.json")]
     assert sorted(m["status"] for m in markers) == ["done", "failed"]
+
+
+def test_a_missing_dataset_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-images"
+    grid = f"dataset={{name: fashion-mnist, split: test}},{{path: {missing}, split: test}}"
+    result = invoke("sweep", str(CAMPUS), "--grid", grid, "-o", str(tmp_path / "out"))
+    assert result.code == 2
+    assert "1 of 2 sweep points are invalid" in result.stderr and str(missing) in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_points_too_large_for_memory_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    args = ["sweep", str(CAMPUS), "--grid", "devices[0].count=4,400000000"]
+    result = invoke(*args, "-o", str(tmp_path / "out"))
+    assert result.code == 2
+    # 4e8 devices x 2 requests/s x 120 s, for the large point only.
+    assert "1 of 2 sweep points are invalid" in result.stderr
+    assert "about 96,000,000,000 requests" in result.stderr and "--max-memory" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--grid", "policy=[1,{a: 1"], "--grid 'policy=[1,{a: 1': the value"),
+        (["--grid", "policy=@x"], "not readable YAML"),
+        (["--set", "policy={a: 1"], "--set: policy: the value"),
+        (["--max-memory", "lots"], "--max-memory 'lots'"),
+    ],
+)
+def test_unreadable_options_are_clear_errors(tmp_path: Path, args: list[str], words: str) -> None:
+    result = invoke("sweep", str(CAMPUS), *args, "-o", str(tmp_path / "out"))
+    assert result.code == 2 and words in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [(b"\x89PNG\r\n\x1a\n\xff\xfe\x00", "not a text file"), (None, "is a directory")],
+)
+def test_binary_files_and_folders_are_clear_errors(
+    tmp_path: Path, content: bytes | None, words: str
+) -> None:
+    path = tmp_path / "sweep.yaml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    result = invoke("sweep", str(path), "-o", str(tmp_path / "out"))
+    assert result.code == 2 and words in result.stderr, result.stderr

@@ -11,14 +11,20 @@ from rich.console import Console
 def sweep(
     source: Path = typer.Argument(..., help="Scenario YAML, or a sweep YAML naming one."),
     grid: list[str] = typer.Option(
-        [], "--grid", help="A dimension: --grid devices[0].count=100,1000 (repeat for more)."
+        [],
+        "--grid",
+        metavar="PATH=V1,V2",
+        help="A dimension: --grid devices[0].count=100,1000 (repeat for more).",
     ),
     replications: int = typer.Option(
         1, "-r", "--replications", help="Seeds per grid point: scenario seed + 0, 1, ..."
     ),
     seeds: str | None = typer.Option(None, help="Explicit seeds instead: --seeds 1,2,3"),
     set_: list[str] = typer.Option(
-        [], "--set", help="Override applied to every point: --set duration='30 s'"
+        [],
+        "--set",
+        metavar="PATH=VALUE",
+        help="Override applied to every point: --set duration='30 s'",
     ),
     out: Path | None = typer.Option(
         None, "-o", "--out", help="Sweep directory (default: sweeps/<scenario name>)."
@@ -29,6 +35,13 @@ def sweep(
     workers: int | None = typer.Option(
         None, help="Local cluster worker processes (default: one per core)."
     ),
+    max_memory: str | None = typer.Option(
+        None,
+        "--max-memory",
+        metavar="SIZE",
+        help="Refuse points estimated to need more memory than this, e.g. 8GB "
+        "(default: half the memory available now).",
+    ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
     """Simulate every grid point x seed of SOURCE into one Parquet dataset and a points table.
@@ -38,6 +51,7 @@ def sweep(
     import warnings
 
     from fogsim.errors import UserInputError
+    from fogsim.scenario.footprint import parse_memory
     from fogsim.sweeping import sweep as run_sweep
     from fogsim.sweeping.execute import failure_report
 
@@ -60,6 +74,7 @@ def sweep(
             scheduler=scheduler,
             workers=workers,
             progress=not quiet,
+            max_memory=parse_memory(max_memory) if max_memory is not None else None,
         )
     console = Console(soft_wrap=True)
     done = int((result.points["status"] == "done").sum())

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ValidationError
 from fogsim.errors import UserInputError
 from fogsim.scenario.models import Scenario
 from fogsim.scenario.overrides import apply_overrides, contains, format_steps
-from fogsim.scenario.source import Loc, YamlSource, YamlSyntaxError, parse_yaml
+from fogsim.scenario.preflight import problems as run_problems
+from fogsim.scenario.source import Loc, YamlError, YamlSource, read_yaml
 
 
 @dataclass(frozen=True)
@@ -41,18 +42,31 @@ class ScenarioError(UserInputError):
         super().__init__(f"{self.path}: {count}:\n{listing}")
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Read, override and validate the scenario at ``path``; raise ScenarioError if bad."""
+def load_scenario(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    preflight: bool = False,
+    max_memory: float | None = None,
+) -> Scenario:
+    """Read, override and validate the scenario at ``path``; raise ScenarioError if bad.
+
+    With ``preflight``, also check what running it needs: its files can be read and
+    it fits under ``max_memory`` bytes (default: a share of the available memory).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ScenarioError(path, [Problem((), "file not found; give the path to a scenario YAML")])
     try:
-        source = parse_yaml(path.read_text(encoding="utf-8"))
-    except YamlSyntaxError as exc:
+        source = read_yaml(path)
+    except YamlError as exc:
         raise ScenarioError(path, [Problem((), str(exc))]) from None
-    except UnicodeDecodeError:
-        raise ScenarioError(path, [Problem((), "not a text file (it is not UTF-8)")]) from None
-    return scenario_from_data(source, base_dir=path.parent, origin=path, overrides=overrides)
+    return scenario_from_data(
+        source,
+        base_dir=path.parent,
+        origin=path,
+        overrides=overrides,
+        preflight=preflight,
+        max_memory=max_memory,
+    )
 
 
 def scenario_from_data(
@@ -61,6 +75,8 @@ def scenario_from_data(
     base_dir: Path,
     origin: Path | str = "<scenario>",
     overrides: list[str] | None = None,
+    preflight: bool = False,
+    max_memory: float | None = None,
 ) -> Scenario:
     """Validate already-parsed scenario data; relative paths resolve against ``base_dir``."""
     if not isinstance(source, YamlSource):
@@ -78,6 +94,12 @@ def scenario_from_data(
         scenario = Scenario.model_validate(data, context={"base_dir": base_dir.resolve()})
     except ValidationError as exc:
         problems += [_problem(error, data, source) for error in exc.errors()]
+    if not problems and preflight:
+        # Only a valid scenario says which files to read and how many requests to expect.
+        found = run_problems(scenario, max_memory)
+        problems = [
+            Problem(loc, message, source.line_of(loc) if loc else None) for loc, message in found
+        ]
     if problems:
         problems.sort(key=lambda problem: problem.line or 0)
         raise ScenarioError(origin, _unique(problems))
@@ -152,6 +174,9 @@ def _hint(word: str, choices: typing.Iterable[str]) -> str:
 def _problem(error: dict[str, Any], data: Any, source: YamlSource) -> Problem:
     loc, missing = _data_loc(tuple(error["loc"]), data)
     kind = error["type"]
+    if kind == "value_error" and missing:
+        # A whole model's check: its last step is pydantic's label for a union member.
+        loc, missing = loc[:-1], False
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]

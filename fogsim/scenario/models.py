@@ -177,6 +177,14 @@ class CsvTimestamps(Strict):
     column: str = "time_s"
     device_column: str | None = None
 
+    @model_validator(mode="after")
+    def _rows_are_readable(self) -> CsvTimestamps:
+        # Read here, so that validation finds what the run would trip over.
+        from fogsim.sim.arrivals import read_trace  # fogsim.sim imports these models
+
+        read_trace(self.path, self.column, self.device_column)
+        return self
+
 
 Arrival = Annotated[Poisson | Periodic | Bursty | CsvTimestamps, Field(discriminator="process")]
 

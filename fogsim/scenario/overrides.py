@@ -6,7 +6,7 @@ import copy
 import re
 from typing import Any
 
-import yaml
+from fogsim.scenario.source import YamlError, load_value
 
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -39,12 +39,23 @@ def apply_overrides(data: Any, assignments: list[str]) -> Any:
         if not sep:
             raise ValueError(f"override {assignment!r} has no '='; write path=value")
         steps = parse_path(path.strip())
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _value(path, raw)
         node = result
         for depth, step in enumerate(steps[:-1]):
             node = _child(node, step, steps[: depth + 1], path)
         _assign(node, steps[-1], value, path)
     return result
+
+
+def _value(path: str, raw: str) -> Any:
+    if not raw.strip():
+        return ""
+    try:
+        return load_value(raw)
+    except YamlError as exc:
+        raise ValueError(
+            f"{path.strip()}: the value {raw!r} is not readable YAML ({exc})"
+        ) from None
 
 
 def _child(node: Any, step: str | int, prefix: list[str | int], path: str) -> Any:

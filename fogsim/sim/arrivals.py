@@ -7,14 +7,16 @@ through the registry (``make_arrival("poisson", rate_per_s=2.0)``).
 
 from __future__ import annotations
 
+import csv
+import functools
 import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 _REGISTRY: dict[str, type[ArrivalProcess]] = {}
 
@@ -183,6 +185,102 @@ class Bursty(ArrivalProcess):
         return starts, ends
 
 
+@dataclass(frozen=True)
+class Trace:
+    """The rows of an arrival trace: times in seconds and, if asked for, device indices."""
+
+    times: np.ndarray  # float64, in file order
+    devices: np.ndarray | None  # int64, or None without a device column
+
+
+def read_trace(path: str | Path, column: str = "time_s", device_column: str | None = None) -> Trace:
+    """Read and check a CSV arrival trace; any problem is a ValueError naming file and line.
+
+    The first line names the columns; blank lines are skipped; every other row
+    has as many fields as the header, a finite time >= 0 and, with
+    ``device_column``, a whole device index >= 0. At least one row is required.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"arrival trace {str(path)!r} is not a file")
+    stat = path.stat()
+    return _read_trace(path.resolve(), stat.st_mtime_ns, stat.st_size, column, device_column)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_trace(
+    path: Path, _mtime_ns: int, _size: int, column: str, device_column: str | None
+) -> Trace:
+    # Cached because a sweep validates the same trace once per point.
+    where = f"arrival trace {str(path)!r}"
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            try:
+                header = [name.strip() for name in next(reader)]
+            except StopIteration:
+                raise ValueError(f"{where} is empty; its first line names the columns") from None
+            wanted = [name for name in (column, device_column) if name is not None]
+            indices = [_column_index(header, name, where) for name in wanted]
+            rows = []
+            for row in reader:
+                if not any(field.strip() for field in row):
+                    continue
+                line = f"{where}, line {reader.line_num}"
+                if len(row) != len(header):
+                    raise ValueError(
+                        f"{line}: {len(row)} fields where the header has {len(header)}"
+                    )
+                time = _number(row[indices[0]], column, line)
+                if device_column is None:
+                    rows.append((time,))
+                else:
+                    rows.append((time, _device(row[indices[1]], device_column, line)))
+    except UnicodeDecodeError:
+        raise ValueError(f"{where} is not a text file (it is not UTF-8)") from None
+    except csv.Error as exc:
+        raise ValueError(f"{where}, line {reader.line_num}: not readable CSV ({exc})") from None
+    if not rows:
+        raise ValueError(f"{where} has a header but no rows; give at least one arrival time")
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(wanted))
+    times = table[:, 0]
+    times.setflags(write=False)
+    devices = None
+    if device_column is not None:
+        devices = table[:, 1].astype(np.int64)
+        devices.setflags(write=False)
+    return Trace(times, devices)
+
+
+def _column_index(header: list[str], name: str, where: str) -> int:
+    if name not in header:
+        known = ", ".join(map(repr, header))
+        raise ValueError(f"{where}, line 1: no such column {name!r} (columns: {known})")
+    return header.index(name)
+
+
+def _device(text: str, column: str, line: str) -> float:
+    value = _number(text, column, line)
+    if not value.is_integer() or value >= 2**31:
+        raise ValueError(
+            f"{line}: {text.strip()!r} in column {column!r}: device indices are integers "
+            "from 0 (the group's first device)"
+        )
+    return value
+
+
+def _number(text: str, column: str, line: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{line}: {text.strip()!r} in column {column!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            f"{line}: {text.strip()!r} in column {column!r} is not a finite number >= 0"
+        )
+    return value
+
+
 @register_arrival("csv")
 class CsvTrace(ArrivalProcess):
     """Replay of recorded request times (seconds from the start) read from a CSV file.
@@ -195,26 +293,16 @@ class CsvTrace(ArrivalProcess):
 
     def __init__(self, path: str | Path, column: str = "time_s", device_column: str | None = None):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ValueError(f"arrival trace {str(self.path)!r} is not a file")
-        try:
-            table = pd.read_csv(self.path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-            message = f"arrival trace {str(self.path)!r} is not readable CSV: {error}"
-            raise ValueError(message) from error
         self.column = column
         self.device_column = device_column
-        times = self._column(table, column).astype(np.float64)
-        if not np.all(np.isfinite(times)) or np.any(times < 0):
-            raise ValueError(f"{self._where(column)}: times must be finite and >= 0 seconds")
+        trace = read_trace(self.path, column, device_column)
+        times = trace.times
         self._by_device: dict[int, np.ndarray] = {}
         self._all = np.sort(times)
-        if device_column is not None:
-            devices = self._column(table, device_column)
-            if not np.all(np.equal(np.mod(devices, 1), 0)):
-                raise ValueError(f"{self._where(device_column)}: device indices must be integers")
+        if trace.devices is not None:
+            devices = trace.devices
             order = np.lexsort((times, devices))
-            devices, times = devices[order].astype(np.int64), times[order]
+            devices, times = devices[order], times[order]
             cuts = np.flatnonzero(np.diff(devices)) + 1
             for block in np.split(np.arange(devices.size), cuts):
                 if block.size:
@@ -222,16 +310,6 @@ class CsvTrace(ArrivalProcess):
 
     def _where(self, column: str) -> str:
         return f"arrival trace {str(self.path)!r}, column {column!r}"
-
-    def _column(self, table: pd.DataFrame, column: str) -> np.ndarray:
-        if column not in table.columns:
-            known = ", ".join(map(repr, table.columns))
-            raise ValueError(f"{self._where(column)}: no such column (columns: {known})")
-        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
-        if np.any(np.isnan(values)):
-            row = int(np.flatnonzero(np.isnan(values))[0])
-            raise ValueError(f"{self._where(column)}: row {row + 1} is empty or not a number")
-        return values
 
     def sample(
         self, rng: np.random.Generator, duration_s: float, device_index: int | None = None

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fogsim.errors import UserInputError
-from fogsim.scenario import Scenario, ScenarioError, load_scenario
+from fogsim.scenario import Problem, Scenario, ScenarioError, load_scenario, preflight
+from fogsim.scenario.footprint import parse_memory
+from fogsim.scenario.source import Loc
 from fogsim.sweeping.spec import Point, SweepSpec, is_sweep_file, load_sweep_file, spec_from_options
 from fogsim.sweeping.store import SweepResult, SweepStore, load_sweep
 
@@ -41,21 +43,26 @@ def sweep(
     workers: int | None = None,
     client: Client | None = None,
     progress: bool = False,
+    max_memory: float | str | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep and return its results; failed points are in ``.failed``.
 
     ``scenario`` is a scenario file with ``grid``/``replications``/``seeds``, a sweep
     YAML, or a ``SweepSpec``. ``overrides`` apply to every point before the grid's.
     Without ``client`` or ``scheduler``, a local cluster of ``workers`` processes
-    (default: one per core) runs it.
+    (default: one per core) runs it. A point estimated to need more memory than
+    ``max_memory`` (bytes, or text like "8GB"; default: half the memory available
+    here) makes the sweep refuse before anything runs.
     """
+    if isinstance(max_memory, str):
+        max_memory = parse_memory(max_memory, "max_memory")
     given = [name for name, value in (("client", client), ("scheduler", scheduler)) if value]
     if len(given) > 1 or (given and workers is not None):
         raise UserInputError("give one of: a client, a scheduler address, or a worker count")
     spec = _spec(scenario, grid, replications, seeds)
     if overrides:
         spec = dataclasses.replace(spec, overrides=[*spec.overrides, *overrides])
-    base, scenarios, points = validate_points(spec)
+    base, scenarios, points = validate_points(spec, max_memory)
     directory = Path(out_dir) if out_dir else Path("sweeps") / base.name
     store = SweepStore(directory)
     store.open(spec.to_data(base.seed), spec.scenario)
@@ -74,19 +81,34 @@ def sweep(
     return result
 
 
-def validate_points(spec: SweepSpec) -> tuple[Scenario, dict[str, Scenario], list[Point]]:
-    """Load the base and every point's scenario; raise one error listing every problem."""
+def validate_points(
+    spec: SweepSpec, max_memory: float | None = None
+) -> tuple[Scenario, dict[str, Scenario], list[Point]]:
+    """Load the base and every point's scenario, and check what running each needs.
+
+    Raises one error listing every problem: invalid values, unreadable checkpoints or
+    datasets (checked once per distinct pair), points over the memory limit.
+    """
     overrides = spec.overrides
     base = load_scenario(spec.scenario, overrides)
     points = spec.points(base.seed)
     scenarios: dict[str, Scenario] = {}
     problems: dict[str, list[str]] = {}
+    files_checked: dict[str, list[tuple[Loc, str]]] = {}
     for point in points:
         try:
-            scenarios[point.id] = load_scenario(spec.scenario, overrides + point.overrides)
+            scenario = load_scenario(spec.scenario, overrides + point.overrides)
         except ScenarioError as exc:
             for problem in exc.problems:
                 problems.setdefault(str(problem), []).append(_label(point))
+            continue
+        scenarios[point.id] = scenario
+        key = _outcome_key(scenario)
+        if key not in files_checked:
+            files_checked[key] = preflight.file_problems(scenario)
+        found = files_checked[key] + preflight.memory_problems(scenario, max_memory)
+        for loc, message in found:
+            problems.setdefault(str(Problem(loc, message)), []).append(_label(point))
     if problems:
         lines = [f"  - {text}  [{_few(labels)}]" for text, labels in problems.items()]
         bad = len({label for labels in problems.values() for label in labels})

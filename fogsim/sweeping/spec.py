@@ -14,6 +14,7 @@ import yaml
 
 from fogsim.errors import UserInputError
 from fogsim.scenario.overrides import parse_path
+from fogsim.scenario.source import YamlError, load_value, read_yaml
 
 # A number glued to its unit ("10Mbps", "2min", "0.1/s"); the unit starts with a letter or "/".
 _GLUED = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z/%].*?)\s*$")
@@ -85,16 +86,25 @@ def parse_grid_option(option: str) -> tuple[str, list[Value]]:
     if not sep or not raw.strip():
         raise UserInputError(f"--grid {option!r}: write path=value1,value2,...")
     _check_path(path, "--grid")
-    return path, [normalize_value(item) for item in _split_top_level(raw)]
+    try:
+        return path, [normalize_value(item) for item in _split_top_level(raw)]
+    except ValueError as exc:
+        raise UserInputError(f"--grid {option!r}: {exc}") from None
 
 
 def normalize_value(raw: Any) -> Value:
-    """A grid value as a YAML scalar; a number glued to its unit gets a space (``10 Mbps``)."""
+    """A grid value as a YAML scalar; a number glued to its unit gets a space (``10 Mbps``).
+
+    Text that is not readable YAML raises ValueError.
+    """
     if isinstance(raw, str):
         glued = _GLUED.match(raw)
         if glued and not _is_number(raw):
             return f"{glued.group(1)} {glued.group(2)}"
-        loaded = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            loaded = load_value(raw) if raw.strip() else ""
+        except YamlError as exc:
+            raise ValueError(f"the value {raw!r} is not readable YAML ({exc})") from None
         if isinstance(loaded, dict | list):
             # Mappings like `policy={name: cloud_only}` stay text; the override reads them back.
             return raw.strip()
@@ -118,7 +128,10 @@ def spec_from_options(
         for path, values in grid.items():
             _check_path(path, "grid")
             values = values if isinstance(values, list) else [values]
-            items.append((path, [normalize_value(v) for v in values]))
+            try:
+                items.append((path, [normalize_value(v) for v in values]))
+            except ValueError as exc:
+                raise UserInputError(f"grid: {path}: {exc}") from None
     else:
         items = [parse_grid_option(option) for option in grid or []]
     paths = [path for path, _ in items]
@@ -143,11 +156,11 @@ def spec_from_options(
 def load_sweep_file(path: Path) -> SweepSpec:
     """A sweep YAML: ``scenario`` (relative to the file), ``grid``, ``replications``, ``seeds``."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        data = read_yaml(path, "sweep").data
+    except YamlError as exc:
         raise UserInputError(f"{path}: cannot read the sweep file: {exc}") from None
-    if not isinstance(data, dict) or "scenario" not in data:
-        raise UserInputError(f"{path}: a sweep file is a mapping with at least 'scenario'")
+    if not isinstance(data, dict) or not isinstance(data.get("scenario"), str):
+        raise UserInputError(f"{path}: a sweep file is a mapping with at least 'scenario: FILE'")
     unknown = sorted(set(data) - _SPEC_KEYS)
     if unknown:
         known = ", ".join(sorted(_SPEC_KEYS))
@@ -155,22 +168,29 @@ def load_sweep_file(path: Path) -> SweepSpec:
     grid = data.get("grid") or {}
     if not isinstance(grid, dict):
         raise UserInputError(f"{path}: grid maps a scenario path to a list of values")
-    return spec_from_options(
-        path.parent / data["scenario"],
-        grid,
-        int(data.get("replications", 1)),
-        data.get("seeds"),
-        [str(item) for item in data.get("set") or []],
-    )
+    replications = data.get("replications", 1)
+    if not _is_int(replications):
+        raise UserInputError(f"{path}: replications is a whole number, got {replications!r}")
+    seeds = data.get("seeds")
+    if seeds is not None and not (isinstance(seeds, list) and all(map(_is_int, seeds))):
+        raise UserInputError(f"{path}: seeds is a list of whole numbers, got {seeds!r}")
+    overrides = data.get("set") or []
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise UserInputError(f"{path}: set is a list of 'path=value' texts, got {overrides!r}")
+    return spec_from_options(path.parent / data["scenario"], grid, replications, seeds, overrides)
 
 
 def is_sweep_file(path: Path) -> bool:
     """Whether a YAML file is a sweep spec (it names a scenario) rather than a scenario."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return False
+        data = read_yaml(path, "sweep").data
+    except YamlError:
+        return False  # then it is read as a scenario, whose loader reports the problem
     return isinstance(data, dict) and "scenario" in data and "devices" not in data
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _one_type(values: list[Value]) -> list[Value]:

@@ -1,0 +1,70 @@
+"""Checks before a run: the files a scenario names can be read, and the run fits in memory.
+
+They read files (a checkpoint, a dataset's layout) but run no inference, so
+``fogsim validate`` finds in seconds what ``fogsim run`` would reject later.
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+from fogsim.errors import CheckpointError, DatasetNotFoundError, UserInputError
+from fogsim.scenario import footprint
+from fogsim.scenario.models import DatasetSpec, Scenario
+from fogsim.scenario.source import Loc
+
+
+def problems(scenario: Scenario, max_memory: float | None = None) -> list[tuple[Loc, str]]:
+    """Everything that would stop ``scenario`` from running, with where it is in the scenario.
+
+    ``max_memory`` is the memory limit in bytes; None means the default limit.
+    """
+    return file_problems(scenario) + memory_problems(scenario, max_memory)
+
+
+def file_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
+    """The checkpoint and the dataset: present, and readable as what they claim to be."""
+    found = []
+    checkpoint = checkpoint_problem(scenario)
+    if checkpoint:
+        found.append((("model", "checkpoint"), checkpoint))
+    dataset = dataset_problem(scenario.dataset)
+    if dataset:
+        where = ("dataset", "path") if scenario.dataset.path is not None else ("dataset", "name")
+        found.append((where, dataset))
+    return found
+
+
+def memory_problems(scenario: Scenario, max_memory: float | None) -> list[tuple[Loc, str]]:
+    limit = footprint.default_limit() if max_memory is None else max_memory
+    message = footprint.check(footprint.estimate(scenario), limit)
+    return [((), message)] if message else []
+
+
+def checkpoint_problem(scenario: Scenario) -> str | None:
+    from fogsim.nn.checkpoint import load_checkpoint
+
+    try:
+        load_checkpoint(scenario.model.checkpoint)
+    except CheckpointError as exc:
+        return str(exc)
+    return None
+
+
+def dataset_problem(spec: DatasetSpec) -> str | None:
+    """Why the dataset cannot be found or is in no layout fogsim reads; None when it is fine."""
+    from fogsim.data import resolve_dataset
+    from fogsim.data.locations import offline
+    from fogsim.data.registry import spec_for
+
+    try:
+        where = resolve_dataset(spec.name, spec.path, split=spec.split)
+    except DatasetNotFoundError as exc:
+        if spec.path is None and spec.name and spec_for(spec.name) and not offline():
+            return None  # the run downloads it
+        return str(exc)
+    except UserInputError as exc:
+        return str(exc)
+    if where.suffix.lower() == ".zip" and not zipfile.is_zipfile(where):
+        return f"{where} is not a zip archive (corrupt, truncated, or another kind of file)"
+    return None
