@@ -72,12 +72,23 @@ def test_a_valid_recipe_builds_its_network_or_says_why_not(changes, shape):
     _only_user_errors(lambda: _build(recipe, data))
 
 
+# Values as a user might type them, and as they go wrong: numbers YAML keeps as strings,
+# impossible dates, unclosed brackets, anchors, tags, nested mappings.
+yaml_values = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "1e-3", "5e-4", "two", "1.5", "-3", ".nan", ".inf", "2024-13-01", "2024-01-01",
+            "[1, 2", "[7]", "[]", "{}", "{path: x}", "{teacher: t.pt, weight: 2}", "&a [1]",
+            "*a", "!!binary aGVsbG8=", "!!python/object:os.system ls", "null", "yes", "~",
+            "{crop_padding: 4, hflip: maybe}", "'bf16'", "0x1F", "0o17", "1_000",
+        ]
+    ),
+)
 yaml_text = st.one_of(
     st.text(max_size=200),
     st.lists(
-        st.tuples(st.sampled_from([*KEYS, "x"]), st.text(max_size=20)).map(
-            lambda kv: f"{kv[0]}: {kv[1]}"
-        ),
+        st.tuples(st.sampled_from([*KEYS, "x"]), yaml_values).map(lambda kv: f"{kv[0]}: {kv[1]}"),
         max_size=8,
     ).map("\n".join),
 )
