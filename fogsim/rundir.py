@@ -1,11 +1,25 @@
-"""The run directory: writing a finished run into it, and reading it back."""
+"""The run directory: claimed before a run simulates, written whole at its end, read back.
+
+A run directory ``DIR`` keeps its bookkeeping beside it, in the same folder:
+
+- ``.DIR.lock``: locked (``flock``) by the run that writes DIR, from before it
+  simulates until DIR is in place; the lock dies with its process.
+- ``.DIR.staging``: where that run writes; renamed to DIR once complete.
+- ``.DIR.retired``: the previous DIR, for the moment ``--overwrite`` swaps.
+
+``DIR/complete.json`` is written last, so a directory without it is not a
+finished run. A run that was killed leaves only these neighbours behind, and the
+next run of the same DIR, once it holds the lock, finishes or removes them.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +28,142 @@ import yaml
 from fogsim.errors import UserInputError
 from fogsim.results import RunResult
 
+MARKER = "complete.json"
+RUN_FILES = ("scenario.resolved.yaml", "requests.parquet", "summary.json")
+_RUN_ENTRIES = {*RUN_FILES, "figures", MARKER}
+
+
+class RunClaim:
+    """The exclusive right to write one run directory, checked before the run starts."""
+
+    def __init__(self, directory: str | Path, *, overwrite: bool) -> None:
+        self.directory = Path(directory)
+        self.overwrite = overwrite
+        # Absolute and normalised, so "-o ." and "-o runs/../x" have a name and a folder.
+        self._path = Path(os.path.abspath(self.directory))
+        if self._path.parent == self._path:
+            raise UserInputError(f"-o {directory}: a run directory cannot be the root folder")
+        name = self._path.name
+        self.lock_path = self._path.with_name(f".{name}.lock")
+        self.staging = self._path.with_name(f".{name}.staging")
+        self.retired = self._path.with_name(f".{name}.retired")
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunClaim:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        """Lock the directory, tidy what a killed run left, and refuse what would fail later."""
+        if self._path.exists() and not self._path.is_dir():
+            raise UserInputError(
+                f"-o {self.directory} is a file, not a folder; give a folder for the run"
+            )
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserInputError(
+                f"cannot create the folder {self._path.parent} for -o {self.directory}: "
+                f"{exc.strerror or exc}; choose another -o DIR"
+            ) from None
+        self._fd = self._lock()
+        try:
+            self._recover()
+            self._check_existing()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        # Unlinked while still locked: a run that opened this file meanwhile sees that
+        # it is no longer the lock file (see _lock) and opens the new one.
+        with contextlib.suppress(FileNotFoundError):
+            self.lock_path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+    def write(self, result: RunResult, *, figures: bool) -> Path:
+        """Write the run into staging, mark it complete, then move it into place."""
+        if self._fd is None:
+            raise RuntimeError("write() needs the claim to be held (use it in a with block)")
+        _remove(self.staging)
+        self.staging.mkdir()
+        try:
+            _write_files(result, self.staging, figures)
+            _write_marker(self.staging)
+            self._check_existing()  # someone may have made it by hand meanwhile
+            if self._path.exists():
+                self._path.rename(self.retired)
+                self.staging.rename(self._path)
+                _remove(self.retired)
+            else:
+                self.staging.rename(self._path)
+        except BaseException:
+            _remove(self.staging)
+            raise
+        return self.directory
+
+    def _lock(self) -> int:
+        for _ in range(10):
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise UserInputError(
+                    f"cannot write in {self._path.parent} (for -o {self.directory}): "
+                    f"{exc.strerror or exc}; choose another -o DIR"
+                ) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise UserInputError(
+                    f"another fogsim run (process {holder}) is writing {self.directory} now; "
+                    "wait for it to finish, or choose another -o DIR"
+                ) from None
+            if _same_file(fd, self.lock_path):
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                return fd
+            os.close(fd)  # its holder released it while we opened it; take the new one
+        raise UserInputError(f"could not lock {self.lock_path}; is another run starting there?")
+
+    def _recover(self) -> None:
+        """Finish or remove what a killed run of this directory left (the lock is ours)."""
+        if not self._path.exists() and (self.staging / MARKER).is_file():
+            # Killed between moving the old run aside and moving the new one in:
+            # the new one is complete, so it takes its place.
+            self.staging.rename(self._path)
+        _remove(self.staging)
+        _remove(self.retired)
+        for leftover in _older_leftovers(self._path):
+            _remove(leftover)
+
+    def _check_existing(self) -> None:
+        if not self._path.is_dir() or not any(self._path.iterdir()):
+            return
+        if not self.overwrite:
+            raise UserInputError(
+                f"run directory {self.directory} already holds results; choose another with "
+                "-o DIR, or pass --overwrite to replace it"
+            )
+        others = sorted(p.name for p in self._path.iterdir() if p.name not in _RUN_ENTRIES)
+        if others:
+            raise UserInputError(
+                f"--overwrite replaces only a fogsim run directory, and {self.directory} "
+                f"holds other things ({', '.join(others[:3])}); choose another -o DIR"
+            )
+
+
+def claim_run_dir(directory: str | Path, *, overwrite: bool) -> RunClaim:
+    """A claim on ``directory``, to use in a ``with`` block around the run that writes it."""
+    return RunClaim(directory, overwrite=overwrite)
+
 
 def write_run(result: RunResult, directory: Path, *, overwrite: bool, figures: bool) -> Path:
     """Write the run directory atomically: all of it appears, or nothing changes.
@@ -21,27 +171,40 @@ def write_run(result: RunResult, directory: Path, *, overwrite: bool, figures: b
     An existing non-empty directory is kept unless ``overwrite``; even then it is
     replaced only once the new run has been written in full.
     """
-    directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()) and not overwrite:
-        raise UserInputError(
-            f"run directory {directory} already holds results; choose another with -o DIR, "
-            "or pass --overwrite to replace it"
-        )
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    with claim_run_dir(directory, overwrite=overwrite) as claim:
+        return claim.write(result, figures=figures)
+
+
+def _same_file(fd: int, path: Path) -> bool:
     try:
-        _write_files(result, staging, figures)
-        if directory.exists():
-            retired = directory.with_name(f".{directory.name}-old-{os.getpid()}")
-            directory.rename(retired)
-            staging.rename(directory)
-            shutil.rmtree(retired)
-        else:
-            staging.rename(directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return directory
+        on_disk = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+
+def _older_leftovers(path: Path) -> list[Path]:
+    """Staging folders of fogsim versions before the lock: ``.DIR-xxxxxxxx``, ``.DIR-old-PID``.
+
+    Only folders holding nothing but run files are taken for leftovers.
+    """
+    pattern = re.compile(rf"\.{re.escape(path.name)}-(?:[a-z0-9_]{{8}}|old-\d+)")
+    return [
+        entry
+        for entry in path.parent.iterdir()
+        if pattern.fullmatch(entry.name)
+        and entry.is_dir()
+        and not entry.is_symlink()
+        and {child.name for child in entry.iterdir()} <= _RUN_ENTRIES
+    ]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def _write_files(result: RunResult, directory: Path, figures: bool) -> None:
@@ -57,14 +220,30 @@ def _write_files(result: RunResult, directory: Path, figures: bool) -> None:
         run_figures(result.requests, directory / "figures")
 
 
+def _write_marker(directory: Path) -> None:
+    from fogsim import __version__
+
+    sizes = {name: (directory / name).stat().st_size for name in RUN_FILES}
+    marker = {"fogsim_version": __version__, "bytes": sizes}
+    (directory / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+
+
 def load_run(directory: str | Path) -> RunResult:
     """Read a run directory back: scenario, requests and summary."""
     from fogsim.scenario import scenario_from_data
 
     directory = Path(directory)
-    for name in ("scenario.resolved.yaml", "requests.parquet", "summary.json"):
+    if not directory.is_dir():
+        raise UserInputError(f"{directory} is not a fogsim run directory (no such folder)")
+    for name in RUN_FILES:
         if not (directory / name).is_file():
             raise UserInputError(f"{directory} is not a fogsim run directory (no {name})")
+    if not (directory / MARKER).is_file():
+        raise UserInputError(
+            f"{directory} is not a complete run: it has no {MARKER}, which a run writes last "
+            "(the run that wrote it did not finish, or a fogsim from before that marker "
+            "wrote it); run the scenario again"
+        )
     data = yaml.safe_load((directory / "scenario.resolved.yaml").read_text())
     scenario = scenario_from_data(data, base_dir=directory, origin=directory)
     frame = pd.read_parquet(directory / "requests.parquet")

@@ -8,8 +8,9 @@ from pathlib import Path
 from fogsim.data import load_dataset
 from fogsim.inference import InferenceOutcomes, run_inference
 from fogsim.results import RunResult, requests_frame, summarize
-from fogsim.rundir import write_run
-from fogsim.scenario import Scenario, load_scenario
+from fogsim.rundir import claim_run_dir
+from fogsim.scenario import Problem, Scenario, ScenarioError, load_scenario, preflight
+from fogsim.scenario.footprint import parse_memory
 from fogsim.sim.engine import simulate
 
 
@@ -28,24 +29,41 @@ def run(
     write: bool = True,
     overwrite: bool = False,
     progress: bool = False,
+    max_memory: float | str | None = None,
 ) -> RunResult:
-    """Simulate a scenario (a file or a loaded ``Scenario``) and, if ``write``, save its run."""
+    """Simulate a scenario (a file or a loaded ``Scenario``) and, if ``write``, save its run.
+
+    Everything that would stop the run is checked before it starts: the scenario's
+    files, its memory estimate against ``max_memory`` (bytes, or text like "8GB";
+    default: half the available memory) and, if ``write``, the run directory.
+    """
+    if isinstance(max_memory, str):
+        max_memory = parse_memory(max_memory, "max_memory")
     if not isinstance(scenario, Scenario):
-        scenario = load_scenario(scenario, overrides)
+        scenario = load_scenario(scenario, overrides, preflight=True, max_memory=max_memory)
     elif overrides:
         raise ValueError("overrides apply to scenario files; pass the path instead")
+    else:
+        found = preflight.problems(scenario, max_memory)
+        if found:
+            raise ScenarioError(scenario.name, [Problem(loc, text) for loc, text in found])
+    if not write:
+        return _simulate(scenario, None, progress)
+    directory = Path(out_dir) if out_dir else default_run_dir(scenario)
+    with claim_run_dir(directory, overwrite=overwrite) as claim:
+        result = _simulate(scenario, directory, progress)
+        claim.write(result, figures=scenario.outputs.figures)
+    return result
+
+
+def _simulate(scenario: Scenario, directory: Path | None, progress: bool) -> RunResult:
     outcomes = outcomes_for(scenario, progress=progress)
     started = time.perf_counter()
     sim = simulate(scenario, outcomes, progress=progress)
     wall_s = time.perf_counter() - started
     frame = requests_frame(sim.columns)
     summary = summarize(scenario, frame, {"links": sim.links, "cloud": sim.cloud})
-    if not write:
-        return RunResult(scenario, frame, summary, None, wall_s)
-    directory = Path(out_dir) if out_dir else default_run_dir(scenario)
-    result = RunResult(scenario, frame, summary, directory, wall_s)
-    write_run(result, directory, overwrite=overwrite, figures=scenario.outputs.figures)
-    return result
+    return RunResult(scenario, frame, summary, directory, wall_s)
 
 
 def default_run_dir(scenario: Scenario) -> Path:

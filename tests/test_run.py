@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -113,3 +114,49 @@ def test_missing_dataset_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "nowhere" in result.stderr
+
+
+@pytest.fixture
+def no_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make reaching inference or simulation a failure: what is refused must be refused first."""
+
+    def reached(*_args, **_kwargs):
+        raise AssertionError("the run got as far as inference before refusing")
+
+    monkeypatch.setattr("fogsim.runner.outcomes_for", reached)
+
+
+@pytest.mark.parametrize("case", ["existing results", "a file", "unwritable", "being written"])
+def test_unusable_run_directories_are_refused_before_simulating(
+    tmp_path: Path, no_simulation: None, case: str
+) -> None:
+    from fogsim.errors import UserInputError
+    from fogsim.rundir import claim_run_dir
+
+    out = tmp_path / "run"
+    if case == "existing results":
+        out.mkdir()
+        (out / "summary.json").write_text("{}")
+    elif case == "a file":
+        out.write_text("not a folder")
+    elif case == "unwritable":
+        out = Path("/proc/fogsim-no-such-folder/run")
+    path = ROOT / "scenarios/campus.yaml"
+    held = claim_run_dir(out, overwrite=True) if case == "being written" else nullcontext()
+    with held, pytest.raises(UserInputError, match="-o|--overwrite"):
+        run(path, overrides=shrink(path), out_dir=out)
+
+
+def test_a_run_over_the_memory_limit_is_refused_before_simulating(
+    tmp_path: Path, no_simulation: None
+) -> None:
+    from fogsim.scenario import ScenarioError, load_scenario
+
+    path = ROOT / "scenarios/campus.yaml"
+    # 5 devices x 2 requests/s x 20 s = 200 requests: more than one kilobyte.
+    with pytest.raises(ScenarioError, match="about 200 requests"):
+        run(path, overrides=shrink(path), out_dir=tmp_path / "run", max_memory="1 kB")
+    scenario = load_scenario(path, ["devices[0].count=1000000000"])
+    with pytest.raises(ScenarioError, match="over the limit"):
+        run(scenario, write=False)
+    assert not (tmp_path / "run").exists()

@@ -15,16 +15,33 @@ def run(
         None, "-o", "--out", help="Run directory (default: outputs.dir, or runs/<name>)."
     ),
     set_: list[str] = typer.Option(
-        [], "--set", help="Override a scenario value: --set network.cloud_link.bandwidth='1 Gbps'"
+        [],
+        "--set",
+        metavar="PATH=VALUE",
+        help="Override a scenario value: --set network.cloud_link.bandwidth='1 Gbps'",
     ),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    max_memory: str | None = typer.Option(
+        None,
+        "--max-memory",
+        metavar="SIZE",
+        help="Refuse a run estimated to need more memory than this, e.g. 8GB "
+        "(default: half the memory available now).",
+    ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
 ) -> None:
     """Simulate SCENARIO; write the resolved scenario, requests.parquet, summary.json, figures."""
     from fogsim.runner import run as run_scenario
+    from fogsim.scenario.footprint import parse_memory
 
+    limit = parse_memory(max_memory) if max_memory is not None else None
     result = run_scenario(
-        scenario, out_dir=out, overrides=set_, overwrite=overwrite, progress=not quiet
+        scenario,
+        out_dir=out,
+        overrides=set_,
+        overwrite=overwrite,
+        progress=not quiet,
+        max_memory=limit,
     )
     print_summary(result.summary)
     Console().print(f"wrote {result.directory}  ({result.wall_s:.2f} s simulating)")
