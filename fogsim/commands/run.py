@@ -47,38 +47,11 @@ def run(
 
 
 def print_summary(summary: dict) -> None:
-    """The headline figures of a run, as a table."""
-    table = Table(title=f"{summary['scenario']} (seed {summary['seed']}, {summary['policy']})")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    latency = summary["latency_s"]
-    energy = summary["energy_j"]
+    """The headline figures of a run, and its device energy by group, as tables."""
+    from fogsim.summary_table import group_energy_table, headline_table
 
-    def pct(value: float | None) -> str:
-        return "n/a" if value is None else f"{100 * value:.1f} %"
-
-    def ms(value: float | None) -> str:
-        return "n/a" if value is None else f"{1e3 * value:.2f} ms"
-
-    def mj(value: float | None) -> str:
-        return "n/a" if value is None else f"{1e3 * value:.4g} mJ"
-
-    rows = [
-        ("requests", f"{summary['requests']:,}"),
-        ("answered", f"{summary['answered']:,}"),
-        ("dropped", f"{summary['dropped']:,}"),
-        ("unfinished at end", f"{summary['unfinished']:,}"),
-        ("edge-exit rate", pct(summary["edge_exit_rate"])),
-        ("accuracy", pct(summary["accuracy"])),
-        ("latency p50", ms(latency["p50"])),
-        ("latency p95", ms(latency["p95"])),
-        ("latency p99", ms(latency["p99"])),
-        ("energy / inference, mean", mj(energy["mean"])),
-        ("energy / inference, p95", mj(energy["p95"])),
-        ("  of which compute (mean)", mj(energy["compute"])),
-        ("  of which radio (mean)", mj(energy["radio"])),
-        ("  of which idle (mean)", mj(energy["idle"])),
-    ]
-    for name, value in rows:
-        table.add_row(name, value)
-    Console().print(table)
+    console = Console()
+    console.print(headline_table(summary))
+    groups = group_energy_table(summary)
+    if groups is not None:
+        console.print(groups)
