@@ -12,12 +12,14 @@ from typing import Any
 import matplotlib
 import matplotlib.axis
 import matplotlib.ticker
+import numpy as np
 import pandas as pd
 import seaborn as sns
 import yaml
 from matplotlib.figure import Figure
 
 from fogsim import units
+from fogsim.summary_table import si
 
 # Same run, same bytes: no dates in SVG/PNG metadata, a fixed SVG id salt.
 matplotlib.rcParams["svg.hashsalt"] = "fogsim"
@@ -32,8 +34,9 @@ def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any
     """
     squeeze = kwargs.pop("squeeze", True)
     sharex = kwargs.pop("sharex", False)
+    sharey = kwargs.pop("sharey", False)
     figure = Figure(**kwargs)
-    return figure, figure.subplots(nrows, ncols, squeeze=squeeze, sharex=sharex)
+    return figure, figure.subplots(nrows, ncols, squeeze=squeeze, sharex=sharex, sharey=sharey)
 
 
 def save(figure: Figure, directory: Path, stem: str) -> list[Path]:
@@ -48,14 +51,23 @@ def save(figure: Figure, directory: Path, stem: str) -> list[Path]:
 
 
 def latency_cdf(frame: pd.DataFrame) -> Figure:
-    """Empirical CDF of answered requests' latency, one line per path."""
+    """Empirical CDF of answered requests' latency, one line per path.
+
+    Deadline fallbacks are answered exactly at the deadline, so the cloud path's
+    CDF jumps there; the jump is marked and labelled rather than left to look like
+    a cloud answer.
+    """
     answered = frame[frame["status"].astype(str).str.startswith("answered")]
-    figure, axes = subplots(figsize=(6, 4))
+    figure, axes = subplots(figsize=(7, 4.5))
     if len(answered):
         data = answered.assign(
             path=answered["path"].astype(str), latency_ms=answered["latency_s"] * 1e3
         )
-        sns.ecdfplot(data=data, x="latency_ms", hue="path", ax=axes, log_scale=True)
+        paths = [p for p in ("edge", "cloud") if (data["path"] == p).any()]
+        sns.ecdfplot(
+            data=data, x="latency_ms", hue="path", hue_order=paths, ax=axes, log_scale=True
+        )
+        _mark_fallbacks(axes, answered)
     axes.set(
         xlabel="latency (ms)", ylabel="fraction of answered requests", title="Latency CDF by path"
     )
@@ -63,23 +75,71 @@ def latency_cdf(frame: pd.DataFrame) -> Figure:
     return figure
 
 
+def _mark_fallbacks(axes: Any, answered: pd.DataFrame) -> None:
+    fallback = answered["reason"].astype(str) == "deadline_fallback"
+    if not fallback.any():
+        return
+    deadline_ms = float(answered.loc[fallback, "latency_s"].max()) * 1e3
+    share = fallback.sum() / (answered["path"].astype(str) == "cloud").sum()
+    axes.axvline(deadline_ms, color="0.3", linestyle=":", linewidth=1.5)
+    axes.annotate(
+        f"deadline {deadline_ms:.4g} ms:\n{fallback.sum():,} fallbacks ({share:.1%} of the\n"
+        "cloud path) answered here\nby the edge's last exit",
+        xy=(deadline_ms, 0.5),
+        xytext=(-8, 0),
+        textcoords="offset points",
+        ha="right",
+        va="center",
+        fontsize=8,
+        bbox={"boxstyle": "round", "fc": "white", "ec": "0.6", "alpha": 0.9},
+    )
+
+
+ENERGY_PARTS = {"energy_compute_j": "compute", "energy_radio_j": "radio", "energy_idle_j": "idle"}
+
+
 def energy_breakdown(frame: pd.DataFrame) -> Figure:
-    """Mean device energy per request by component, per device group and path."""
+    """Mean device energy per answered request by component, per device group and path.
+
+    One panel per component, each on its own linear scale, and a last panel of
+    each component's share: stacked on one logarithmic axis, a few millijoules of
+    radio would look as large as joules of idle time.
+    """
     answered = frame[frame["status"].astype(str).str.startswith("answered")]
-    components = {"energy_compute_j": "compute", "energy_radio_j": "radio", "energy_idle_j": "idle"}
     means = (
         answered.assign(group=answered["group"].astype(str), path=answered["path"].astype(str))
-        .groupby(["group", "path"])[list(components)]
+        .groupby(["group", "path"])[list(ENERGY_PARTS)]
         .mean()
-        .rename(columns=components)
-        * 1e3
+        .rename(columns=ENERGY_PARTS)
     )
-    figure, axes = subplots(figsize=(7, 4))
-    if len(means):
-        means.index = [f"{g}\n{p}" for g, p in means.index]
-        means.plot.bar(stacked=True, ax=axes, rot=0, color=sns.color_palette("deep", 3))
-    axes.set(ylabel="mean energy per request (mJ)", title="Device energy by component")
-    axes.set_yscale("symlog", linthresh=1e-3)
+    rows = max(1, len(means))
+    figure, axes = subplots(1, 4, figsize=(17, 1.2 + 0.45 * rows), sharey=True)
+    if not len(means):
+        axes[0].set_title("no request was answered")
+        return figure
+    labels = [f"{group} ({path})" for group, path in means.index]
+    positions = range(len(labels))
+    colours = sns.color_palette("deep", 3)
+    for ax, name, colour in zip(axes[:3], ENERGY_PARTS.values(), colours, strict=True):
+        bars = ax.barh(positions, means[name], color=colour)
+        # Each bar says its value: a small one next to a large one is still read.
+        ax.bar_label(bars, labels=[si(v, "J") for v in means[name]], padding=3, fontsize=8)
+        ax.margins(x=0.3)
+        ax.set(title=f"{name} (mean per request)", xlabel="energy")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(unit="J"))
+        ax.tick_params(axis="x", labelrotation=30)
+    shares = means.div(means.sum(axis=1), axis=0)
+    left = pd.Series(0.0, index=means.index)
+    for name, colour in zip(ENERGY_PARTS.values(), colours, strict=True):
+        axes[3].barh(positions, shares[name], left=left, color=colour, label=name)
+        left += shares[name]
+    axes[3].set(title="share of device energy", xlabel="share", xlim=(0, 1))
+    axes[3].xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    axes[3].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    axes[0].set_yticks(list(positions), labels)
+    axes[0].invert_yaxis()
+    figure.suptitle("Device energy per answered request: active (compute, radio) and idle")
+    figure.tight_layout()
     return figure
 
 
@@ -131,7 +191,11 @@ class SweepDims:
 
 
 def latency_cdf_by_bandwidth(requests: pd.DataFrame, dims: SweepDims) -> Figure | str:
-    """Latency CDFs of answered requests, one line per backhaul bandwidth (a panel per count)."""
+    """Latency CDFs of answered requests, one line per backhaul bandwidth (a panel per count).
+
+    Each bandwidth has its own line style and marker, so lines that coincide stay
+    visible; the requests of all seeds of a point are pooled into its line.
+    """
     if dims.bandwidth is None:
         return f"the grid has no bandwidth dimension ({dims.grid_text()})"
     answered = requests[requests["status"].astype(str).str.startswith("answered")]
@@ -141,20 +205,57 @@ def latency_cdf_by_bandwidth(requests: pd.DataFrame, dims: SweepDims) -> Figure 
         latency_ms=answered["latency_s"] * 1e3, bandwidth=answered[dims.bandwidth]
     )
     panels = _ordered(data[dims.count]) if dims.count else [None]
-    figure, axes = subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    hue_order = _ordered(data["bandwidth"])
+    colours = sns.color_palette(n_colors=len(hue_order))
+    figure, axes = subplots(1, len(panels), figsize=(5 * len(panels), 4.4), squeeze=False)
     for ax, value in zip(axes[0], panels, strict=True):
         part = data if value is None else data[data[dims.count] == value]
-        hue_order = _ordered(data["bandwidth"])
-        sns.ecdfplot(
-            part, x="latency_ms", hue="bandwidth", hue_order=hue_order, log_scale=True, ax=ax
-        )
+        for index, (level, colour) in enumerate(zip(hue_order, colours, strict=True)):
+            latency = part.loc[part["bandwidth"] == level, "latency_ms"]
+            if not len(latency):
+                continue
+            dash, marker = LINE_STYLES[index % len(LINE_STYLES)]
+            # Markers staggered along each line, so coinciding lines show all of theirs.
+            sns.ecdfplot(
+                x=latency, ax=ax, log_scale=True, color=colour, linestyle=dash,
+                marker=marker, markevery=(0.03 * index, 0.1), label=str(level),
+            )  # fmt: skip
+        _hollow_markers(ax)
         title = "Latency CDF by backhaul bandwidth"
         ax.set(xlabel="latency (ms)", ylabel="fraction of answered requests", title=title)
         if value is not None:
             ax.set_title(f"{title}\n{dims.count} = {value}")
+        ax.legend(title=dims.bandwidth.rsplit(".", 1)[-1])
         ax.grid(True, which="both", alpha=0.3)
         _plain_log_ticks(ax.xaxis)
+    figure.supxlabel(_seeds_note(requests, "requests of {n} seeds pooled per line"), fontsize=9)
+    figure.tight_layout()
     return figure
+
+
+# Distinct dashes and markers, so that lines drawn on top of each other stay visible.
+LINE_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v"))
+
+
+def _seeds_note(table: pd.DataFrame, pooled: str) -> str:
+    """Say how many seeds each point pools, or that each point is one seed."""
+    seeds = table["seed"].nunique() if "seed" in table else 1
+    return pooled.format(n=seeds) if seeds > 1 else "one seed per point"
+
+
+def _style(hue: str | None) -> dict[str, Any]:
+    """Line plot arguments giving each hue level its own dashes and marker."""
+    if hue is None:
+        return {"marker": "o"}
+    return {"style": hue, "markers": True, "dashes": True, "markersize": 8}
+
+
+def _hollow_markers(ax: Any) -> None:
+    """Hollow markers in each line's colour: where two lines coincide, both still show."""
+    for line in ax.get_lines():
+        line.set_markeredgecolor(line.get_color())
+        line.set_markerfacecolor("none")
+        line.set_markeredgewidth(1.5)
 
 
 def scale_figure(points: pd.DataFrame, dims: SweepDims) -> Figure | str:
@@ -172,6 +273,7 @@ def scale_figure(points: pd.DataFrame, dims: SweepDims) -> Figure | str:
     )
     hue = dims.bandwidth or (dims.policies and "policy_name") or None
     hue_order = _ordered(data[hue]) if hue else None
+    style = {**_style(hue), "style_order": hue_order} if hue else _style(None)
     figure, axes = subplots(2, 2, figsize=(11, 8))
     panels = (
         ("latency_p95_ms", "p95 latency, answered (ms)"),
@@ -181,8 +283,9 @@ def scale_figure(points: pd.DataFrame, dims: SweepDims) -> Figure | str:
     )
     for ax, (y, label) in zip(axes.flat, panels, strict=True):
         sns.lineplot(
-            data, x="devices", y=y, hue=hue, hue_order=hue_order, marker="o", errorbar="sd", ax=ax
+            data, x="devices", y=y, hue=hue, hue_order=hue_order, errorbar="sd", ax=ax, **style
         )
+        _hollow_markers(ax)
         ax.set(xscale="log", xlabel="devices", ylabel=label)
         _plain_log_ticks(ax.xaxis)
         if hue:
@@ -190,7 +293,8 @@ def scale_figure(points: pd.DataFrame, dims: SweepDims) -> Figure | str:
     for ax in axes[0]:
         ax.set_yscale("log")
         _plain_log_ticks(ax.yaxis)
-    figure.suptitle("Scale: where the shared links saturate")
+    note = _seeds_note(points, "mean and sd over {n} seeds per point")
+    figure.suptitle(f"Scale: where the shared links saturate ({note})")
     figure.tight_layout()
     return figure
 
@@ -212,9 +316,11 @@ def threshold_tradeoff(points: pd.DataFrame, dims: SweepDims) -> Figure | str:
         (axes[1], "active_mj", ACTIVE_ENERGY_LABEL),
         (axes[2], "latency_p95_ms", "p95 latency (ms)"),
     ):
-        sns.lineplot(data, x=dims.threshold, y=y, hue=hue, marker="o", errorbar="sd", ax=ax)
+        sns.lineplot(data, x=dims.threshold, y=y, hue=hue, errorbar="sd", ax=ax, **_style(hue))
+        _hollow_markers(ax)
         ax.set(xlabel="exit threshold", ylabel=label)
-    figure.suptitle("Accuracy, energy and latency against the exit threshold")
+    note = _seeds_note(points, "mean and sd over {n} seeds per point")
+    figure.suptitle(f"Accuracy, energy and latency against the exit threshold ({note})")
     figure.tight_layout()
     return figure
 
@@ -306,7 +412,7 @@ def _cdf(
     if dims.bandwidth is None:
         return latency_cdf_by_bandwidth(pd.DataFrame(), dims)
     keys = [k for k in (dims.bandwidth, dims.count) if k]
-    return latency_cdf_by_bandwidth(requests(["status", "latency_s", *keys]), dims)
+    return latency_cdf_by_bandwidth(requests(["status", "latency_s", "seed", *keys]), dims)
 
 
 def _ordered(values: pd.Series) -> list:
@@ -340,7 +446,9 @@ def _active_energy_mj(points: pd.DataFrame) -> pd.Series:
 
 def _plain_log_ticks(axis: matplotlib.axis.Axis) -> None:
     # Default log ticks over a narrow range print as overlapping "4x10^0" labels.
-    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:.3g}")
+    plain = matplotlib.ticker.FuncFormatter(
+        lambda value, _: np.format_float_positional(value, precision=3, fractional=False, trim="-")
+    )
     low, high = axis.get_view_interval()
     axis.set_major_formatter(plain)
     # Within one decade there is no major tick, so label the minor ones instead.

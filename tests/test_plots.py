@@ -6,9 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
 from distributed import Client
 
-from fogsim.plots import SweepDims, sweep_figures
+from fogsim.plots import (
+    SweepDims,
+    energy_breakdown,
+    latency_cdf,
+    latency_cdf_by_bandwidth,
+    scale_figure,
+    sweep_figures,
+)
 from fogsim.runner import run
 from fogsim.sweeping import sweep
 
@@ -23,7 +33,6 @@ SWEEP_FIGURES = {
     "energy_by_component",
     "policy_comparison",
 }
-
 
 
 def fogsim(*args: str) -> subprocess.CompletedProcess:
@@ -100,3 +109,100 @@ def test_plot_command_refuses_other_directories(tmp_path: Path) -> None:
     done = fogsim("plot", str(tmp_path))
     assert done.returncode == 2
     assert "neither a run directory nor a sweep directory" in done.stderr
+
+
+def run_frame(fallbacks: int = 0) -> pd.DataFrame:
+    """A small per-request table: edge answers in 1 ms, cloud ones in 80 ms, and
+    ``fallbacks`` cloud-path requests answered at a 500 ms deadline."""
+    rows = []
+    for i in range(40):
+        path = "edge" if i % 2 else "cloud"
+        late = path == "cloud" and i < 2 * fallbacks
+        rows.append(
+            {
+                "group": "cams" if i < 20 else "sensors",
+                "path": path,
+                "status": "answered_edge" if path == "edge" or late else "answered_cloud",
+                "reason": "deadline_fallback" if late else "",
+                "latency_s": 0.5 if late else (0.001 if path == "edge" else 0.08),
+                "energy_compute_j": 1e-4 if path == "edge" else 0.0,
+                "energy_radio_j": 0.0 if path == "edge" else 2e-3,
+                "energy_idle_j": 20.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_latency_cdf_marks_and_labels_the_deadline_fallbacks() -> None:
+    figure = latency_cdf(run_frame(fallbacks=3))
+    ax = figure.axes[0]
+    notes = " ".join(text.get_text() for text in ax.texts)
+    assert "3 fallbacks" in notes and "deadline 500 ms" in notes
+    assert any(list(line.get_xdata()) == [500.0, 500.0] for line in ax.get_lines())
+    assert not latency_cdf(run_frame()).axes[0].texts  # nothing to mark without fallbacks
+
+
+def test_energy_breakdown_gives_each_component_a_linear_panel_and_shares() -> None:
+    figure = energy_breakdown(run_frame())
+    compute, radio, idle, shares = figure.axes[:4]
+    for ax in (compute, radio, idle, shares):
+        assert ax.get_xscale() == "linear"
+    # One bar per group and path; each share bar spans the whole of its request's energy.
+    widths = [patch.get_width() for patch in shares.patches]
+    assert len(widths) == 3 * 4
+    starts = [patch.get_x() for patch in shares.patches]
+    ends = [x + w for x, w in zip(starts, widths, strict=True)]
+    assert max(ends) == pytest.approx(1.0)
+    labels = [label.get_text() for label in compute.get_yticklabels()]
+    assert labels == ["cams (cloud)", "cams (edge)", "sensors (cloud)", "sensors (edge)"]
+
+
+def sweep_points(seeds: int) -> pd.DataFrame:
+    """Two bandwidths whose every figure coincides, three device counts, ``seeds`` seeds."""
+    rows = []
+    for bandwidth in ("10 Mbps", "50 Mbps"):
+        for count in (10, 100, 1000):
+            for seed in range(seeds):
+                rows.append(
+                    {
+                        BANDWIDTH: bandwidth,
+                        "devices[0].count": count,
+                        "devices": count,
+                        "seed": seed,
+                        "latency_p95_s": 0.01 * count**0.5,
+                        "latency_cloud_p95_s": 0.02 * count**0.5,
+                        "requests": 100,
+                        "answered": 100,
+                        "edge_exit_rate": 0.8,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_coinciding_sweep_lines_keep_distinct_styles_and_say_seeds_are_pooled() -> None:
+    dims = SweepDims.of([BANDWIDTH, "devices[0].count"], sweep_points(1))
+    for seeds, note in ((1, "one seed per point"), (3, "over 3 seeds per point")):
+        figure = scale_figure(sweep_points(seeds), dims)
+        assert note in figure._suptitle.get_text()
+        lines = [line for line in figure.axes[0].get_lines() if len(line.get_xdata()) == 3]
+        assert len(lines) == 2
+        assert len({(str(line.get_linestyle()), line.get_marker()) for line in lines}) == 2
+        np.testing.assert_array_equal(lines[0].get_ydata(), lines[1].get_ydata())
+
+
+def test_latency_cdfs_by_bandwidth_keep_distinct_styles() -> None:
+    dims = SweepDims.of([BANDWIDTH], pd.DataFrame())
+    requests = pd.DataFrame(
+        {
+            "status": "answered_cloud",
+            "latency_s": [0.01, 0.02, 0.03] * 4,
+            BANDWIDTH: ["10 Mbps"] * 6 + ["50 Mbps"] * 6,
+            "seed": [0, 1] * 6,
+        }
+    )
+    figure = latency_cdf_by_bandwidth(requests, dims)
+    lines = [
+        line for line in figure.axes[0].get_lines() if line.get_label() in ("10 Mbps", "50 Mbps")
+    ]
+    assert len({(str(line.get_linestyle()), line.get_marker()) for line in lines}) == 2
+    assert "2 seeds pooled" in figure._supxlabel.get_text()
