@@ -1,7 +1,9 @@
 """The bf16 probe: native, capped below AMX, or fp32 with one notice; asked once."""
 
 import os
+import platform
 import subprocess
+import sys
 
 import pytest
 
@@ -99,3 +101,34 @@ def test_other_devices_and_fp32_recipes_are_left_alone(probes):
     assert bf16.autocast_precision(None) is None
     assert bf16.autocast_precision("bf16", "cuda") == "bf16"
     assert probes == []
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 ISA names")
+def test_the_cap_reaches_onednn_in_this_process(tmp_path):
+    # A fresh process: prepare() finds that only a capped probe passes, sets the cap, then the
+    # first conv runs. oneDNN's verbose log names the ISA it chose. (This CPU has no AMX, so
+    # the test caps at AVX2, which any x86-64 machine oneDNN runs on has.)
+    script = f"""
+import os, sys
+from pathlib import Path
+from fogsim.nn import bf16
+bf16.ISA_CAP = "AVX2"
+probe = "import os, sys\\nsys.exit(os.environ.get({bf16.ISA_ENV!r}) != 'AVX2')"
+assert bf16.prepare(probe, cache_dir=Path({str(tmp_path)!r}), log=print)
+import torch
+torch.nn.Conv2d(3, 4, 3)(torch.rand(2, 3, 8, 8))
+"""
+    env = {k: v for k, v in os.environ.items() if k != bf16.ISA_ENV}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**env, "ONEDNN_VERBOSE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    isa = [line for line in done.stdout.splitlines() if ",isa:" in line]
+    if not isa:
+        pytest.skip("this torch build's oneDNN prints no ISA line")
+    assert "capping it at ONEDNN_MAX_CPU_ISA=AVX2" in done.stdout
+    assert isa[0].endswith("isa:Intel AVX2")
