@@ -15,6 +15,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: typer's rich help shows a "<bool>" value after every flag (even --help),
+    # as if flags took one; click's own help writes them as --x / --no-x.
+    rich_markup_mode=None,
 )
 
 

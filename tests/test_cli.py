@@ -34,3 +34,17 @@ def test_unknown_command_is_a_usage_error() -> None:
     result = fogsim("simulate")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [*COMMANDS, "data list", "data info"])
+def test_flags_read_as_flags_in_help(command: str) -> None:
+    result = fogsim(*command.split(), "--help")
+    assert result.returncode == 0, result.stderr
+    for value in ("<bool>", "BOOLEAN", "<boolean>"):
+        assert value not in result.stdout, (command, result.stdout)
+
+
+def test_run_help_shows_its_flags_with_their_negations() -> None:
+    help_text = fogsim("run", "--help").stdout
+    assert "--overwrite / --no-overwrite" in help_text
+    assert "-q, --quiet" in help_text and "--max-memory SIZE" in help_text

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from fogsim.errors import DatasetNotFoundError
 
-app = typer.Typer(help="Datasets: where they are found, and what a split holds.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Datasets: where they are found, and what a split holds.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as in fogsim.cli: flags without a "<bool>" value
+)
 
 
 @app.command("list")
@@ -23,15 +25,17 @@ def list_datasets(
     from fogsim.data import known_datasets, resolve_dataset
     from fogsim.data.registry import spec_for
 
-    table = Table("name", f"{split} split from", "title")
-    table.columns[1].overflow = "fold"
+    rows = [("name", "title", f"{split} split from")]
     for name in known_datasets():
         try:
             where = str(resolve_dataset(name, split=split))
         except DatasetNotFoundError:
-            where = "[red]missing[/]"
-        table.add_row(name, where, spec_for(name).title)  # type: ignore[union-attr]
-    Console().print(table)
+            where = "missing"
+        rows.append((name, spec_for(name).title, where))  # type: ignore[union-attr]
+    # Plain lines, the path last: a table would fold long paths mid-word to fit the terminal.
+    widths = [max(len(row[i]) for row in rows) for i in (0, 1)]
+    for name, title, where in rows:
+        typer.echo(f"{name:<{widths[0]}}  {title:<{widths[1]}}  {where}")
 
 
 @app.command("info")
@@ -53,7 +57,10 @@ def info(
     out = Console()
     out.print(f"[bold]{ds.name}[/] ({ds.split})  from {ds.source}", highlight=False)
     out.print(f"  images       {len(ds):,} x {'x'.join(map(str, ds.images.shape[1:]))} uint8")
-    out.print(f"  classes      {len(ds.classes)}: " + ", ".join(
-        f"{c} ({n:,})" for c, n in zip(ds.classes, counts, strict=True)), highlight=False)
+    out.print(
+        f"  classes      {len(ds.classes)}: "
+        + ", ".join(f"{c} ({n:,})" for c, n in zip(ds.classes, counts, strict=True)),
+        highlight=False,
+    )
     out.print(f"  fingerprint  {ds.fingerprint}")
     out.print(f"  load time    {elapsed:.2f} s")
