@@ -1,4 +1,11 @@
-"""Compute energy per MAC by precision, from the named tables in profiles/energy_per_op.yaml."""
+"""Arithmetic energy per MAC by precision, from the named tables in profiles/energy_per_op.yaml.
+
+These count the multiply-adds alone: no memory traffic, no rest of the chip, which
+on a real board cost far more. They give `fogsim eval` and the model cards their
+relative figure (fp32 against a quantized edge, as the seed paper states its 5.5x).
+A simulated device's energy comes from its own profile instead (active power over
+its compute time, or its own energy per MAC): see fogsim/profiles/devices.yaml.
+"""
 
 from __future__ import annotations
 
@@ -57,7 +64,7 @@ def energy_sources(table: str | None = None) -> dict[str, str]:
 def compute_energy_j(
     ops_by_precision: Mapping[str, int | float], table: str | None = None
 ) -> float:
-    """Energy in joules of MACs counted by precision."""
+    """Arithmetic energy in joules of MACs counted by precision (the multiply-adds alone)."""
     per_mac = energy_per_mac(table)
     unknown = set(ops_by_precision) - set(per_mac)
     if unknown:
