@@ -228,6 +228,9 @@ def test_radio_on_a_shared_cell_is_charged_for_the_time_the_cell_took(
     assert (columns["status"] == "answered_cloud").all()
     expected = 1.3 * sending_s + 0.4 * 512 / 62_720
     np.testing.assert_allclose(columns["energy_radio_j"], expected, rtol=1e-9)
+    # One after the other, the second radio waits its turn before it begins.
+    waited = [0.0, 0.0] if sharing == "ps" else [0.0, 0.1]
+    np.testing.assert_allclose(np.sort(columns["wait_uplink_s"]), waited, atol=1e-12)
     # At the radio's own 2 Mbps the same bits would cost 0.65 uJ x 6,272: 4.1 mJ, not 0.26 J.
     assert expected > 10 * RAW_BITS * 0.65e-6
 

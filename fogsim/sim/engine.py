@@ -209,6 +209,10 @@ def _records(
     labels = outcomes.labels[image]
     group_names = np.array([g.name for g in scenario.devices], dtype=object)
     gateway_names = np.array([g.name for g in scenario.network.gateways], dtype=object)
+    # The device's radio began sending on its own link, or on the shared cell.
+    uplink_start = np.where(
+        np.isnan(times.cell_tx_start_s), edge.uplink_start_s, times.cell_tx_start_s
+    )
     return {
         "request": np.arange(n, dtype=np.int64),
         "device": workload.device,
@@ -223,7 +227,7 @@ def _records(
         "t_arrival_s": workload.arrival_s,
         "t_edge_start_s": edge.edge_start_s,
         "t_edge_end_s": edge.edge_end_s,
-        "t_uplink_start_s": edge.uplink_start_s,
+        "t_uplink_start_s": uplink_start,
         "t_uplink_end_s": np.where(np.isnan(times.cell_end_s), edge.uplink_end_s, times.cell_end_s),
         "t_backhaul_end_s": times.backhaul_end_s,
         "t_cloud_link_end_s": times.cloud_link_end_s,
@@ -231,7 +235,7 @@ def _records(
         "t_cloud_end_s": times.cloud_end_s,
         "t_answer_s": answer,
         "wait_device_s": edge.edge_start_s - workload.arrival_s,
-        "wait_uplink_s": edge.uplink_start_s - edge.edge_end_s,
+        "wait_uplink_s": uplink_start - edge.edge_end_s,
         "wait_cloud_s": times.cloud_start_s - times.cloud_enqueue_s,
         "batch_size": times.batch_size,
         "bytes_sent": edge.bits / 8.0,
