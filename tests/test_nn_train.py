@@ -169,7 +169,7 @@ def _train(tmp_path, name: str, data=toy_dataset, **overrides) -> tuple[dict, li
 
 def test_init_from_copies_matching_weights_and_records_the_source(tmp_path):
     from fogsim.nn.checkpoint import load_checkpoint
-    from fogsim.nn.train import init_from_checkpoint
+    from fogsim.nn.setup import init_from_checkpoint
     from fogsim.nn.zoo import create_model
 
     _train(tmp_path, "teacher", weight_precision="fp32", act_precision="fp32")
@@ -195,7 +195,7 @@ def test_init_from_copies_matching_weights_and_records_the_source(tmp_path):
 def test_init_from_a_foreign_network_is_refused(tmp_path):
     from fogsim.errors import CheckpointError, UserInputError
     from fogsim.nn.checkpoint import save_checkpoint
-    from fogsim.nn.train import init_from_checkpoint
+    from fogsim.nn.setup import init_from_checkpoint
     from fogsim.nn.zoo import create_model
 
     cifar = create_model("resnet20")

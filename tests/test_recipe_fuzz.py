@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from fogsim.errors import UserInputError
 from fogsim.nn.recipe import Recipe, load_recipe, recipe_from_dict
-from fogsim.nn.train import _build
+from fogsim.nn.setup import _build
 
 KEYS = [f.name for f in dataclasses.fields(Recipe)]
 VALID = {"name": "fuzz", "dataset": "fashion-mnist", "architecture": "smallcnn", "epochs": 1}
