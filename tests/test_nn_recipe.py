@@ -152,3 +152,19 @@ def test_a_file_that_is_no_recipe_is_a_user_error(tmp_path, content, message):
     path.write_bytes(content)
     with pytest.raises(UserInputError, match=message):
         load_recipe(path)
+
+
+def test_fogsim_train_on_a_bad_recipe_exits_2_with_the_key_named(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ndataset: fashion-mnist\narchitecture: smallcnn\nepochs: two\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "fogsim", "train", str(path), "--output", str(tmp_path / "b.pt")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "epochs: 'two' is not a whole number" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "training").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,7 +241,7 @@ def _exit_weights(value: Any) -> tuple[float, ...]:
     return weights
 
 
-def _optional(check: Any) -> Any:
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value is None else check(value)
 
 
@@ -255,7 +256,7 @@ def _name(value: Any) -> str:
 
 
 # One check per key: it returns the typed value or raises _Bad naming the key.
-_CHECKS: dict[str, Any] = {
+_CHECKS: dict[str, Callable[[Any], Any]] = {
     "name": _name,
     "architecture": lambda v: _text("architecture", v, tuple(list_models())),
     "epochs": lambda v: _whole("epochs", v, 1),
