@@ -68,6 +68,7 @@ def latency_cdf(frame: pd.DataFrame) -> Figure:
             data=data, x="latency_ms", hue="path", hue_order=paths, ax=axes, log_scale=True
         )
         _mark_fallbacks(axes, answered)
+        _plain_log_ticks(axes.xaxis)
     axes.set(
         xlabel="latency (ms)", ylabel="fraction of answered requests", title="Latency CDF by path"
     )
@@ -113,7 +114,7 @@ def energy_breakdown(frame: pd.DataFrame) -> Figure:
         .rename(columns=ENERGY_PARTS)
     )
     rows = max(1, len(means))
-    figure, axes = subplots(1, 4, figsize=(17, 1.2 + 0.45 * rows), sharey=True)
+    figure, axes = subplots(1, 4, figsize=(17, 2.6 + 0.45 * rows), sharey=True)
     if not len(means):
         axes[0].set_title("no request was answered")
         return figure
