@@ -7,6 +7,7 @@ appear only where people read or write them: scenarios, profiles and reports.
 
 from __future__ import annotations
 
+import tokenize
 from dataclasses import dataclass
 from functools import cache
 
@@ -64,6 +65,21 @@ RATE = Dimension("rate", "1/s", "'0.5 /s', '2 Hz', '30 /min'")
 POWER_PER_BANDWIDTH = Dimension("power per bandwidth", "W/(bit/s)", "'438 mW/Mbps'")
 
 
+# What pint's expression parser raises on malformed text ("(", "1/0 s", "**"), besides
+# its own errors: found by fuzzing --set values.
+_PINT_PARSE_ERRORS = (
+    pint.errors.PintError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    SyntaxError,
+    tokenize.TokenError,
+    AssertionError,
+    ZeroDivisionError,
+    OverflowError,
+)
+
+
 def parse(value: object, dim: Dimension) -> float:
     """Parse ``value`` (a string with units) into ``dim``'s base unit.
 
@@ -79,12 +95,15 @@ def parse(value: object, dim: Dimension) -> float:
     ureg = registry()
     try:
         quantity = ureg.Quantity(value.strip())
-    except (pint.errors.PintError, ValueError, TypeError, AttributeError, SyntaxError) as exc:
+    except _PINT_PARSE_ERRORS as exc:
         raise ValueError(
-            f"cannot read {value!r} as a {dim.name} ({exc}); e.g. {dim.examples}"
+            f"cannot read {value!r} as a {dim.name} ({str(exc) or 'malformed'}); "
+            f"e.g. {dim.examples}"
         ) from None
     try:
         magnitude = float(quantity.to(ureg.Unit(dim.base)).magnitude)
+    except OverflowError:
+        raise ValueError(f"{value!r} is not a finite {dim.name}") from None
     except pint.errors.DimensionalityError:
         unit = f"{quantity.units:~}" or "no unit"
         raise ValueError(

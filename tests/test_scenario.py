@@ -130,6 +130,16 @@ MALFORMED = {
     "duration without unit": (lambda d: d.update(duration=10), "duration", "no unit"),
     "duration in wrong unit": (lambda d: d.update(duration="10 Mbps"), "duration", "not a time"),
     "zero duration": (lambda d: d.update(duration="0 s"), "duration", "greater than 0"),
+    # pint's parser raises TokenError, AssertionError, ZeroDivisionError on these.
+    "unbalanced bracket": (lambda d: d.update(duration="1 (s"), "duration", "cannot read"),
+    "dangling operator": (lambda d: d.update(duration="**"), "duration", "cannot read"),
+    "division by zero": (lambda d: d.update(duration="1/0 s"), "duration", "cannot read"),
+    "too many digits": (lambda d: d.update(duration="9" * 400 + " s"), "duration", "not a finite"),
+    "count past 32 bits": (
+        lambda d: d["devices"][0].update(count=2**31),
+        "devices[0].count",
+        "less than or equal to 2147483647",
+    ),
     "negative seed": (lambda d: d.update(seed=-1), "seed", "greater than or equal to 0"),
     "seed not a number": (lambda d: d.update(seed="abc"), "seed", "integer"),
     "zero device count": (

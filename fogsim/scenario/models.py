@@ -194,7 +194,7 @@ class DeviceGroup(Strict):
     """``count`` identical devices: same profile, arrivals, radio and gateway(s)."""
 
     name: Name
-    count: PositiveInt
+    count: int = Field(gt=0, le=2**31 - 1, description="devices; indices are 32-bit integers")
     profile: Annotated[DeviceProfile, _profile("device")]
     radio: Annotated[RadioProfile, _profile("radio")]
     arrival: Arrival
