@@ -1,8 +1,9 @@
 """The shared part of the fog, in SimPy: shared cells, backhauls, the cloud link, the cloud.
 
 Only requests that leave their device become events here, which is what
-keeps large runs fast without approximating anything: shared resources are
-where requests interact, and every interaction is simulated exactly.
+keeps large runs fast: shared resources are where requests interact, and every
+interaction on the way to the cloud is simulated exactly (answers return
+without contention; see the engine).
 """
 
 from __future__ import annotations
