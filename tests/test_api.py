@@ -49,3 +49,23 @@ def test_sweep_returns_points_and_requests(tmp_path: Path) -> None:
 def test_unknown_attribute_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'simulate'"):
         fogsim.simulate  # noqa: B018
+
+
+def test_load_run_is_one_function_under_every_name() -> None:
+    import fogsim.results
+    import fogsim.rundir
+
+    assert fogsim.load_run is fogsim.rundir.load_run is fogsim.results.load_run
+    assert fogsim.results.write_run is fogsim.rundir.write_run
+
+
+def test_run_takes_a_memory_limit_as_text_or_bytes() -> None:
+    from fogsim.errors import UserInputError
+    from fogsim.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match="over the limit of 1.0 kB"):
+        fogsim.run(CAMPUS, overrides=SMALL, write=False, max_memory="1 kB")
+    with pytest.raises(ScenarioError, match="over the limit of 2.0 kB"):
+        fogsim.run(CAMPUS, overrides=SMALL, write=False, max_memory=2000)
+    with pytest.raises(UserInputError, match="max_memory"):
+        fogsim.run(CAMPUS, overrides=SMALL, write=False, max_memory="a lot")
