@@ -107,6 +107,10 @@ def _load_dataset(value: str | None, split: str, ckpt: Checkpoint) -> Dataset:
     )
 
 
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}x"
+
+
 def _print_tables(r: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -128,6 +132,11 @@ def _print_tables(r: dict) -> None:
         ("edge arithmetic energy / image", f"{r['edge_energy_per_image_j'] * 1e6:.4g} uJ"),
         ("fp32 reference, arithmetic", f"{r['reference_edge_energy_per_image_j'] * 1e6:.4g} uJ"),
         ("arithmetic energy ratio (reference / edge)", f"{r['edge_energy_ratio']:.3g}x"),
+        (
+            "hybrid compute energy / image (edge + cloud if offloaded)",
+            f"{r['hybrid_compute_energy_per_image_j'] * 1e6:.4g} uJ",
+        ),
+        ("compute energy reduction (reference / hybrid)", _ratio(r["compute_energy_reduction"])),
         (
             "split tensor (raw / mean compressed)",
             f"{r['feature_bytes']} B / {r['mean_compressed_feature_bytes']:.1f} B",
