@@ -15,7 +15,7 @@ import yaml
 from fogsim.errors import UserInputError
 from fogsim.nn.hybrid import EXIT_HEADS, EXIT_RULES
 from fogsim.nn.quant import parse_precision
-from fogsim.nn.zoo import create_model, list_models
+from fogsim.nn.zoo import BLOCKS, create_model, list_models
 
 MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few hundred bytes; a megabyte is something else
 
@@ -78,6 +78,8 @@ class Recipe:
     exit_rule: str = "entropy"
     max_accuracy_drop: float = 0.01
     exit_head: str | None = None
+    # The edge blocks of a CIFAR ResNet: basic or bireal (fogsim.nn.zoo.BLOCKS).
+    block: str | None = None
     # Start from the weights of a trained checkpoint wherever names and shapes match.
     init_from: str | None = None
     distill: Distill | None = None
@@ -96,6 +98,8 @@ class Recipe:
             kwargs["exits"] = list(self.exits)
         if self.exit_head is not None:
             kwargs["exit_head"] = self.exit_head
+        if self.block is not None:
+            kwargs["block"] = self.block
         return kwargs
 
     def dataset_args(self) -> dict[str, Any]:
@@ -112,7 +116,14 @@ class Recipe:
         d["exit_weights"] = list(self.exit_weights)
         if isinstance(self.dataset, DatasetPath):
             d["dataset"] = {"path": self.dataset.path, "name": self.dataset.name}
+        # Keys added after training states were first written appear only when set.
+        for key in _LATER_KEYS:
+            if d[key] is None:
+                del d[key]
         return d
+
+
+_LATER_KEYS = ("block",)
 
 
 def _fail(source: str, msg: str) -> UserInputError:
@@ -278,6 +289,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "exit_rule": lambda v: _text("exit_rule", v, EXIT_RULES),
     "max_accuracy_drop": lambda v: _real("max_accuracy_drop", v, 0, 1),
     "exit_head": _optional(lambda v: _text("exit_head", v, EXIT_HEADS)),
+    "block": _optional(lambda v: _text("block", v, BLOCKS)),
     "init_from": _optional(lambda v: _text("init_from", v)),
     "distill": _optional(_distill),
     "autocast": _optional(lambda v: _text("autocast", v, ("bf16",))),

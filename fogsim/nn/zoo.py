@@ -9,11 +9,16 @@ from typing import Any
 from torch import Tensor, nn
 
 from fogsim.errors import UserInputError
+from fogsim.nn.bireal import BiRealBlock
 from fogsim.nn.hybrid import EXIT_HEADS, Head, HybridNet
 from fogsim.nn.layers import QConv2d, activation
 from fogsim.nn.quant import parse_precision
 
 _REGISTRY: dict[str, Callable[..., HybridNet]] = {}
+
+BLOCKS: tuple[str, ...] = ("basic", "bireal")
+"""Edge residual blocks of the CIFAR ResNets: ``basic`` (one shortcut around two convs) or
+``bireal`` (a shortcut around every conv, learnable thresholds and RPReLU; fogsim.nn.bireal)."""
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -47,6 +52,12 @@ def create_model(name: str, **kwargs: object) -> HybridNet:
     """Build the registered network ``name`` with constructor keyword arguments."""
     if name not in _REGISTRY:
         raise UserInputError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    unknown = sorted(set(kwargs) - set(constructor_defaults(name)))
+    if unknown:
+        raise ValueError(
+            f"{name} takes no argument(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(sorted(constructor_defaults(name)))}"
+        )
     return _REGISTRY[name](**kwargs)
 
 
@@ -149,7 +160,10 @@ def _cifar_resnet(
     act_precision: str | int,
     exit_head: str,
     image_shape: Sequence[int],
+    block: str = "basic",
 ) -> HybridNet:
+    if block not in BLOCKS:
+        raise ValueError(f"block {block!r} is not one of {', '.join(BLOCKS)}")
     # Stages 2 and 3 each halve the feature map.
     height, width, c = check_image_shape(image_shape, 4, f"resnet{depth}")
     mean, std = normalisation(c)
@@ -161,7 +175,9 @@ def _cifar_resnet(
         for j in range(per_stage):
             stride = 2 if stage > 0 and j == 0 else 1
             w, a = _precisions(len(blocks), split, weight_precision, act_precision)
-            blocks.append(BasicBlock(cin, cout, stride, w, a))
+            # Cloud blocks stay plain: Bi-Real's shortcuts help only binary convs.
+            kind = BiRealBlock if block == "bireal" and len(blocks) < split else BasicBlock
+            blocks.append(kind(cin, cout, stride, w, a))
             channels.append(cout)
             cin = cout
     return HybridNet(
@@ -188,12 +204,22 @@ def resnet20(
     act_precision: str | int = "fp32",
     exit_head: str = "linear",
     image_shape: Sequence[int] = CIFAR_SHAPE,
+    block: str = "basic",
 ) -> HybridNet:
     """CIFAR ResNet-20 (3 stages x 3 blocks, 16/32/64 channels); default split after stage 2.
     ``exit_head`` is ``linear`` (pool and classify) or ``conv`` (a quantized conv first);
-    ``image_shape`` is (H, W, C) of the input images."""
+    ``image_shape`` is (H, W, C) of the input images; ``block`` is the edge blocks' kind
+    (``BLOCKS``)."""
     return _cifar_resnet(
-        20, num_classes, split, exits, weight_precision, act_precision, exit_head, image_shape
+        20,
+        num_classes,
+        split,
+        exits,
+        weight_precision,
+        act_precision,
+        exit_head,
+        image_shape,
+        block,
     )
 
 
@@ -206,10 +232,19 @@ def resnet32(
     act_precision: str | int = "fp32",
     exit_head: str = "linear",
     image_shape: Sequence[int] = CIFAR_SHAPE,
+    block: str = "basic",
 ) -> HybridNet:
     """CIFAR ResNet-32 (3 stages x 5 blocks), the seed paper's network."""
     return _cifar_resnet(
-        32, num_classes, split, exits, weight_precision, act_precision, exit_head, image_shape
+        32,
+        num_classes,
+        split,
+        exits,
+        weight_precision,
+        act_precision,
+        exit_head,
+        image_shape,
+        block,
     )
 
 
