@@ -100,7 +100,9 @@ class RunClaim:
             if self._path.exists():
                 self._path.rename(self.retired)
                 self.staging.rename(self._path)
-                _remove(self.retired)
+                # The new run is in place; what cannot be removed now, the next run removes.
+                with contextlib.suppress(OSError):
+                    _remove(self.retired)
             else:
                 self.staging.rename(self._path)
         except BaseException:
@@ -157,6 +159,11 @@ class RunClaim:
             raise UserInputError(
                 f"--overwrite replaces only a fogsim run directory, and {self.directory} "
                 f"holds other things ({', '.join(others[:3])}); choose another -o DIR"
+            )
+        if not os.access(self._path, os.W_OK | os.X_OK):
+            raise UserInputError(
+                f"--overwrite cannot remove the results in {self.directory}: the folder is "
+                "not writable; choose another -o DIR"
             )
 
 

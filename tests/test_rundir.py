@@ -73,6 +73,17 @@ def test_overwrite_replaces_only_a_run_directory(tmp_path: Path, result) -> None
     assert (folder / "thesis.tex").read_text() == "years of work"
 
 
+def test_overwrite_of_an_unwritable_run_directory_is_refused_first(
+    tmp_path: Path, result, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_run(result, tmp_path / "run", overwrite=False, figures=False)
+    # As if the folder were read-only (root may write anywhere, so pretend).
+    monkeypatch.setattr("fogsim.rundir.os.access", lambda path, mode: Path(path).name != "run")
+    with pytest.raises(UserInputError, match="not writable"):
+        claim_run_dir(tmp_path / "run", overwrite=True).acquire()
+    assert load_run(tmp_path / "run").summary == result.summary
+
+
 @pytest.mark.parametrize("case", ["file", "file as parent", "unwritable"])
 def test_unusable_output_paths_are_refused(tmp_path: Path, case: str) -> None:
     (tmp_path / "a-file").write_text("x")
