@@ -5,23 +5,34 @@ import torch
 from torch import nn
 
 from fogsim.errors import UserInputError
-from fogsim.nn.bireal import BiRealBlock, BiRealUnit
+from fogsim.nn.bireal import BiRealBlock
 from fogsim.nn.ops import count_ops
 from fogsim.nn.recipe import recipe_from_dict
 from fogsim.nn.zoo import create_model
 
 
-def test_unit_with_a_silent_conv_passes_its_input_through_its_own_shortcut():
-    # BN scaled to zero silences the binary conv; what remains is the shortcut, and the
+def _silence(norm: nn.BatchNorm2d) -> None:
+    nn.init.zeros_(norm.weight)
+    nn.init.zeros_(norm.bias)
+
+
+def test_each_conv_has_its_own_shortcut():
+    # BN scaled to zero silences a binary conv; what remains is its own shortcut, and the
     # RPReLU at its initial zero shifts keeps positive values as they are.
-    unit = BiRealUnit(8, 8, 1, "binary", "binary").eval()
-    nn.init.zeros_(unit.bn.weight)
-    nn.init.zeros_(unit.bn.bias)
+    block = BiRealBlock(8, 8, 1, "binary", "binary").eval()
+    _silence(block.norm1)
+    _silence(block.norm2)
     x = torch.rand(2, 8, 6, 6) + 0.1
-    assert torch.allclose(unit(x), x)
+    assert torch.allclose(block(x), x)
+    # With only the second conv silenced, the block is its first unit alone: the first
+    # conv's real-valued output reaches the block's output (a plain block would add x).
+    block = BiRealBlock(8, 8, 1, "binary", "binary").eval()
+    _silence(block.norm2)
+    h = block.act1(block.norm1(block.conv1(block.threshold1(x))) + x)
+    assert torch.allclose(block(x), block.act2(h))
 
 
-def test_downsampling_unit_halves_the_map_and_changes_channels():
+def test_downsampling_block_halves_the_map_and_changes_channels():
     block = BiRealBlock(16, 32, 2, "binary", "binary")
     assert block(torch.randn(2, 16, 16, 16)).shape == (2, 32, 8, 8)
 
@@ -29,17 +40,25 @@ def test_downsampling_unit_halves_the_map_and_changes_channels():
 def test_learnable_thresholds_and_prelu_get_gradients():
     block = BiRealBlock(8, 8, 1, "binary", "binary")
     block(torch.randn(4, 8, 8, 8)).square().mean().backward()
-    for unit in (block.unit1, block.unit2):
-        assert unit.threshold.bias.grad is not None and unit.threshold.bias.grad.abs().sum() > 0
-        assert unit.act.prelu.weight.grad.abs().sum() > 0
+    for threshold, act in ((block.threshold1, block.act1), (block.threshold2, block.act2)):
+        assert threshold.bias.grad is not None and threshold.bias.grad.abs().sum() > 0
+        assert act.prelu.weight.grad.abs().sum() > 0
 
 
 def test_convs_binarize_their_inputs_and_weights():
-    unit = BiRealUnit(4, 4, 1, "binary", "binary")
-    seen = {}
-    unit.conv.register_forward_hook(lambda m, inp, out: seen.update(op=m.op_precision))
-    unit(torch.randn(1, 4, 5, 5))
-    assert seen["op"] == "binary"
+    block = BiRealBlock(4, 4, 1, "binary", "binary")
+    assert block.conv1.op_precision == block.conv2.op_precision == "binary"
+
+
+def test_init_from_a_plain_resnet_starts_the_binary_convs_from_its_weights():
+    plain = create_model("resnet20").state_dict()
+    bireal = create_model(
+        "resnet20", weight_precision="binary", act_precision="binary", block="bireal"
+    ).state_dict()
+    for i in range(6):
+        for conv in ("conv1", "conv2"):
+            key = f"blocks.{i}.{conv}.weight"
+            assert bireal[key].shape == plain[key].shape
 
 
 def test_bireal_resnet_counts_the_same_macs_as_the_basic_one():

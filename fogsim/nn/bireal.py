@@ -45,37 +45,37 @@ class RPReLU(nn.Module):
         return self.shift_out(self.prelu(self.shift_in(x)))
 
 
-class BiRealUnit(nn.Module):
-    """One binary conv with its own shortcut: ``RPReLU(BN(conv(sign(x + b))) + shortcut(x))``."""
-
-    def __init__(self, cin: int, cout: int, stride: int, weight: str, act: str) -> None:
-        super().__init__()
-        self.threshold = LearnableBias(cin)
-        self.conv = QConv2d(cin, cout, 3, stride, 1, weight_precision=weight, act_precision=act)
-        self.bn = nn.BatchNorm2d(cout)
-        self.shortcut: nn.Module = (
-            nn.Identity()
-            if stride == 1 and cin == cout
-            else nn.Sequential(
-                nn.AvgPool2d(stride) if stride > 1 else nn.Identity(),
-                nn.Conv2d(cin, cout, 1, bias=False),
-                nn.BatchNorm2d(cout),
-            )
-        )
-        self.act = RPReLU(cout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.bn(self.conv(self.threshold(x))) + self.shortcut(x))
+def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
+    if stride == 1 and cin == cout:
+        return nn.Identity()
+    return nn.Sequential(
+        nn.AvgPool2d(stride) if stride > 1 else nn.Identity(),
+        nn.Conv2d(cin, cout, 1, bias=False),
+        nn.BatchNorm2d(cout),
+    )
 
 
 class BiRealBlock(nn.Module):
-    """A ResNet basic block as two Bi-Real units: the same convs as ``BasicBlock``, with a
-    shortcut around each of them instead of one around both."""
+    """A ResNet basic block's two binary convs, each with its own shortcut:
+    ``h = RPReLU(BN(conv1(sign(x + b1))) + shortcut(x))``, then
+    ``RPReLU(BN(conv2(sign(h + b2))) + h)``.
+
+    The convs are named as in ``BasicBlock`` (``conv1``, ``conv2``), so ``init_from`` a
+    trained plain ResNet starts them from its weights.
+    """
 
     def __init__(self, cin: int, cout: int, stride: int, weight: str, act: str) -> None:
         super().__init__()
-        self.unit1 = BiRealUnit(cin, cout, stride, weight, act)
-        self.unit2 = BiRealUnit(cout, cout, 1, weight, act)
+        self.threshold1 = LearnableBias(cin)
+        self.conv1 = QConv2d(cin, cout, 3, stride, 1, weight_precision=weight, act_precision=act)
+        self.norm1 = nn.BatchNorm2d(cout)
+        self.shortcut = _shortcut(cin, cout, stride)
+        self.act1 = RPReLU(cout)
+        self.threshold2 = LearnableBias(cout)
+        self.conv2 = QConv2d(cout, cout, 3, 1, 1, weight_precision=weight, act_precision=act)
+        self.norm2 = nn.BatchNorm2d(cout)
+        self.act2 = RPReLU(cout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.unit2(self.unit1(x))
+        h = self.act1(self.norm1(self.conv1(self.threshold1(x))) + self.shortcut(x))
+        return self.act2(self.norm2(self.conv2(self.threshold2(h))) + h)
