@@ -158,7 +158,6 @@ def run_figures(frame: pd.DataFrame, directory: Path) -> list[Path]:
 # Idle energy between requests often outweighs compute and radio a thousandfold and
 # hardly depends on the policy, so the trade-off figures plot the active part.
 ACTIVE_ENERGY_LABEL = "compute + radio energy\nper request (mJ)"
-_ENERGY_MJ = {"energy_compute_j": "compute", "energy_radio_j": "radio", "energy_idle_j": "idle"}
 
 
 @dataclass(frozen=True)
@@ -332,7 +331,7 @@ def energy_by_component(points: pd.DataFrame, dims: SweepDims) -> Figure | str:
     A panel each, not stacked bars: idle energy is often a thousand times the compute
     energy, which would vanish on a shared axis.
     """
-    columns = {f"energy_{name}_j": name for name in _ENERGY_MJ.values()}
+    columns = ENERGY_PARTS  # the summary's means, flattened to the same column names
     if not len(points) or not set(columns) <= set(points):
         return "no finished point"
     keys = list(dims.grid)

@@ -54,7 +54,8 @@ def radio_energy(
     for g, spec in enumerate(scenario.devices):
         rows = np.flatnonzero(group == g)
         if rows.size:
-            joules[rows] = _group_energy(spec.radio, device[rows], _subset(use, rows), scenario)
+            use_g = _subset(use, rows)
+            joules[rows] = _group_energy(spec.radio, device[rows], use_g, scenario.duration)
     return joules
 
 
@@ -63,7 +64,7 @@ def _subset(use: RadioUse, rows: np.ndarray) -> RadioUse:
 
 
 def _group_energy(
-    radio: RadioProfile, device: np.ndarray, use: RadioUse, scenario: Scenario
+    radio: RadioProfile, device: np.ndarray, use: RadioUse, duration_s: float
 ) -> np.ndarray:
     sent = ~np.isnan(use.tx_end_s)
     received = ~np.isnan(use.rx_end_s)
@@ -73,7 +74,8 @@ def _group_energy(
     joules += receive_energy(radio, np.where(received, use.bits_received, 0.0), rx_s)
     energy = radio.energy
     if isinstance(energy, PowerRadioEnergy) and energy.tail > 0:
-        joules += energy.tail_power * _tail_s(device, use, sent, received, energy.tail, scenario)
+        tail_s = _tail_s(device, use, sent, received, energy.tail, duration_s)
+        joules += energy.tail_power * tail_s
     return joules
 
 
@@ -83,7 +85,7 @@ def _tail_s(
     sent: np.ndarray,
     received: np.ndarray,
     tail_s: float,
-    scenario: Scenario,
+    duration_s: float,
 ) -> np.ndarray:
     """Tail seconds charged to each request: after each of its transfers the radio stays
     in its high-power tail until the device's next transfer begins, for at most ``tail_s``."""
@@ -100,7 +102,7 @@ def _tail_s(
     # radio is free only once every transfer begun so far has ended.
     busy_until = _running_max_by_device(end, who)
     next_start = np.append(start[1:], np.inf)
-    next_start[last] = scenario.duration
+    next_start[last] = duration_s
     tail = np.clip(next_start - busy_until, 0.0, tail_s)
     return np.bincount(owner, weights=tail, minlength=n)
 
