@@ -132,15 +132,19 @@ def _fogsim(*args: str) -> subprocess.Popen:
     )
 
 
-def test_two_runs_into_one_directory_one_refuses(tmp_path: Path) -> None:
+def test_a_second_run_into_a_directory_being_written_refuses_at_once(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["run", str(CAMPUS), "-o", str(out), "-q", "--overwrite"]
     args += [arg for o in TINY for arg in ("--set", o)]
-    first, second = _fogsim(*args), _fogsim(*args)
-    codes = sorted([first.wait(timeout=600), second.wait(timeout=600)])
-    errors = first.stderr.read() + second.stderr.read()  # type: ignore[union-attr]
-    assert codes == [0, 2], errors
-    assert "is writing" in errors and "Traceback" not in errors
+    # This process holds the claim exactly as a fogsim run does while it simulates.
+    with claim_run_dir(out, overwrite=True):
+        second = _fogsim(*args)
+        assert second.wait(timeout=600) == 2
+        errors = second.stderr.read()  # type: ignore[union-attr]
+    assert f"process {os.getpid()}" in errors and "is writing" in errors
+    assert "Traceback" not in errors and not out.exists()
+    first = _fogsim(*args)
+    assert first.wait(timeout=600) == 0, first.stderr.read()  # type: ignore[union-attr]
     assert load_run(out).summary["requests"] > 0
 
 
@@ -154,6 +158,6 @@ def test_a_killed_run_leaves_nothing_the_next_run_trips_over(tmp_path: Path) -> 
         time.sleep(0.05)
     victim.kill()
     victim.wait()
-    again = _fogsim(*args)
+    again = _fogsim(*args, "--overwrite")  # in case the victim finished before the kill
     assert again.wait(timeout=600) == 0, again.stderr.read()  # type: ignore[union-attr]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
