@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 from fogsim.data import load_dataset
 from fogsim.inference import InferenceOutcomes, run_inference
+from fogsim.nn.checkpoint import load_checkpoint, require_fit
 from fogsim.results import RunResult, requests_frame, summarize
 from fogsim.rundir import claim_run_dir
 from fogsim.scenario import Problem, Scenario, ScenarioError, load_scenario, preflight
@@ -18,7 +20,20 @@ def outcomes_for(scenario: Scenario, *, progress: bool = False) -> InferenceOutc
     """The network's real outcome on every image of the scenario's dataset (cached on disk)."""
     spec = scenario.dataset
     dataset = load_dataset(spec.name, path=spec.path, split=spec.split, progress=progress)
+    # A checkpoint that cannot read these images is an error; one trained on other data is
+    # refused unless the scenario insists, and then each difference is a warning.
+    for problem in require_fit(
+        load_checkpoint(scenario.model.checkpoint),
+        dataset,
+        allow_mismatch=scenario.model.allow_dataset_mismatch,
+        how_to_insist=preflight.INSIST,
+    ):
+        warnings.warn(f"{scenario.name}: {problem}", DatasetMismatchWarning, stacklevel=2)
     return run_inference(scenario.model.checkpoint, dataset, progress=progress)
+
+
+class DatasetMismatchWarning(UserWarning):
+    """The scenario runs a checkpoint on data other than the data it was trained on."""
 
 
 def run(

@@ -160,3 +160,51 @@ def test_binary_empty_and_directory_paths_are_clear_errors(
         result = invoke(command, str(path), *(["-o", str(tmp_path / "out")] * (command == "run")))
         assert result.code == 2 and words in result.stderr, (command, result.stderr)
     assert not (tmp_path / "out").exists()
+
+
+def _digits(tmp_path: Path, shape: tuple[int, ...], classes: int) -> None:
+    """An ImageFolder of random images: ``classes`` folders named d0, d1, ... (not the
+    Fashion-MNIST class names the checkpoint's card records)."""
+    import numpy as np
+    from data_fixtures import imagefolder_files, images_for, write_imagefolder
+
+    labels = np.repeat(np.arange(classes), 2)
+    images = images_for(labels, shape)
+    by_class = {f"d{c}": list(images[labels == c]) for c in range(classes)}
+    write_imagefolder(tmp_path / "digits" / "test", imagefolder_files(by_class))
+
+
+def _on_digits(allow: bool = False):
+    def change(data: dict) -> None:
+        data["dataset"] = {"path": "digits", "split": "test"}
+        if allow:
+            data["model"]["allow_dataset_mismatch"] = True
+
+    return change
+
+
+def test_images_of_another_shape_are_caught(tmp_path: Path) -> None:
+    _digits(tmp_path, (16, 16), 10)
+    result = invoke("validate", str(scenario_file(tmp_path, _on_digits(allow=True))))
+    assert result.code == 2
+    assert "model.checkpoint (line " in result.stderr and "16x16x1" in result.stderr
+
+
+def test_a_checkpoint_trained_on_other_data_is_refused_unless_the_scenario_insists(
+    tmp_path: Path,
+) -> None:
+    _digits(tmp_path, (28, 28), 10)
+    refused = invoke("validate", str(scenario_file(tmp_path, _on_digits())))
+    assert refused.code == 2
+    assert "allow_dataset_mismatch" in refused.stderr and "fashion-mnist" in refused.stderr
+    assert invoke("validate", str(scenario_file(tmp_path, _on_digits(allow=True)))).code == 0
+
+
+def test_a_run_that_insists_warns_of_each_difference(tmp_path: Path) -> None:
+    import fogsim
+    from fogsim.runner import DatasetMismatchWarning
+
+    _digits(tmp_path, (28, 28), 10)
+    path = scenario_file(tmp_path, _on_digits(allow=True))
+    with pytest.warns(DatasetMismatchWarning, match="fashion-mnist"):
+        fogsim.run(path, write=False)

@@ -32,7 +32,34 @@ def file_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
     if dataset:
         where = ("dataset", "path") if scenario.dataset.path is not None else ("dataset", "name")
         found.append((where, dataset))
+    if not (checkpoint or dataset):
+        fit = fit_problem(scenario)
+        if fit:
+            found.append((("model", "checkpoint"), fit))
     return found
+
+
+def fit_problem(scenario: Scenario) -> str | None:
+    """Whether the checkpoint can run on the scenario's images (loads the split: about a
+    second for CIFAR-10's test zip, milliseconds once cached)."""
+    from fogsim.data import load_dataset
+    from fogsim.nn.checkpoint import load_checkpoint, require_fit
+
+    spec = scenario.dataset
+    try:
+        dataset = load_dataset(spec.name, path=spec.path, split=spec.split)
+        require_fit(
+            load_checkpoint(scenario.model.checkpoint),
+            dataset,
+            allow_mismatch=scenario.model.allow_dataset_mismatch,
+            how_to_insist=INSIST,
+        )
+    except (UserInputError, DatasetNotFoundError, CheckpointError) as exc:
+        return str(exc)
+    return None
+
+
+INSIST = "set `model: {allow_dataset_mismatch: true}` in the scenario"
 
 
 def memory_problems(scenario: Scenario, max_memory: float | None) -> list[tuple[Loc, str]]:
