@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 from rich.console import Console
@@ -41,9 +42,22 @@ def _register() -> None:
     app.add_typer(data.app, name="data", help="Datasets: where they are, what they hold.")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings meant for the user read as one line, like errors; others as Python prints them."""
+    if category.__module__.startswith("fogsim"):
+        console = Console(stderr=True, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {message}", highlight=False)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main() -> None:
     """Console-script entry point: user errors become a message and an exit code."""
     _register()
+    warnings.showwarning = _show_warning
     try:
         app()
     except FogsimError as exc:
