@@ -2,6 +2,9 @@
 
 Outcomes do not depend on simulated time, so they are computed once and cached on
 disk, keyed by the checkpoint's sha256 and the dataset's fingerprint.
+
+Fields named ``edge`` are the device part's (a two-part network's edge); the ``fog`` fields
+describe the middle part of a three-part network and are empty or zero otherwise.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +30,8 @@ if TYPE_CHECKING:
     from fogsim.data import Dataset
 
 # 2: incompressible split tensors are sent raw (fogsim.nn.codec), so their sizes changed.
-CACHE_VERSION = 2
+# 3: three-part networks: exit tiers, fog ops, the fog's features, per-exit thresholds.
+CACHE_VERSION = 3
 _ARRAYS = (
     "labels",
     "exit_entropy",
@@ -35,34 +39,70 @@ _ARRAYS = (
     "exit_pred",
     "cloud_pred",
     "compressed_feature_bytes",
+    "compressed_fog_feature_bytes",
 )
+_TUPLES = ("edge_ops_to_exit", "tiers", "exit_tiers", "fog_ops_to_exit", "default_thresholds")
 
 
 @dataclass(frozen=True)
 class InferenceOutcomes:
-    """Per-image outcomes of a hybrid network on a dataset, plus its op counts by precision."""
+    """Per-image outcomes of a hybrid network on a dataset, plus its op counts by precision.
+
+    Exits are numbered in block order across the device and fog parts; ``exit_tiers`` says
+    where each one runs. The fields after ``default_rule`` default to a two-part network's
+    values (no fog part; every exit on the device; the card's one threshold at every exit).
+    """
 
     checkpoint_sha256: str
     dataset_fingerprint: str
     class_names: tuple[str, ...]
     labels: np.ndarray  # int64 (N,)
-    exit_entropy: np.ndarray  # float32 (N, E) natural-log softmax entropy at each edge exit
+    exit_entropy: np.ndarray  # float32 (N, E) natural-log softmax entropy at each exit
     exit_maxprob: np.ndarray  # float32 (N, E)
     exit_pred: np.ndarray  # int64 (N, E)
     cloud_pred: np.ndarray  # int64 (N,) prediction of the final (cloud) output
-    feature_bytes: int  # bytes of the split tensor at the edge activation bitwidth
-    compressed_feature_bytes: np.ndarray  # int64 (N,) bytes sent: zlib -6, or raw if smaller
+    feature_bytes: int  # bytes the device part sends, bit-packed at its activation bitwidth
+    compressed_feature_bytes: np.ndarray  # int64 (N,) ...as sent: zlib -6, or raw if smaller
     input_bytes: int  # raw uint8 image bytes (H*W*C), what cloud_only sends
-    edge_ops_to_exit: tuple[dict[str, int], ...]  # len E: MACs to reach exit e (trunk + heads 0..e)
-    edge_ops: dict[str, int]  # MACs of the whole edge part, all exit heads included
-    cloud_ops: dict[str, int]  # MACs of the cloud part (from the split to the output)
+    edge_ops_to_exit: tuple[dict[str, int], ...]  # len E: device MACs to reach exit e
+    edge_ops: dict[str, int]  # MACs of the whole device part, its exit heads included
+    cloud_ops: dict[str, int]  # MACs of the cloud part (its blocks and the final head)
     full_ops: dict[str, int]  # MACs from input to final output without exit heads (cloud_only)
-    default_threshold: float
+    default_threshold: float  # the card's threshold shared by every exit
     default_rule: str  # "entropy" | "maxprob"
+    tiers: tuple[str, ...] = ("device", "cloud")  # or ("device", "fog", "cloud")
+    exit_tiers: tuple[str, ...] = ()  # len E: "device" or "fog" (default: all "device")
+    fog_ops: dict[str, int] = field(default_factory=dict)  # MACs of the whole fog part
+    fog_ops_to_exit: tuple[dict[str, int], ...] = ()  # len E: fog MACs to reach exit e
+    fog_feature_bytes: int = 0  # bytes the fog part sends, bit-packed (0: no fog part)
+    # int64 (N,): the fog's features as sent, compressed like the device's (0: no fog part)
+    compressed_fog_feature_bytes: np.ndarray | None = None
+    default_thresholds: tuple[float, ...] = ()  # len E: the card's threshold of each exit
+
+    def __post_init__(self) -> None:
+        # A frozen dataclass: defaults that depend on E or N are filled in once, here.
+        n_exits = self.exit_pred.shape[1]
+        fill = {
+            "exit_tiers": ("device",) * n_exits,
+            "fog_ops_to_exit": ({},) * n_exits,
+            "default_thresholds": (float(self.default_threshold),) * n_exits,
+        }
+        for name, value in fill.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, value)
+        if self.compressed_fog_feature_bytes is None:
+            object.__setattr__(
+                self, "compressed_fog_feature_bytes", np.zeros(self.n_images, np.int64)
+            )
 
     @property
     def n_images(self) -> int:
         return int(len(self.labels))
+
+    @property
+    def part_ops(self) -> dict[str, dict[str, int]]:
+        """MACs by precision of each part, by tier name (the fog's is empty on two parts)."""
+        return {"device": self.edge_ops, "fog": self.fog_ops, "cloud": self.cloud_ops}
 
 
 def default_cache_dir() -> Path:
@@ -98,14 +138,17 @@ def run_inference(
             f"{model.num_classes}; pick a checkpoint trained on this dataset"
         )
     sizes: list[np.ndarray] = []
-    precision = model.edge_act_precision
+    fog_sizes: list[np.ndarray] = []
     with torch.inference_mode():
         out = predict(
             model,
             dataset.images,
             dataset.labels,
             batch_size=batch_size,
-            on_features=lambda f: sizes.append(compressed_sizes(f, precision)),
+            on_features=lambda f: sizes.append(compressed_sizes(f, model.edge_act_precision)),
+            on_fog_features=lambda f: fog_sizes.append(
+                compressed_sizes(f, model.fog_act_precision)
+            ),
             progress=progress,
         )
     ops = count_ops(model)
@@ -127,6 +170,15 @@ def run_inference(
         full_ops=ops.full_macs,
         default_threshold=ckpt.default_threshold,
         default_rule=ckpt.default_rule,
+        tiers=model.tiers,
+        exit_tiers=model.exit_tiers,
+        fog_ops=ops.fog.macs,
+        fog_ops_to_exit=ops.fog_to_exit,
+        fog_feature_bytes=ops.boundaries[1].bytes if len(ops.boundaries) > 1 else 0,
+        compressed_fog_feature_bytes=(
+            np.concatenate(fog_sizes).astype(np.int64) if fog_sizes else None
+        ),
+        default_thresholds=ckpt.default_thresholds(len(model.exit_points)),
     )
     _write_cache(stem, outcomes)
     return outcomes
@@ -157,12 +209,14 @@ def _write_cache(stem: Path, o: InferenceOutcomes) -> None:
         "class_names": list(o.class_names),
         "feature_bytes": o.feature_bytes,
         "input_bytes": o.input_bytes,
-        "edge_ops_to_exit": list(o.edge_ops_to_exit),
         "edge_ops": o.edge_ops,
         "cloud_ops": o.cloud_ops,
         "full_ops": o.full_ops,
         "default_threshold": o.default_threshold,
         "default_rule": o.default_rule,
+        "fog_ops": o.fog_ops,
+        "fog_feature_bytes": o.fog_feature_bytes,
+        **{name: list(getattr(o, name)) for name in _TUPLES},
     }
     # The npz goes first: the json, written last, marks a complete entry.
     _atomic_write(stem.with_suffix(".npz"), lambda f: np.savez(f, **arrays))
@@ -184,7 +238,7 @@ def _read_cache(stem: Path, sha256: str, fingerprint: str) -> InferenceOutcomes 
         arrays = {name: z[name] for name in _ARRAYS}
     return InferenceOutcomes(
         class_names=tuple(meta.pop("class_names")),
-        edge_ops_to_exit=tuple(meta.pop("edge_ops_to_exit")),
+        **{name: tuple(meta.pop(name)) for name in _TUPLES},
         **meta,
         **arrays,
     )

@@ -1,8 +1,10 @@
-"""`fogsim eval`: accuracy, exit rate and edge energy of a hybrid checkpoint on the test split."""
+"""`fogsim eval`: accuracy, exit rate and edge energy of a hybrid checkpoint on the test split,
+overall and at every tier (device, fog, cloud)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +17,11 @@ if TYPE_CHECKING:
 
 def eval_cmd(
     checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt) to evaluate."),
-    threshold: float | None = typer.Option(None, help="Exit threshold (default: the card's)."),
+    threshold: list[str] | None = typer.Option(
+        None,
+        help="Exit threshold: one for every exit, or one per exit (repeat the option or give a "
+        "comma list, in exit order); default: the card's, per exit.",
+    ),
     rule: str | None = typer.Option(None, help="Exit rule: entropy or maxprob (default: card's)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     reference: Path | None = typer.Option(
@@ -37,9 +43,10 @@ def eval_cmd(
         help="Evaluate although the dataset's name or class names differ from the card's.",
     ),
 ) -> None:
-    """Evaluate CHECKPOINT on its dataset's test split (or --dataset, --split): edge exit, cloud
-    and hybrid accuracy, exit rate, edge arithmetic energy per image, and the exit-rate/accuracy
-    curve. A dataset that differs from the card's is refused unless --allow-dataset-mismatch."""
+    """Evaluate CHECKPOINT on its dataset's test split (or --dataset, --split): exit, cloud
+    and hybrid accuracy, exit rate, the same at every tier (device, fog, cloud), device
+    arithmetic energy per image, and the exit-rate/accuracy curve. A dataset that differs from
+    the card's is refused unless --allow-dataset-mismatch."""
     from fogsim.errors import UserInputError
     from fogsim.inference import run_inference
     from fogsim.nn.checkpoint import load_checkpoint, require_fit
@@ -50,9 +57,9 @@ def eval_cmd(
     rule = rule or ckpt.default_rule
     if rule not in EXIT_RULES:
         raise UserInputError(f"--rule {rule!r}: use one of {', '.join(EXIT_RULES)}")
-    if rule != ckpt.default_rule and threshold is None:
+    if rule != ckpt.default_rule and not threshold:
         raise UserInputError(f"--rule {rule} differs from the card's; give its --threshold too")
-    threshold = ckpt.default_threshold if threshold is None else threshold
+    thresholds = _thresholds(threshold, ckpt)
     data = _load_dataset(dataset, split, ckpt)
     checked = [ckpt] if reference is None else [ckpt, load_checkpoint(reference)]
     warnings = [
@@ -73,7 +80,7 @@ def eval_cmd(
     if reference is not None:
         ref = run_inference(reference, data, batch_size=batch_size, progress=progress)
     report = evaluation_report(
-        outcomes, rule=rule, threshold=threshold, table=energy_table, reference=ref
+        outcomes, rule=rule, threshold=thresholds, table=energy_table, reference=ref
     )
     report["checkpoint"] = str(checkpoint)
     report["dataset"] = data.name
@@ -83,6 +90,36 @@ def eval_cmd(
         typer.echo(json.dumps(report))
     else:
         _print_tables(report)
+
+
+def _thresholds(values: list[str] | None, ckpt: Checkpoint) -> float | list[float]:
+    """--threshold as one number for every exit or one per exit; the card's without it."""
+    from fogsim.errors import UserInputError
+
+    n_exits = len(ckpt.build().exit_points)
+    if not values:
+        return list(ckpt.default_thresholds(n_exits))
+    items = [item.strip() for value in values for item in value.split(",")]
+    numbers = []
+    for item in items:
+        try:
+            number = float(item)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise UserInputError(
+                f"--threshold {item!r} is not a finite number; give one threshold for every "
+                "exit, or one per exit (repeat --threshold, or separate them with commas)"
+            )
+        numbers.append(number)
+    if len(numbers) == 1:
+        return numbers[0]
+    if len(numbers) != n_exits:
+        raise UserInputError(
+            f"--threshold: {len(numbers)} thresholds for the {n_exits} exit(s) of "
+            f"{ckpt.path.name}; give one for every exit, or exactly one per exit in exit order"
+        )
+    return numbers
 
 
 def _load_dataset(value: str | None, split: str, ckpt: Checkpoint) -> Dataset:
@@ -111,6 +148,10 @@ def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}x"
 
 
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def _print_tables(r: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -121,33 +162,54 @@ def _print_tables(r: dict) -> None:
     )
     summary.add_column("metric")
     summary.add_column("value", justify="right")
-    edge = "n/a" if acc["edge"] is None else f"{acc['edge']:.4f}"
+    thresholds = ", ".join(
+        f"{t:.4g} ({tier})" for t, tier in zip(r["thresholds"], r["exit_tiers"], strict=True)
+    )
     rows = [
-        ("rule / threshold", f"{r['rule']} / {r['threshold']:.4g}"),
+        ("rule / threshold per exit", f"{r['rule']} / {thresholds or 'no exits'}"),
         ("exit rate", f"{r['exit_rate']:.4f}"),
-        ("accuracy: edge exit alone", edge),
+        ("accuracy: last exit alone", _pct(acc["edge"])),
         ("accuracy: cloud path", f"{acc['cloud']:.4f}"),
         ("accuracy: hybrid", f"{acc['hybrid']:.4f}"),
         # Multiply-adds alone (the seed paper's measure), not a device's energy: see energy.py.
-        ("edge arithmetic energy / image", f"{r['edge_energy_per_image_j'] * 1e6:.4g} uJ"),
+        ("device arithmetic energy / image", f"{r['edge_energy_per_image_j'] * 1e6:.4g} uJ"),
         ("fp32 reference, arithmetic", f"{r['reference_edge_energy_per_image_j'] * 1e6:.4g} uJ"),
-        ("arithmetic energy ratio (reference / edge)", f"{r['edge_energy_ratio']:.3g}x"),
+        ("arithmetic energy ratio (reference / device)", f"{r['edge_energy_ratio']:.3g}x"),
         (
-            "hybrid compute energy / image (edge + cloud if offloaded)",
+            "hybrid compute energy / image (every tier an image reaches)",
             f"{r['hybrid_compute_energy_per_image_j'] * 1e6:.4g} uJ",
         ),
         ("compute energy reduction (reference / hybrid)", _ratio(r["compute_energy_reduction"])),
         (
-            "split tensor (raw / mean compressed)",
+            "device's features (raw / mean compressed)",
             f"{r['feature_bytes']} B / {r['mean_compressed_feature_bytes']:.1f} B",
         ),
     ]
+    if r["fog_feature_bytes"] is not None:
+        rows.append(
+            (
+                "fog's features (raw / mean compressed)",
+                f"{r['fog_feature_bytes']} B / {r['mean_compressed_fog_feature_bytes']:.1f} B",
+            )
+        )
     if "reference_accuracy" in r:
         rows.append(("reference accuracy", f"{r['reference_accuracy']:.4f}"))
     for row in rows:
         summary.add_row(*row)
-    curve = Table(title=f"exit rate vs accuracy ({r['rule']} threshold)")
-    for col in ("threshold", "exit rate", "hybrid accuracy", "edge arithmetic energy (uJ)"):
+    tiers = Table(title="by tier (accuracy: of the answers given there; alone: on every image)")
+    for col in ("tier", "exits", "exit rate", "accuracy", "accuracy alone", "energy (uJ)"):
+        tiers.add_column(col, justify="right")
+    for name, t in r["tiers"].items():
+        tiers.add_row(
+            name,
+            ", ".join(str(e) for e in t["exits"]) or "-",
+            f"{t['exit_rate']:.4f}",
+            _pct(t["accuracy"]),
+            _pct(t["accuracy_alone"]),
+            f"{t['energy_per_image_j'] * 1e6:.4g}",
+        )
+    curve = Table(title=f"exit rate vs accuracy ({r['rule']} threshold, the same at every exit)")
+    for col in ("threshold", "exit rate", "hybrid accuracy", "device arithmetic energy (uJ)"):
         curve.add_column(col, justify="right")
     for p in r["curve"]:
         curve.add_row(
@@ -158,4 +220,5 @@ def _print_tables(r: dict) -> None:
         )
     console = Console()
     console.print(summary)
+    console.print(tiers)
     console.print(curve)

@@ -62,7 +62,9 @@ def train(
     )
     write_card_markdown(output.with_suffix(".md"), card, output)
     m = card["test_metrics"]
+    answered = ", ".join(f"{t} {card['test_tiers'][t]['exit_rate']:.3f}" for t in card["tiers"])
     typer.echo(
         f"wrote {output}: test accuracy hybrid {m['accuracy']['hybrid']:.4f}, "
-        f"cloud {m['accuracy']['cloud']:.4f}, exit rate {m['exit_rate']:.3f}"
+        f"cloud {m['accuracy']['cloud']:.4f}, exit rate {m['exit_rate']:.3f} "
+        f"(answered on the {answered})"
     )

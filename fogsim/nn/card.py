@@ -7,7 +7,7 @@ from typing import Any
 
 from fogsim.energy import compute_energy_j, default_table, energy_sources
 from fogsim.nn.checkpoint import load_checkpoint
-from fogsim.nn.ops import count_ops
+from fogsim.nn.ops import OpReport, count_ops
 
 
 def _pct(x: float | None) -> str:
@@ -41,31 +41,105 @@ def _training(card: dict[str, Any]) -> str:
     )
 
 
+def _parts(card: dict[str, Any], n_blocks: int) -> str:
+    exit_head = card.get("recipe", {}).get("exit_head") or "linear"
+    if card.get("fog_split") is None:
+        return (
+            f"edge weights {card['weight_precision']}, "
+            f"edge activations {card['act_precision']}, split after block {card['split']}, "
+            f"exit(s) after block(s) {card['exits']} ({exit_head} exit head); "
+            "the cloud part is fp32."
+        )
+    split, fog_split = card["split"], card["fog_split"]
+    tiers = ", ".join(card["exit_tiers"])
+    return (
+        f"three parts. Device (stem and blocks 1-{split}): weights {card['weight_precision']}, "
+        f"activations {card['act_precision']}. Fog (blocks {split + 1}-{fog_split}): weights "
+        f"{card['fog_weight_precision']}, activations {card['fog_act_precision']}. Cloud "
+        f"(blocks {fog_split + 1}-{n_blocks} and the final head): fp32. Exits after blocks "
+        f"{card['exits']} ({tiers}; {exit_head} exit heads)."
+    )
+
+
+def _thresholds(card: dict[str, Any]) -> str:
+    rule, sign = card["default_rule"], "<" if card["default_rule"] == "entropy" else ">"
+    per_exit = card.get("default_thresholds") or []
+    chosen = f"chosen on {card['threshold_chosen_on']}; never on the test split"
+    if len(per_exit) < 2:
+        return f"{rule} {sign} {card['default_threshold']:.4f} ({chosen})"
+    each = ", ".join(
+        f"{t:.4f} after block {e} ({tier})"
+        for t, e, tier in zip(per_exit, card["exits"], card["exit_tiers"], strict=True)
+    )
+    return (
+        f"{rule} {sign} a threshold per exit: {each} ({chosen}); one shared by every exit, "
+        f"for a policy that takes one: {card['default_threshold']:.4f}"
+    )
+
+
+def _tier_rows(card: dict[str, Any]) -> list[str]:
+    test, hold = card.get("test_tiers"), card.get("holdout_tiers")
+    if not test or not hold:
+        return []
+    rows = [
+        "",
+        "| tier | exits | exit rate, test | held-out | accuracy of its answers, test | "
+        "its last exit alone, test |",
+        "|---|---|---|---|---|---|",
+    ]
+    for tier in card.get("tiers", test):
+        t, h = test[tier], hold[tier]
+        exits = ", ".join(str(card["exits"][e]) for e in t["exits"]) or "-"
+        if tier == "cloud":
+            exits = "final output"
+        rows.append(
+            f"| {tier} | {exits} | {_pct(t['exit_rate'])} | {_pct(h['exit_rate'])} | "
+            f"{_pct(t['accuracy'])} | {_pct(t['accuracy_alone'])} |"
+        )
+    return rows
+
+
+def _compute(card: dict[str, Any], ops: OpReport) -> list[str]:
+    if card.get("fog_split") is None:
+        return [
+            f"- edge MACs by precision: {ops.edge.macs}; cloud MACs: {ops.cloud.macs}",
+            f"- edge parameter bytes: {ops.edge.param_bytes}; cloud: {ops.cloud.param_bytes}",
+            f"- split tensor {list(ops.feature_shape)}: {ops.feature_bytes} bytes at "
+            f"{card['act_precision']}",
+        ]
+    lines = [
+        f"- {tier} part: MACs by precision {part.macs}; parameter bytes {part.param_bytes}"
+        for tier, part in ops.parts.items()
+    ]
+    lines += [
+        f"- split tensor {b.sender} to {b.receiver} {list(b.shape)}: {b.bytes} bytes at "
+        f"{b.precision}"
+        for b in ops.boundaries
+    ]
+    return lines
+
+
 def card_markdown(card: dict[str, Any], checkpoint: Path) -> str:
     """Render a checkpoint's card, with op counts and edge energy from its network."""
     ckpt = load_checkpoint(checkpoint)
-    ops = count_ops(ckpt.build())
+    model = ckpt.build()
+    ops = count_ops(model)
     table = default_table()
     m, h = card["test_metrics"], card["holdout_metrics"]
     edge_j = compute_energy_j(ops.edge.macs, table)
     fp32_j = compute_energy_j({"fp32": sum(ops.full_macs.values())}, table)
+    fog_j = compute_energy_j(ops.fog.macs, table)
     lines = [
         f"# {card['name']}",
         "",
-        f"`{card['architecture']}` on **{card['dataset']}**: "
-        f"edge weights {card['weight_precision']}, "
-        f"edge activations {card['act_precision']}, split after block {card['split']}, "
-        f"exit(s) after block(s) {card['exits']} "
-        f"({card.get('recipe', {}).get('exit_head') or 'linear'} exit head); "
-        "the cloud part is fp32.",
+        f"`{card['architecture']}` on **{card['dataset']}**: {_parts(card, len(model.blocks))}",
         "",
         f"- file: `{checkpoint.name}` (sha256 `{ckpt.sha256}`)",
         f"- input: {'x'.join(map(str, ckpt.input_shape))} images (H x W x C)"
         + (f" from `{card['dataset_path']}`" if card.get("dataset_path") else ""),
         f"- trained with: `{card['command']}` at git commit `{card['git_commit']}`",
         f"- training: {_training(card)}",
-        f"- default exit rule: {card['default_rule']} < {card['default_threshold']:.4f} "
-        f"(chosen on {card['threshold_chosen_on']}; never on the test split)",
+        f"- default exit rule: {_thresholds(card)}",
         "",
         f"## Test split ({card['dataset']}, fingerprint `{card['dataset_fingerprint'][:16]}`)",
         "",
@@ -74,21 +148,20 @@ def card_markdown(card: dict[str, Any], checkpoint: Path) -> str:
         *[
             f"| accuracy, {label} | {_pct(m['accuracy'][k])} | {_pct(h['accuracy'][k])} |"
             for label, k in (
-                ("edge exit alone", "edge"),
+                ("edge exit alone" if card.get("fog_split") is None else "last exit alone", "edge"),
                 ("cloud path", "cloud"),
                 ("hybrid", "hybrid"),
             )
         ],
         f"| exit rate | {_pct(m['exit_rate'])} | {_pct(h['exit_rate'])} |",
+        *_tier_rows(card),
         "",
         "## Compute (per image)",
         "",
-        f"- edge MACs by precision: {ops.edge.macs}; cloud MACs: {ops.cloud.macs}",
-        f"- edge parameter bytes: {ops.edge.param_bytes}; cloud: {ops.cloud.param_bytes}",
-        f"- split tensor {list(ops.feature_shape)}: {ops.feature_bytes} bytes at "
-        f"{card['act_precision']}",
+        *_compute(card, ops),
         f"- whole edge part: {edge_j * 1e6:.4g} uJ; the same network all fp32 at the edge: "
         f"{fp32_j * 1e6:.4g} uJ ({fp32_j / edge_j:.3g}x), energy table `{table}`",
+        *([f"- whole fog part: {fog_j * 1e6:.4g} uJ"] if ops.fog.macs else []),
         "",
         "Energy per MAC sources:",
         "",

@@ -78,6 +78,23 @@ class Checkpoint:
             )
         return float(value)
 
+    def default_thresholds(self, n_exits: int) -> tuple[float, ...]:
+        """The card's threshold of each of the network's ``n_exits`` exits, chosen on held-out
+        training images; cards from before per-exit thresholds give their one to every exit."""
+        values = self.card.get("default_thresholds")
+        if values is None:
+            return (self.default_threshold,) * n_exits
+        if (
+            not isinstance(values, list)
+            or len(values) != n_exits
+            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
+        ):
+            raise CheckpointError(
+                f"{self.path}: its card's default_thresholds {values!r} is not one number per "
+                f"exit ({n_exits}); {_HOW_TO_FIX}"
+            )
+        return tuple(float(v) for v in values)
+
     @property
     def default_rule(self) -> str:
         """The card's exit rule, ``entropy`` or ``maxprob``."""

@@ -4,12 +4,16 @@ A MAC is one multiply-accumulate at its precision; a binary MAC is one
 XNOR-popcount bit-op. BatchNorm, pooling and residual adds are not counted: at
 inference BN folds into the conv or a threshold, and the rest is a few percent
 of the conv MACs.
+
+Parts are named by the tier that runs them: ``device``, ``fog`` (three-part networks
+only; empty otherwise) and ``cloud``. The ``edge`` fields are the device part's.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,22 +25,50 @@ from fogsim.nn.quant import BITS
 
 @dataclass(frozen=True)
 class PartOps:
-    """Compute and storage of one part (edge or cloud)."""
+    """Compute and storage of one part (device, fog or cloud)."""
 
     macs: dict[str, int]
     param_bytes: dict[str, int]
 
 
 @dataclass(frozen=True)
-class OpReport:
-    """Op counts of a HybridNet, and the size of what the edge sends to the cloud."""
+class Boundary:
+    """The features one part sends to the next, at the sender's activation precision."""
 
-    edge: PartOps
+    sender: str
+    receiver: str
+    precision: str
+    shape: tuple[int, ...]
+    bytes: int  # bit-packed, before compression
+
+
+@dataclass(frozen=True)
+class OpReport:
+    """Op counts of a HybridNet by part, per exit, and the features crossing each boundary."""
+
+    edge: PartOps  # the device part
+    fog: PartOps  # empty on a two-part network
     cloud: PartOps
-    edge_to_exit: tuple[dict[str, int], ...]
-    full_macs: dict[str, int]
-    feature_shape: tuple[int, ...]
-    feature_bytes: int
+    edge_to_exit: tuple[dict[str, int], ...]  # device MACs to reach each exit
+    fog_to_exit: tuple[dict[str, int], ...]  # fog MACs to reach each exit ({} on the device)
+    exit_tiers: tuple[str, ...]
+    full_macs: dict[str, int]  # input to final output, no exit heads (the cloud_only path)
+    boundaries: tuple[Boundary, ...]  # device->cloud, or device->fog and fog->cloud
+
+    @property
+    def parts(self) -> dict[str, PartOps]:
+        """The parts by tier name; a two-part network's fog part is empty."""
+        return {"device": self.edge, "fog": self.fog, "cloud": self.cloud}
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """Shape of the features the device sends (one image)."""
+        return self.boundaries[0].shape
+
+    @property
+    def feature_bytes(self) -> int:
+        """Bytes of the features the device sends, bit-packed at its activation precision."""
+        return self.boundaries[0].bytes
 
 
 def _macs_of(module: nn.Module, out: torch.Tensor) -> int:
@@ -46,8 +78,9 @@ def _macs_of(module: nn.Module, out: torch.Tensor) -> int:
     return module.in_features * module.out_features
 
 
-def _layer_macs(model: HybridNet) -> tuple[dict[str, tuple[str, int]], torch.Tensor]:
-    """MACs and op precision of every conv/linear layer, by qualified name, for one image."""
+def _layer_macs(model: HybridNet) -> tuple[dict[str, tuple[str, int]], list[torch.Tensor]]:
+    """MACs and op precision of every conv/linear layer, by qualified name, for one image;
+    and the features sent at each boundary."""
     found: dict[str, tuple[str, int]] = {}
     hooks = []
     for name, module in model.named_modules():
@@ -61,8 +94,12 @@ def _layer_macs(model: HybridNet) -> tuple[dict[str, tuple[str, int]], torch.Ten
     model.eval()
     try:
         with torch.no_grad():
-            features, _ = model.edge(torch.zeros(1, *model.input_shape))
-            model.cloud(features)
+            sent, _ = model.edge(torch.zeros(1, *model.input_shape))
+            features = [sent]
+            if model.fog_split is not None:
+                sent, _ = model.fog(sent)
+                features.append(sent)
+            model.cloud(sent)
     finally:
         model.train(was_training)
         for h in hooks:
@@ -70,14 +107,22 @@ def _layer_macs(model: HybridNet) -> tuple[dict[str, tuple[str, int]], torch.Ten
     return found, features
 
 
-def _part_of(name: str, split: int) -> str:
-    top = name.split(".")[0]
+def part_of(name: str, model: HybridNet) -> str:
+    """The tier that holds the parameter, buffer or layer ``name`` of ``model``."""
+    top, _, rest = name.partition(".")
+    index = int(rest.split(".")[0]) if top in ("blocks", "exits") else 0
     if top == "blocks":
-        return "edge" if int(name.split(".")[1]) < split else "cloud"
-    return "cloud" if top == "final" else "edge"
+        if index < model.split:
+            return "device"
+        return "fog" if index < model.cloud_start else "cloud"
+    if top == "exits":
+        return model.exit_tiers[index]
+    if top == "final":
+        return "cloud"
+    return "fog" if top == "fog_quant" else "device"
 
 
-def _sum(layers: dict[str, tuple[str, int]], keep: object) -> dict[str, int]:
+def _sum(layers: dict[str, tuple[str, int]], keep: Callable[[str], bool]) -> dict[str, int]:
     total: Counter[str] = Counter()
     for name, (precision, macs) in layers.items():
         if keep(name):
@@ -85,9 +130,15 @@ def _sum(layers: dict[str, tuple[str, int]], keep: object) -> dict[str, int]:
     return dict(total)
 
 
-def _in_trunk(name: str, n_blocks: int) -> bool:
-    top = name.split(".")[0]
-    return top == "stem" or (top == "blocks" and int(name.split(".")[1]) < n_blocks)
+def _reaches(name: str, head: int, point: int) -> bool:
+    """Whether reaching exit ``head`` (after block ``point``) runs layer ``name``: the stem,
+    the blocks up to the point, and every exit head up to this one."""
+    top, _, rest = name.partition(".")
+    if top == "blocks":
+        return int(rest.split(".")[0]) < point
+    if top == "exits":
+        return int(rest.split(".")[0]) <= head
+    return top == "stem"
 
 
 def _param_bytes(model: HybridNet, part: str) -> dict[str, int]:
@@ -98,41 +149,55 @@ def _param_bytes(model: HybridNet, part: str) -> dict[str, int]:
         if hasattr(m, "weight_precision")
     }
     for name, p in model.named_parameters():
-        if _part_of(name, model.split) == part:
+        if part_of(name, model) == part:
             bits[quantized.get(name, "fp32")] += p.numel() * BITS[quantized.get(name, "fp32")]
     for name, b in model.named_buffers():
         # BN running statistics are stored with the model; input normalisation folds into the stem.
-        if (
-            b.is_floating_point()
-            and not name.startswith("input_")
-            and _part_of(name, model.split) == part
-        ):
+        if b.is_floating_point() and not name.startswith("input_") and part_of(name, model) == part:
             bits["fp32"] += b.numel() * 32
     return {precision: math.ceil(n / 8) for precision, n in bits.items()}
 
 
-def count_ops(model: HybridNet) -> OpReport:
-    """Count MACs by precision per part, per exit, and for the whole exit-free path."""
-    layers, features = _layer_macs(model)
-    split = model.split
-    edge = _sum(layers, lambda n: _part_of(n, split) == "edge")
-    cloud = _sum(layers, lambda n: _part_of(n, split) == "cloud")
-    to_exit = tuple(
-        _sum(
-            layers,
-            lambda n, e=e, point=point: (
-                _in_trunk(n, point) or (n.startswith("exits.") and int(n.split(".")[1]) <= e)
-            ),
+def _boundaries(model: HybridNet, features: list[torch.Tensor]) -> tuple[Boundary, ...]:
+    tiers = model.tiers
+    precisions = (model.edge_act_precision, model.fog_act_precision)
+    return tuple(
+        Boundary(
+            tiers[i],
+            tiers[i + 1],
+            precisions[i],
+            tuple(f.shape[1:]),
+            math.ceil(f[0].numel() * BITS[precisions[i]] / 8),
         )
-        for e, point in enumerate(model.exit_points)
+        for i, f in enumerate(features)
     )
-    full = _sum(layers, lambda n: not n.startswith("exits."))
-    shape = tuple(features.shape[1:])
+
+
+def count_ops(model: HybridNet) -> OpReport:
+    """Count MACs by precision per part, per exit and tier, and for the whole exit-free path."""
+    layers, features = _layer_macs(model)
+
+    def in_part(part: str) -> Callable[[str], bool]:
+        return lambda name: part_of(name, model) == part
+
+    def to_exit(part: str) -> tuple[dict[str, int], ...]:
+        # A fog exit reaches through the whole device part, every device exit head included.
+        return tuple(
+            _sum(layers, lambda n, e=e, p=p: _reaches(n, e, p) and part_of(n, model) == part)
+            for e, p in enumerate(model.exit_points)
+        )
+
+    parts = {
+        part: PartOps(_sum(layers, in_part(part)), _param_bytes(model, part))
+        for part in ("device", "fog", "cloud")
+    }
     return OpReport(
-        edge=PartOps(edge, _param_bytes(model, "edge")),
-        cloud=PartOps(cloud, _param_bytes(model, "cloud")),
-        edge_to_exit=to_exit,
-        full_macs=full,
-        feature_shape=shape,
-        feature_bytes=math.ceil(math.prod(shape) * BITS[model.edge_act_precision] / 8),
+        edge=parts["device"],
+        fog=parts["fog"],
+        cloud=parts["cloud"],
+        edge_to_exit=to_exit("device"),
+        fog_to_exit=to_exit("fog"),
+        exit_tiers=model.exit_tiers,
+        full_macs=_sum(layers, lambda n: not n.startswith("exits.")),
+        boundaries=_boundaries(model, features),
     )

@@ -15,7 +15,7 @@ import yaml
 from fogsim.errors import UserInputError
 from fogsim.nn.hybrid import EXIT_HEADS, EXIT_RULES
 from fogsim.nn.quant import parse_precision
-from fogsim.nn.zoo import BLOCKS, create_model, list_models
+from fogsim.nn.zoo import BLOCKS, create_model, default_exits, list_models
 
 MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few hundred bytes; a megabyte is something else
 
@@ -85,6 +85,10 @@ class Recipe:
     distill: Distill | None = None
     # Mixed precision: run convolutions in bfloat16 (CPU autocast); weights stay fp32.
     autocast: str | None = None
+    # A three-part network: blocks split..fog_split-1 run on the fog at these precisions.
+    fog_split: int | None = None
+    fog_weight_precision: str | None = None
+    fog_act_precision: str | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor keyword arguments of the network (plain values, stored in checkpoints)."""
@@ -98,8 +102,9 @@ class Recipe:
             kwargs["exits"] = list(self.exits)
         if self.exit_head is not None:
             kwargs["exit_head"] = self.exit_head
-        if self.block is not None:
-            kwargs["block"] = self.block
+        for key in ("block", *_FOG_KEYS):
+            if getattr(self, key) is not None:
+                kwargs[key] = getattr(self, key)
         return kwargs
 
     def dataset_args(self) -> dict[str, Any]:
@@ -123,7 +128,8 @@ class Recipe:
         return d
 
 
-_LATER_KEYS = ("block",)
+_FOG_KEYS = ("fog_split", "fog_weight_precision", "fog_act_precision")
+_LATER_KEYS = ("block", *_FOG_KEYS)
 
 
 def _fail(source: str, msg: str) -> UserInputError:
@@ -293,6 +299,9 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "init_from": _optional(lambda v: _text("init_from", v)),
     "distill": _optional(_distill),
     "autocast": _optional(lambda v: _text("autocast", v, ("bf16",))),
+    "fog_split": _optional(lambda v: _whole("fog_split", v, 1)),
+    "fog_weight_precision": _optional(lambda v: _precision("fog_weight_precision", v)),
+    "fog_act_precision": _optional(lambda v: _precision("fog_act_precision", v)),
 }
 
 
@@ -327,17 +336,21 @@ def recipe_from_dict(
 
 
 def _check_network(r: Recipe) -> None:
-    """Split, exits and exit head against the architecture's blocks, before any training."""
+    """Split, fog split, exits and exit head against the architecture's blocks, before any
+    training."""
     default = create_model(r.architecture)
     n = len(default.blocks)
     if r.split is not None and not 0 <= r.split <= n:
         raise _Bad(f"split: {r.split} is outside 0..{n}, the blocks of {r.architecture}")
     split = default.split if r.split is None else r.split
-    exits = (split,) if r.exits is None else r.exits
-    if any(not 1 <= e <= split for e in exits) or list(exits) != sorted(set(exits)):
+    _check_fog(r, split, n)
+    last, what = (split, "the split") if r.fog_split is None else (r.fog_split, "fog_split")
+    exits = default_exits(split, r.fog_split) if r.exits is None else r.exits
+    if any(not 1 <= e <= last for e in exits) or list(exits) != sorted(set(exits)):
         raise _Bad(
-            f"exits: {list(exits)} must be increasing block numbers in 1..{split} (the split"
-            f"{', by default' if r.split is None else ''}; no exits: `exits: []`)"
+            f"exits: {list(exits)} must be increasing block numbers in 1..{last} ({what}"
+            f"{', by default' if r.split is None and r.fog_split is None else ''}; "
+            "no exits: `exits: []`)"
         )
     try:
         model = create_model(r.architecture, **r.model_kwargs())
@@ -348,6 +361,24 @@ def _check_network(r: Recipe) -> None:
         raise _Bad(
             f"exit_weights has {len(r.exit_weights)} weight(s) for {n} exit(s) "
             f"(exits {list(model.exit_points)}); give one weight per exit"
+        )
+
+
+def _check_fog(r: Recipe, split: int, n: int) -> None:
+    if r.fog_split is None:
+        given = [k for k in _FOG_KEYS[1:] if getattr(r, k) is not None]
+        if given:
+            raise _Bad(
+                f"{given[0]}: {getattr(r, given[0])!r} is a fog part's precision, but the "
+                "recipe has no fog part; add `fog_split: N` (the fog runs blocks split+1..N) "
+                "or remove it"
+            )
+        return
+    if not split < r.fog_split <= n:
+        raise _Bad(
+            f"fog_split: {r.fog_split} is outside {split + 1}..{n}: the fog part runs the "
+            f"blocks after the split ({split}) up to fog_split, at least one and at most the "
+            f"{n} blocks of {r.architecture}"
         )
 
 

@@ -16,7 +16,14 @@ from tqdm import tqdm
 
 from fogsim.errors import UserInputError
 from fogsim.nn.checkpoint import atomic_torch_save, save_checkpoint
-from fogsim.nn.evaluate import choose_threshold, hybrid_metrics, predict, to_input
+from fogsim.nn.evaluate import (
+    choose_threshold,
+    choose_thresholds,
+    hybrid_metrics,
+    predict,
+    tier_metrics,
+    to_input,
+)
 from fogsim.nn.hybrid import HybridNet
 from fogsim.nn.quant import BITS
 from fogsim.nn.recipe import Augmentation, DatasetPath, Recipe
@@ -267,14 +274,15 @@ def _resume(
 
 
 def _card(model: HybridNet, recipe: Recipe, setup: TrainingSetup, command: str) -> dict[str, Any]:
-    """Choose the exit threshold on held-out training images, then report test metrics."""
+    """Choose the exit thresholds on held-out training images, then report test metrics."""
     train_set, test_set, hold_idx = setup.train_set, setup.test_set, setup.hold_idx
     hold = _outputs(model, train_set, hold_idx)
-    threshold = choose_threshold(
-        hold, recipe.exit_rule, recipe.max_accuracy_drop, len(train_set.classes)
-    )
+    rule, drop, n_classes = recipe.exit_rule, recipe.max_accuracy_drop, len(train_set.classes)
+    # One threshold for every exit (what a policy with a single threshold uses), and one per
+    # exit (what fogsim eval uses by default).
+    threshold = choose_threshold(hold, rule, drop, n_classes)
+    thresholds = list(choose_thresholds(hold, rule, drop, n_classes))
     test = predict(model, test_set.images, test_set.labels)
-    m = hybrid_metrics(test, recipe.exit_rule, threshold)
     card: dict[str, Any] = {
         "name": recipe.name,
         "dataset": str(test_set.name),
@@ -287,15 +295,23 @@ def _card(model: HybridNet, recipe: Recipe, setup: TrainingSetup, command: str) 
         "weight_bits": BITS[recipe.weight_precision],
         "act_bits": BITS[recipe.act_precision],
         "split": model.split,
+        "fog_split": model.fog_split,
+        "fog_weight_precision": _fog_precision(model, recipe.fog_weight_precision),
+        "fog_act_precision": _fog_precision(model, recipe.fog_act_precision),
+        "tiers": list(model.tiers),
         "exits": list(model.exit_points),
+        "exit_tiers": list(model.exit_tiers),
         "epochs": recipe.epochs,
         "train_images": len(setup.train_idx),
-        "default_rule": recipe.exit_rule,
+        "default_rule": rule,
         "default_threshold": threshold,
+        "default_thresholds": thresholds,
         "threshold_chosen_on": f"{len(hold_idx)} held-out train images, hybrid accuracy within "
-        f"{recipe.max_accuracy_drop} of the cloud path",
-        "holdout_metrics": hybrid_metrics(hold, recipe.exit_rule, threshold),
-        "test_metrics": m,
+        f"{drop} of the cloud path",
+        "holdout_metrics": hybrid_metrics(hold, rule, thresholds),
+        "test_metrics": hybrid_metrics(test, rule, thresholds),
+        "holdout_tiers": tier_metrics(hold, rule, thresholds, model.exit_tiers),
+        "test_tiers": tier_metrics(test, rule, thresholds, model.exit_tiers),
         "recipe": recipe.to_dict(),
         "autocast": setup.autocast,
         "command": command,
@@ -305,3 +321,8 @@ def _card(model: HybridNet, recipe: Recipe, setup: TrainingSetup, command: str) 
     if isinstance(recipe.dataset, DatasetPath):
         card["dataset_path"] = str(recipe.dataset.resolved.resolve())
     return card
+
+
+def _fog_precision(model: HybridNet, value: str | None) -> str | None:
+    # A fog part's precision defaults to fp32; a two-part network has none.
+    return None if model.fog_split is None else value or "fp32"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor, nn
@@ -90,9 +91,73 @@ def normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return known.get(channels, ((0.5,) * channels, (0.25,) * channels))
 
 
-def _precisions(i: int, split: int, weight: str | int, act: str | int) -> tuple[str, str]:
-    # Edge blocks take the quantized precisions; cloud blocks are full precision.
-    return (parse_precision(weight), parse_precision(act)) if i < split else ("fp32", "fp32")
+def default_exits(split: int, fog_split: int | None) -> tuple[int, ...]:
+    """Where exits sit unless asked otherwise: at the end of each part before the cloud."""
+    return (split,) if fog_split is None else (split, fog_split)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Where a network splits and each part's precisions (weights, activations). The cloud
+    part is fp32; ``fog_split`` None means two parts, device and cloud."""
+
+    split: int
+    fog_split: int | None
+    device: tuple[str, str]
+    fog: tuple[str, str]
+
+    @classmethod
+    def of(
+        cls,
+        split: int,
+        fog_split: int | None,
+        weight: str | int,
+        act: str | int,
+        fog_weight: str | int | None,
+        fog_act: str | int | None,
+    ) -> Parts:
+        """The parts of a constructor's arguments; fog precisions need a fog part."""
+        if fog_split is None:
+            given = [
+                k
+                for k, v in (("fog_weight_precision", fog_weight), ("fog_act_precision", fog_act))
+                if v is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{' and '.join(given)} set without fog_split: a two-part network has no fog "
+                    "part; give fog_split too, or leave the fog precisions out"
+                )
+        fog_w = "fp32" if fog_weight is None else parse_precision(fog_weight)
+        fog_a = "fp32" if fog_act is None else parse_precision(fog_act)
+        return cls(
+            split, fog_split, (parse_precision(weight), parse_precision(act)), (fog_w, fog_a)
+        )
+
+    def tier(self, block: int) -> str:
+        """The tier that runs block ``block`` (0-based)."""
+        if block < self.split:
+            return "device"
+        return "fog" if self.fog_split is not None and block < self.fog_split else "cloud"
+
+    def precisions(self, tier: str) -> tuple[str, str]:
+        """(weight, activation) precisions of a tier's blocks and conv exit heads."""
+        return {"device": self.device, "fog": self.fog}.get(tier, ("fp32", "fp32"))
+
+    def default_exits(self, exits: Sequence[int] | None) -> tuple[int, ...]:
+        """``exits`` as given, or ``default_exits``."""
+        return default_exits(self.split, self.fog_split) if exits is None else tuple(exits)
+
+    def net_args(self) -> dict[str, Any]:
+        """HybridNet's keyword arguments for the split and the boundaries' precisions."""
+        args: dict[str, Any] = {
+            "split": self.split,
+            # A device part of the stem alone sends fp32 stem features.
+            "edge_act_precision": self.device[1] if self.split else "fp32",
+        }
+        if self.fog_split is not None:
+            args.update(fog_split=self.fog_split, fog_act_precision=self.fog[1])
+        return args
 
 
 class BasicBlock(nn.Module):
@@ -142,22 +207,26 @@ class ConvExit(ConvBlock):
         return self.head(super().forward(x))
 
 
-def _exit_head(kind: str, weight: str | int, act: str | int) -> Callable[[int, int], nn.Module]:
+def _exit_head(kind: str, parts: Parts) -> Callable[[int, int, str], nn.Module]:
     if kind not in EXIT_HEADS:
         raise ValueError(f"exit_head {kind!r} is not one of {', '.join(EXIT_HEADS)}")
     if kind == "linear":
-        return Head
-    w, a = parse_precision(weight), parse_precision(act)
-    return lambda channels, num_classes: ConvExit(channels, num_classes, w, a)
+        return lambda channels, num_classes, _tier: Head(channels, num_classes)
+    return lambda channels, num_classes, tier: ConvExit(
+        channels, num_classes, *parts.precisions(tier)
+    )
+
+
+def _default_split(depth: int) -> int:
+    # After stage 2 of the three.
+    return 2 * ((depth - 2) // 6)
 
 
 def _cifar_resnet(
     depth: int,
     num_classes: int,
-    split: int | None,
     exits: Sequence[int] | None,
-    weight_precision: str | int,
-    act_precision: str | int,
+    p: Parts,
     exit_head: str,
     image_shape: Sequence[int],
     block: str = "basic",
@@ -168,30 +237,27 @@ def _cifar_resnet(
     height, width, c = check_image_shape(image_shape, 4, f"resnet{depth}")
     mean, std = normalisation(c)
     per_stage = (depth - 2) // 6
-    split = 2 * per_stage if split is None else split
-    exits = (split,) if exits is None else tuple(exits)
     blocks, channels, cin = [], [], 16
     for stage, cout in enumerate((16, 32, 64)):
         for j in range(per_stage):
             stride = 2 if stage > 0 and j == 0 else 1
-            w, a = _precisions(len(blocks), split, weight_precision, act_precision)
-            # Cloud blocks stay plain: Bi-Real's shortcuts help only binary convs.
-            kind = BiRealBlock if block == "bireal" and len(blocks) < split else BasicBlock
-            blocks.append(kind(cin, cout, stride, w, a))
+            tier = p.tier(len(blocks))
+            # Fog and cloud blocks stay plain: Bi-Real's shortcuts are for the device's blocks.
+            kind = BiRealBlock if block == "bireal" and tier == "device" else BasicBlock
+            blocks.append(kind(cin, cout, stride, *p.precisions(tier)))
             channels.append(cout)
             cin = cout
     return HybridNet(
         nn.Conv2d(c, 16, 3, 1, 1, bias=False),
         blocks,
         channels,
-        split=split,
-        exits=exits,
-        edge_act_precision=act_precision if split else "fp32",
+        exits=p.default_exits(exits),
         num_classes=num_classes,
         input_shape=(c, height, width),
         input_mean=mean,
         input_std=std,
-        exit_head=_exit_head(exit_head, weight_precision, act_precision),
+        exit_head=_exit_head(exit_head, p),
+        **p.net_args(),
     )
 
 
@@ -205,22 +271,26 @@ def resnet20(
     exit_head: str = "linear",
     image_shape: Sequence[int] = CIFAR_SHAPE,
     block: str = "basic",
+    fog_split: int | None = None,
+    fog_weight_precision: str | int | None = None,
+    fog_act_precision: str | int | None = None,
 ) -> HybridNet:
     """CIFAR ResNet-20 (3 stages x 3 blocks, 16/32/64 channels); default split after stage 2.
     ``exit_head`` is ``linear`` (pool and classify) or ``conv`` (a quantized conv first);
     ``image_shape`` is (H, W, C) of the input images; ``block`` is the edge blocks' kind
-    (``BLOCKS``)."""
-    return _cifar_resnet(
-        20,
-        num_classes,
-        split,
-        exits,
+    (``BLOCKS``). With ``fog_split``, blocks ``split..fog_split-1`` run on the fog at
+    ``fog_weight_precision`` and ``fog_act_precision`` (default fp32), and exits may sit in
+    1..fog_split (default: one at the end of the device part and one at the end of the fog's).
+    """
+    parts = Parts.of(
+        _default_split(20) if split is None else split,
+        fog_split,
         weight_precision,
         act_precision,
-        exit_head,
-        image_shape,
-        block,
+        fog_weight_precision,
+        fog_act_precision,
     )
+    return _cifar_resnet(20, num_classes, exits, parts, exit_head, image_shape, block)
 
 
 @register_model
@@ -233,19 +303,21 @@ def resnet32(
     exit_head: str = "linear",
     image_shape: Sequence[int] = CIFAR_SHAPE,
     block: str = "basic",
+    fog_split: int | None = None,
+    fog_weight_precision: str | int | None = None,
+    fog_act_precision: str | int | None = None,
 ) -> HybridNet:
-    """CIFAR ResNet-32 (3 stages x 5 blocks), the seed paper's network."""
-    return _cifar_resnet(
-        32,
-        num_classes,
-        split,
-        exits,
+    """CIFAR ResNet-32 (3 stages x 5 blocks), the seed paper's network; the arguments are
+    ``resnet20``'s."""
+    parts = Parts.of(
+        _default_split(32) if split is None else split,
+        fog_split,
         weight_precision,
         act_precision,
-        exit_head,
-        image_shape,
-        block,
+        fog_weight_precision,
+        fog_act_precision,
     )
+    return _cifar_resnet(32, num_classes, exits, parts, exit_head, image_shape, block)
 
 
 @register_model
@@ -257,28 +329,33 @@ def smallcnn(
     act_precision: str | int = "fp32",
     exit_head: str = "linear",
     image_shape: Sequence[int] = FASHION_SHAPE,
+    fog_split: int | None = None,
+    fog_weight_precision: str | int | None = None,
+    fog_act_precision: str | int | None = None,
 ) -> HybridNet:
     """Small CNN, by default for 28x28 grayscale: fp32 stem, 4 conv blocks (32, 64, 64, 64
-    channels); ``image_shape`` is (H, W, C) of the input images."""
+    channels); ``image_shape`` is (H, W, C) of the input images; the fog part as ``resnet20``'s.
+    """
     # The stem's and the first block's max-pools each halve the feature map.
     h, w, c = check_image_shape(image_shape, 4, "smallcnn")
     mean, std = normalisation(c)
-    exits = (split,) if exits is None else tuple(exits)
+    p = Parts.of(
+        split, fog_split, weight_precision, act_precision, fog_weight_precision, fog_act_precision
+    )
     spec = ((16, 32, True), (32, 64, False), (64, 64, False), (64, 64, False))
     blocks = [
-        ConvBlock(cin, cout, pool, *_precisions(i, split, weight_precision, act_precision))
+        ConvBlock(cin, cout, pool, *p.precisions(p.tier(i)))
         for i, (cin, cout, pool) in enumerate(spec)
     ]
     return HybridNet(
         nn.Sequential(nn.Conv2d(c, 16, 3, 1, 1, bias=False), nn.MaxPool2d(2)),
         blocks,
         [cout for _, cout, _ in spec],
-        split=split,
-        exits=exits,
-        edge_act_precision=act_precision if split else "fp32",
+        exits=p.default_exits(exits),
         num_classes=num_classes,
         input_shape=(c, h, w),
         input_mean=mean,
         input_std=std,
-        exit_head=_exit_head(exit_head, weight_precision, act_precision),
+        exit_head=_exit_head(exit_head, p),
+        **p.net_args(),
     )
