@@ -1,0 +1,54 @@
+"""A long training run's resumable state: what it keeps, and which weights ship."""
+
+import pytest
+import torch
+from test_nn_train import RECIPE, toy_dataset
+
+from fogsim.errors import UserInputError
+from fogsim.nn.evaluate import hybrid_metrics, predict
+from fogsim.nn.recipe import recipe_from_dict
+from fogsim.nn.setup import split_train_holdout
+from fogsim.nn.train import STATE_FILE, train_recipe
+
+
+def _train(tmp_path, recipe, log=lambda _: None) -> None:
+    train_recipe(
+        recipe,
+        work_dir=tmp_path / "work",
+        output=tmp_path / "net.pt",
+        command="test",
+        load_dataset=toy_dataset,
+        progress=False,
+        log=log,
+    )
+
+
+def test_the_state_keeps_the_best_held_out_weights_and_those_ship(tmp_path):
+    # A learning rate this high makes the held-out score jump about between epochs.
+    recipe = recipe_from_dict({**RECIPE, "epochs": 4, "lr": 0.05, "lr_schedule": "constant"})
+    scores: list[float] = []
+    _train(tmp_path, recipe, lambda line: scores.append(float(line.split("cloud ")[1].split()[0]))
+           if line.startswith("epoch ") else None)
+    state = torch.load(tmp_path / "work" / STATE_FILE, weights_only=True)
+    assert state["epoch"] == 4 and isinstance(state["torch_rng"], torch.Tensor)
+    best = state["best"]
+    assert best["score"] == pytest.approx(max(scores), abs=1e-4)
+    assert best["epoch"] == 1 + scores.index(max(scores))
+    shipped = torch.load(tmp_path / "net.pt", weights_only=True)["state_dict"]
+    for key, value in best["model"].items():
+        assert torch.equal(shipped[key], value), key
+    # Counted again from the shipped network on the held-out images themselves.
+    from fogsim.nn.checkpoint import load_checkpoint
+
+    train = toy_dataset(split="train")
+    _, hold = split_train_holdout(len(train.labels), recipe)
+    model = load_checkpoint(tmp_path / "net.pt").build()
+    metrics = hybrid_metrics(predict(model, train.images[hold], train.labels[hold]), "entropy", 1)
+    assert metrics["accuracy"]["cloud"] == pytest.approx(best["score"], abs=1e-6)
+
+
+def test_a_damaged_state_is_a_clear_error_that_says_how_to_start_again(tmp_path):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / STATE_FILE).write_bytes(b"half a file")
+    with pytest.raises(UserInputError, match="delete it"):
+        _train(tmp_path, recipe_from_dict({**RECIPE, "epochs": 1}))
