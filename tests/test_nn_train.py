@@ -397,3 +397,89 @@ def test_a_recipe_can_name_a_dataset_folder(tmp_path, monkeypatch):
     assert card["dataset_path"] == str((tmp_path / "data" / "quads").resolve())
     assert card["recipe"]["dataset"] == {"path": "../data/quads", "name": None}
     assert card["test_metrics"]["accuracy"]["cloud"] > 0.5
+
+
+THREE_PARTS = {
+    "split": 2,
+    "fog_split": 3,
+    "exits": [2, 3],
+    "exit_weights": [0.3, 0.3],
+    "fog_weight_precision": "int8",
+    "fog_act_precision": "int8",
+}
+
+
+def _entropy(logits: torch.Tensor) -> torch.Tensor:
+    p = logits.softmax(1)
+    return -(p * p.clamp_min(1e-30).log()).sum(1)
+
+
+def test_a_three_part_network_trains_and_eval_reports_every_tier(tmp_path):
+    from fogsim.nn.checkpoint import load_checkpoint
+
+    recipe = tmp_path / "three.yaml"
+    recipe.write_text(yaml.safe_dump({**RECIPE, **THREE_PARTS, "name": "toy-3", "epochs": 2}))
+    ckpt = tmp_path / "three.pt"
+    runner = CliRunner()
+    result = runner.invoke(_cli(), ["train", str(recipe), "--output", str(ckpt), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "answered on the device" in result.output
+    card = load_checkpoint(ckpt).card
+    assert card["tiers"] == ["device", "fog", "cloud"] and card["exit_tiers"] == ["device", "fog"]
+    assert (card["fog_split"], card["fog_weight_precision"], card["fog_act_precision"]) == (
+        3,
+        "int8",
+        "int8",
+    )
+    assert len(card["default_thresholds"]) == 2
+    assert sum(t["exit_rate"] for t in card["test_tiers"].values()) == pytest.approx(1.0)
+    md = ckpt.with_suffix(".md").read_text()
+    assert "Fog (block 3): weights int8, activations int8" in md
+    assert "split tensor fog to cloud [64, 7, 7]: 3136 bytes at int8" in md
+
+    result = runner.invoke(_cli(), ["eval", str(ckpt), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["thresholds"] == card["default_thresholds"]
+    tiers = report["tiers"]
+    assert sum(t["exit_rate"] for t in tiers.values()) == pytest.approx(1.0)
+    # A second count: the network forward on the test images, each image answered at the first
+    # exit whose entropy is below that exit's threshold.
+    model, test = load_checkpoint(ckpt).build(), toy_dataset(split="test")
+    with torch.no_grad():
+        (device_logits, fog_logits), final = model(
+            torch.from_numpy(test.images).permute(0, 3, 1, 2) / 255.0
+        )
+    t0, t1 = report["thresholds"]
+    at_device = _entropy(device_logits) < t0
+    at_fog = ~at_device & (_entropy(fog_logits) < t1)
+    assert tiers["device"]["exit_rate"] == pytest.approx(at_device.float().mean().item())
+    assert tiers["fog"]["exit_rate"] == pytest.approx(at_fog.float().mean().item())
+    labels = torch.from_numpy(test.labels)
+    assert tiers["cloud"]["accuracy_alone"] == pytest.approx(
+        (final.argmax(1) == labels).float().mean().item()
+    )
+    assert report["fog_feature_bytes"] == 64 * 7 * 7 and report["feature_bytes"] == 64 * 7 * 7 // 8
+
+
+def test_eval_takes_one_threshold_or_one_per_exit(tmp_path):
+    _train(tmp_path, "three", **THREE_PARTS)
+    ckpt = str(tmp_path / "three.pt")
+    runner = CliRunner()
+
+    def tiers(*args: str) -> dict:
+        result = runner.invoke(_cli(), ["eval", ckpt, "--json", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    comma, repeated = (
+        tiers("--threshold", "0.3,1.2"),
+        tiers("--threshold", "0.3", "--threshold", "1.2"),
+    )
+    assert comma["thresholds"] == repeated["thresholds"] == [0.3, 1.2]
+    assert comma["tiers"] == repeated["tiers"] and comma["threshold"] is None
+    shared = tiers("--threshold", "0.9")
+    assert shared["threshold"] == 0.9 and shared["thresholds"] == [0.9, 0.9]
+    for bad, message in (("0.1,0.2,0.3", "3 thresholds for the 2 exit"), ("low", "'low'")):
+        result = runner.invoke(_cli(), ["eval", ckpt, "--threshold", bad])
+        assert result.exit_code != 0 and message in str(result.exception), result.output

@@ -52,13 +52,19 @@ def _parts(card: dict[str, Any], n_blocks: int) -> str:
         )
     split, fog_split = card["split"], card["fog_split"]
     tiers = ", ".join(card["exit_tiers"])
+    device = f"stem and {_blocks(1, split)}" if split else "stem"
+    cloud = f"{_blocks(fog_split + 1, n_blocks)} and the final head" if fog_split < n_blocks else ""
     return (
-        f"three parts. Device (stem and blocks 1-{split}): weights {card['weight_precision']}, "
-        f"activations {card['act_precision']}. Fog (blocks {split + 1}-{fog_split}): weights "
+        f"three parts. Device ({device}): weights {card['weight_precision']}, "
+        f"activations {card['act_precision']}. Fog ({_blocks(split + 1, fog_split)}): weights "
         f"{card['fog_weight_precision']}, activations {card['fog_act_precision']}. Cloud "
-        f"(blocks {fog_split + 1}-{n_blocks} and the final head): fp32. Exits after blocks "
-        f"{card['exits']} ({tiers}; {exit_head} exit heads)."
+        f"({cloud or 'the final head'}): fp32. Exits after blocks {card['exits']} ({tiers}; "
+        f"{exit_head} exit heads)."
     )
+
+
+def _blocks(first: int, last: int) -> str:
+    return f"block {first}" if first == last else f"blocks {first}-{last}"
 
 
 def _thresholds(card: dict[str, Any]) -> str:

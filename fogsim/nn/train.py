@@ -213,8 +213,8 @@ def train_recipe(
             work_dir / STATE_FILE,
         )
         log(
-            f"epoch {epoch + 1}: loss {total / i:.4f}, held-out accuracy edge "
-            f"{hold['accuracy']['edge']}, cloud {score:.4f} "
+            f"epoch {epoch + 1}: loss {total / i:.4f}, held-out accuracy "
+            f"{_exits_accuracy(hold['accuracy']['edge_per_exit'], model)}cloud {score:.4f} "
             f"(best {best['score']:.4f} after epoch {best['epoch']})"
         )
     if best is not None and best["epoch"] != recipe.epochs:
@@ -225,6 +225,14 @@ def train_recipe(
     card = {**_card(model, recipe, setup, command), **setup.provenance}
     save_checkpoint(output, recipe.architecture, model_args(recipe, train_set), model, card)
     return card
+
+
+def _exits_accuracy(accuracies: list[float], model: HybridNet) -> str:
+    """``exit after block 2 (device) 0.8123, `` and so on: each exit alone."""
+    return "".join(
+        f"exit after block {point} ({tier}) {acc:.4f}, "
+        for acc, point, tier in zip(accuracies, model.exit_points, model.exit_tiers, strict=True)
+    )
 
 
 def _outputs(model: HybridNet, dataset: Any, idx: np.ndarray) -> Any:
