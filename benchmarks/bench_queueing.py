@@ -15,9 +15,9 @@ from collections.abc import Callable
 import numpy as np
 import simpy
 
-from fogsim.sim.cloud import CloudServer
 from fogsim.sim.fifo import solve_fifo
 from fogsim.sim.link import Link
+from fogsim.sim.server import CloudServer
 
 
 def feed(env: simpy.Environment, arrivals: np.ndarray, send: Callable[[int], object]) -> None:

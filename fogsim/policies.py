@@ -1,38 +1,54 @@
-"""Offloading policies: which requests exit at the edge and which go to the cloud.
+"""Offloading policies: at which tier (device, fog, cloud) each request is answered.
 
 A policy is a pydantic model (its scenario parameters, with ``name`` as the
 registry key) with one method, ``route``. Its decision depends only on the
 image's inference outcome, never on simulated time, so it is computed for all
-requests at once before the event loop starts.
+requests at once before the event loop starts. The scenario's ``policy`` block
+is resolved through the registry: a subclass with a new ``name`` is a new policy.
 """
 
 from __future__ import annotations
 
+import typing
 from enum import IntEnum
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from fogsim.errors import UserInputError
+
 if TYPE_CHECKING:
     from fogsim.inference import InferenceOutcomes
 
+TIERS = ("device", "fog", "cloud")
 
-class Route(IntEnum):
-    """Where a request is answered, and what the device sends for it."""
 
-    EDGE = 0  # answered by an edge exit; nothing is sent
-    FEATURES = 1  # the edge part ran; its split features go to the cloud
-    RAW = 2  # nothing runs at the edge; the raw image goes to the cloud
+class Tier(IntEnum):
+    """Where a request is answered."""
+
+    DEVICE = 0
+    FOG = 1
+    CLOUD = 2
 
 
 class Decision(BaseModel):
-    """A policy's verdict for a batch of images: a route and, for EDGE, the exit used."""
+    """A policy's verdict for a batch of images: the answering tier, whether the raw image
+    is sent (nothing runs on the device), and the exit that answers (-1: the final output)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
-    route: np.ndarray  # int8 Route per request
-    exit_index: np.ndarray  # int16: exit head that answered (EDGE), else the last head run, or -1
+    tier: np.ndarray  # int8 Tier per request
+    raw: np.ndarray  # bool: the raw input leaves the device
+    exit_index: np.ndarray  # int16: the exit head that answers, or -1 for the final output
+
+
+def exit_tiers(outcomes: InferenceOutcomes) -> np.ndarray:
+    """The tier (a Tier value) of each exit of the network."""
+    n_exits = outcomes.exit_pred.shape[1]
+    # Two-part outcomes (before three-part networks) have every exit on the device.
+    names = getattr(outcomes, "exit_tiers", ()) or ("device",) * n_exits
+    return np.array([TIERS.index(name) for name in names], dtype=np.int8)
 
 
 class Policy(BaseModel):
@@ -44,52 +60,81 @@ class Policy(BaseModel):
     def route(self, outcomes: InferenceOutcomes, image_ids: np.ndarray) -> Decision:
         raise NotImplementedError
 
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        name = cls.model_fields["name"].default if "name" in cls.model_fields else None
-        if name:
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: object) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        field = cls.model_fields.get("name")
+        for name in typing.get_args(field.annotation) if field else ():
             Policy.registry[name] = cls
 
 
+def _decision(tier: np.ndarray, raw: np.ndarray, exit_index: np.ndarray) -> Decision:
+    return Decision(
+        tier=tier.astype(np.int8), raw=raw.astype(bool), exit_index=exit_index.astype(np.int16)
+    )
+
+
 class EarlyExit(Policy):
-    """Exit at the first edge head whose confidence passes the threshold; else offload features."""
+    """Answer at the first exit whose confidence passes its threshold, at that exit's tier;
+    else send the features on to the cloud."""
 
     name: Literal["early_exit"] = "early_exit"
-    threshold: float | None = Field(
+    threshold: float | list[float] | None = Field(
         default=None,
-        description="entropy below it, or max-probability above it, exits; "
-        "default: the checkpoint's own default threshold",
+        description="entropy below it, or max-probability above it, exits: one number for "
+        "every exit or one per exit; default: the checkpoint's own thresholds",
     )
     rule: Literal["entropy", "maxprob"] | None = None
 
+    def thresholds(self, outcomes: InferenceOutcomes) -> np.ndarray:
+        """One threshold per exit."""
+        n_exits = outcomes.exit_pred.shape[1]
+        if self.threshold is None:
+            defaults = getattr(outcomes, "default_thresholds", ())
+            return np.array(defaults or [outcomes.default_threshold] * n_exits, dtype=np.float64)
+        if isinstance(self.threshold, list):
+            if len(self.threshold) != n_exits:
+                raise UserInputError(
+                    f"policy.threshold: {len(self.threshold)} thresholds for a network with "
+                    f"{n_exits} exits; give one number for all, or one per exit"
+                )
+            return np.array(self.threshold, dtype=np.float64)
+        return np.full(n_exits, self.threshold, dtype=np.float64)
+
     def route(self, outcomes: InferenceOutcomes, image_ids: np.ndarray) -> Decision:
         rule = self.rule or outcomes.default_rule
-        threshold = outcomes.default_threshold if self.threshold is None else self.threshold
+        limits = self.thresholds(outcomes)
         if rule == "entropy":
-            confident = outcomes.exit_entropy[image_ids] < threshold
+            confident = outcomes.exit_entropy[image_ids] < limits
         else:
-            confident = outcomes.exit_maxprob[image_ids] > threshold
+            confident = outcomes.exit_maxprob[image_ids] > limits
         exits = confident.any(axis=1)
         first = np.argmax(confident, axis=1)
-        last_head = confident.shape[1] - 1
-        return Decision(
-            route=np.where(exits, Route.EDGE, Route.FEATURES).astype(np.int8),
-            exit_index=np.where(exits, first, last_head).astype(np.int16),
-        )
+        tier = np.where(exits, exit_tiers(outcomes)[first], Tier.CLOUD)
+        return _decision(tier, np.zeros(len(image_ids), bool), np.where(exits, first, -1))
 
 
-class EdgeOnly(Policy):
-    """Never offload: every request is answered by the last edge exit."""
+class DeviceOnly(Policy):
+    """Never offload: every request is answered by the device's last exit."""
 
-    name: Literal["edge_only"] = "edge_only"
+    name: Literal["device_only", "edge_only"] = "device_only"  # edge_only: its older name
+
+    def route(self, outcomes: InferenceOutcomes, image_ids: np.ndarray) -> Decision:
+        on_device = np.flatnonzero(exit_tiers(outcomes) == Tier.DEVICE)
+        if on_device.size == 0:
+            raise UserInputError(f"policy {self.name}: the network has no exit on the device")
+        n = len(image_ids)
+        return _decision(np.full(n, Tier.DEVICE), np.zeros(n, bool), np.full(n, on_device[-1]))
+
+
+class FogOnly(Policy):
+    """Send every raw image to the device's fog server, which runs the whole network."""
+
+    name: Literal["fog_only"] = "fog_only"
 
     def route(self, outcomes: InferenceOutcomes, image_ids: np.ndarray) -> Decision:
         n = len(image_ids)
-        last_head = outcomes.exit_pred.shape[1] - 1
-        return Decision(
-            route=np.full(n, Route.EDGE, dtype=np.int8),
-            exit_index=np.full(n, last_head, dtype=np.int16),
-        )
+        return _decision(np.full(n, Tier.FOG), np.ones(n, bool), np.full(n, -1))
 
 
 class CloudOnly(Policy):
@@ -99,10 +144,13 @@ class CloudOnly(Policy):
 
     def route(self, outcomes: InferenceOutcomes, image_ids: np.ndarray) -> Decision:
         n = len(image_ids)
-        return Decision(
-            route=np.full(n, Route.RAW, dtype=np.int8),
-            exit_index=np.full(n, -1, dtype=np.int16),
-        )
+        return _decision(np.full(n, Tier.CLOUD), np.ones(n, bool), np.full(n, -1))
 
 
-PolicySpec = Annotated[EarlyExit | EdgeOnly | CloudOnly, Field(discriminator="name")]
+def policy_spec() -> object:
+    """The scenario's ``policy`` type: every registered policy, told apart by ``name``."""
+    members = tuple(dict.fromkeys(Policy.registry.values()))
+    return Annotated[typing.Union[members], Field(discriminator="name")]  # noqa: UP007
+
+
+PolicySpec = policy_spec()

@@ -11,8 +11,11 @@ import pandas as pd
 
 from fogsim.scenario.models import Scenario
 
-CATEGORIES = ("group", "gateway", "path", "status", "reason")
+CATEGORIES = ("group", "gateway", "fog", "path", "answered_at", "status", "reason")
 ENERGY_COMPONENTS = ("energy_compute_j", "energy_radio_j", "energy_idle_j")
+SERVER_ENERGY = ("energy_fog_j", "energy_cloud_j")
+TIERS = ("device", "fog", "cloud")
+ANSWERED = ("answered_edge", "answered_fog", "answered_cloud")
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class RunResult:
     summary: dict[str, Any]
     directory: Path | None = None
     wall_s: float = 0.0  # seconds the simulation itself took (not written: it varies by machine)
+    stages: pd.DataFrame | None = None  # every stage of every request (stages.parquet)
 
 
 def requests_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -34,10 +38,19 @@ def requests_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     return frame
 
 
+def stages_frame(columns: dict[str, np.ndarray], names: list[str]) -> pd.DataFrame:
+    """The long table of stages: ``kind`` and ``at`` as categoricals."""
+    frame = pd.DataFrame(columns)
+    frame["kind"] = pd.Categorical.from_codes(frame["kind"], ["compute", "transfer"])
+    frame["at"] = pd.Categorical.from_codes(frame["at"], names)
+    return frame
+
+
 def summarize(scenario: Scenario, frame: pd.DataFrame, extra: dict[str, Any]) -> dict[str, Any]:
     """Summary statistics of a run; only simulated quantities, so it is deterministic."""
     status = frame["status"].astype(str)
-    answered = frame[status.isin(["answered_edge", "answered_cloud"])]
+    answered = frame[status.isin(ANSWERED)]
+    answered_at = answered["answered_at"].astype(str)
     counts = status.value_counts()
     drops = frame.loc[status == "dropped", "reason"].astype(str).value_counts()
     return {
@@ -49,6 +62,7 @@ def summarize(scenario: Scenario, frame: pd.DataFrame, extra: dict[str, Any]) ->
         "requests": len(frame),
         "answered": len(answered),
         "answered_edge": int(counts.get("answered_edge", 0)),
+        "answered_fog": int(counts.get("answered_fog", 0)),
         "answered_cloud": int(counts.get("answered_cloud", 0)),
         "dropped": int(counts.get("dropped", 0)),
         "dropped_by_reason": {str(k): int(v) for k, v in drops.items()},
@@ -56,19 +70,33 @@ def summarize(scenario: Scenario, frame: pd.DataFrame, extra: dict[str, Any]) ->
         "late": int(frame["late"].sum()),
         # The policy's exits only: deadline fallbacks are answered at the edge but counted apart.
         "edge_exit_rate": _ratio(int((answered["path"] == "edge").sum()), len(answered)),
+        # Where answers came from, deadline fallbacks (answered on the device) included.
+        "exit_fraction_by_tier": {
+            tier: _ratio(int((answered_at == tier).sum()), len(answered)) for tier in TIERS
+        },
         "deadline_fallbacks": int((frame["reason"] == "deadline_fallback").sum()),
         "accuracy": _ratio(int(answered["correct"].sum()), len(answered)),
         "deadline_s": scenario.deadline.latency if scenario.deadline else None,
         "latency_s": _quantiles(answered["latency_s"]),
         "latency_by_path_s": {
             path: _quantiles(answered.loc[answered["path"] == path, "latency_s"])
-            for path in ("edge", "cloud")
+            for path in ("edge", "fog", "cloud")
+        },
+        "latency_by_tier_s": {
+            tier: _quantiles(answered.loc[answered_at == tier, "latency_s"]) for tier in TIERS
         },
         "energy_j": {
             **_quantiles(answered["energy_j"], ("mean", "p95")),
             "total": float(frame["energy_j"].sum()),
             **_component_means(answered),
             "active_p95": _quantiles(_active(answered), ("p95",))["p95"],
+            # Fog and cloud servers' active energy, attributed to the requests they served.
+            **{
+                c.removeprefix("energy_").removesuffix("_j"): (
+                    float(answered[c].mean()) if len(answered) else None
+                )
+                for c in SERVER_ENERGY
+            },
         },
         "energy_by_group_j": {
             str(group): _component_means(part)

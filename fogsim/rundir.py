@@ -30,7 +30,8 @@ from fogsim.results import RunResult
 
 MARKER = "complete.json"
 RUN_FILES = ("scenario.resolved.yaml", "requests.parquet", "summary.json")
-_RUN_ENTRIES = {*RUN_FILES, "figures", MARKER}
+STAGES = "stages.parquet"  # every stage of every request; runs from before it have none
+_RUN_ENTRIES = {*RUN_FILES, STAGES, "figures", MARKER}
 
 
 class RunClaim:
@@ -220,6 +221,8 @@ def _write_files(result: RunResult, directory: Path, figures: bool) -> None:
         yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
     )
     result.requests.to_parquet(directory / "requests.parquet", index=False)
+    if result.stages is not None:
+        result.stages.to_parquet(directory / STAGES, index=False)
     (directory / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
     if figures:
         from fogsim.plots import run_figures
@@ -230,7 +233,8 @@ def _write_files(result: RunResult, directory: Path, figures: bool) -> None:
 def _write_marker(directory: Path) -> None:
     from fogsim import __version__
 
-    sizes = {name: (directory / name).stat().st_size for name in RUN_FILES}
+    written = [*RUN_FILES, *([STAGES] if (directory / STAGES).is_file() else [])]
+    sizes = {name: (directory / name).stat().st_size for name in written}
     marker = {"fogsim_version": __version__, "bytes": sizes}
     (directory / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
 
@@ -255,4 +259,5 @@ def load_run(directory: str | Path) -> RunResult:
     scenario = scenario_from_data(data, base_dir=directory, origin=directory)
     frame = pd.read_parquet(directory / "requests.parquet")
     summary = json.loads((directory / "summary.json").read_text())
-    return RunResult(scenario, frame, summary, directory)
+    stages = pd.read_parquet(directory / STAGES) if (directory / STAGES).is_file() else None
+    return RunResult(scenario, frame, summary, directory, stages=stages)

@@ -9,7 +9,7 @@ from pathlib import Path
 from fogsim.data import load_dataset
 from fogsim.inference import InferenceOutcomes, run_inference
 from fogsim.nn.checkpoint import load_checkpoint, require_fit
-from fogsim.results import RunResult, requests_frame, summarize
+from fogsim.results import RunResult, requests_frame, stages_frame, summarize
 from fogsim.rundir import claim_run_dir
 from fogsim.scenario import Problem, Scenario, ScenarioError, load_scenario, preflight
 from fogsim.scenario.footprint import parse_memory
@@ -77,8 +77,9 @@ def _simulate(scenario: Scenario, directory: Path | None, progress: bool) -> Run
     sim = simulate(scenario, outcomes, progress=progress)
     wall_s = time.perf_counter() - started
     frame = requests_frame(sim.columns)
-    summary = summarize(scenario, frame, {"links": sim.links, "cloud": sim.cloud})
-    return RunResult(scenario, frame, summary, directory, wall_s)
+    summary = summarize(scenario, frame, sim.summary_extra())
+    stages = stages_frame(*sim.stages.columns()) if sim.stages is not None else None
+    return RunResult(scenario, frame, summary, directory, wall_s, stages)
 
 
 def default_run_dir(scenario: Scenario) -> Path:

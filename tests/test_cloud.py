@@ -8,7 +8,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fogsim.sim.cloud import CLOUD_QUEUE_FULL, CloudOutcome, CloudServer
+from fogsim.sim.server import CLOUD_QUEUE_FULL, CloudOutcome, CloudServer
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import simpy
 
-from fogsim.sim.cloud import CloudServer
 from fogsim.sim.fifo import solve_fifo
 from fogsim.sim.link import Link
+from fogsim.sim.server import CloudServer
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ COLUMN_BYTES = {
     **dict.fromkeys(("request",), 8),
     **dict.fromkeys(("device", "image", "batch_size"), 4),
     # Text columns become categoricals of one-byte codes.
-    **dict.fromkeys(("group", "gateway", "path", "status", "reason"), 1),
+    **dict.fromkeys(("group", "gateway", "fog", "path", "answered_at", "status", "reason"), 1),
     **dict.fromkeys(("late", "correct"), 1),
     **dict.fromkeys(("exit", "prediction", "label"), 2),
     **dict.fromkeys(
@@ -34,20 +34,27 @@ COLUMN_BYTES = {
             "t_edge_end_s",
             "t_uplink_start_s",
             "t_uplink_end_s",
-            "t_backhaul_end_s",
-            "t_cloud_link_end_s",
+            "t_fog_start_s",
+            "t_fog_end_s",
             "t_cloud_start_s",
             "t_cloud_end_s",
             "t_answer_s",
             "wait_device_s",
             "wait_uplink_s",
+            "wait_fog_s",
             "wait_cloud_s",
             "bytes_sent",
             "latency_s",
+            "latency_device_s",
+            "latency_network_s",
+            "latency_fog_s",
+            "latency_cloud_s",
             "energy_compute_j",
             "energy_radio_j",
             "energy_idle_j",
             "energy_j",
+            "energy_fog_j",
+            "energy_cloud_j",
         ),
         8,
     ),
@@ -75,9 +82,18 @@ class Footprint:
         return f"about {self.requests:,.0f} requests, {format_bytes(self.bytes)} in memory"
 
 
+# stages.parquet: a row per stage (request 8, stage 2, kind 1, at 4, bytes and times 4 x 8),
+# a few stages per request (city: about 3), each row held twice (columns, sorted frame).
+STAGE_ROW_BYTES = 47
+STAGES_PER_REQUEST = 3
+STAGE_COPIES = 2
+
+
 def request_bytes() -> float:
-    """Peak memory per request: the frame's columns times the copies a run makes of them."""
-    return PEAK_COPIES * sum(COLUMN_BYTES.values())
+    """Peak memory per request: the frame's columns times the copies a run makes of them,
+    and its rows of stages."""
+    stages = STAGE_COPIES * STAGES_PER_REQUEST * STAGE_ROW_BYTES
+    return PEAK_COPIES * sum(COLUMN_BYTES.values()) + stages
 
 
 def estimate(scenario: Scenario) -> Footprint:

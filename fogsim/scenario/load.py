@@ -94,6 +94,14 @@ def scenario_from_data(
         scenario = Scenario.model_validate(data, context={"base_dir": base_dir.resolve()})
     except ValidationError as exc:
         problems += [_problem(error, data, source) for error in exc.errors()]
+    else:
+        if not problems:
+            # Routes and placements need the whole, valid scenario.
+            from fogsim.topology import problems as network_problems
+
+            problems = [
+                _placed(loc, message, data, source) for loc, message in network_problems(scenario)
+            ]
     if not problems and preflight:
         # Only a valid scenario says which files to read and how many requests to expect.
         found = run_problems(scenario, max_memory)
@@ -112,10 +120,17 @@ def cross_checks(data: dict[str, Any]) -> list[tuple[Loc, str]]:
     They read the raw data, so they are reported together with every field error.
     """
     found: list[tuple[Loc, str]] = []
-    gateways = _entries(_mapping(data.get("network")).get("gateways"))
+    network = _mapping(data.get("network"))
+    gateways = _entries(network.get("gateways"))
     names = [str(g.get("name")) for g in gateways]
     for index, name in _duplicates(names):
         found.append((("network", "gateways", index, "name"), f"gateway name {name!r} repeats"))
+    # The explicit form's gateways are its nodes of kind gateway.
+    names += [
+        str(node.get("name"))
+        for node in _entries(network.get("nodes"))
+        if node.get("kind") == "gateway"
+    ]
     groups = _entries(data.get("devices"))
     for index, name in _duplicates([str(group.get("name")) for group in groups]):
         found.append((("devices", index, "name"), f"device group name {name!r} repeats"))
@@ -125,18 +140,25 @@ def cross_checks(data: dict[str, Any]) -> list[tuple[Loc, str]]:
             if name not in names:
                 message = f"unknown gateway {name!r}; {_hint(name, names)}"
                 found.append((("devices", index, "gateway"), message))
-    for index, gateway in enumerate(gateways):
-        if gateway.get("access") == "shared" and gateway.get("cell") is None:
-            found.append(
-                (
-                    ("network", "gateways", index, "cell"),
-                    "access is 'shared', so give the shared cell: cell: {bandwidth: 50 Mbps}",
+    for key in ("gateways", "nodes"):
+        for index, gateway in enumerate(_entries(network.get(key))):
+            if gateway.get("access") == "shared" and gateway.get("cell") is None:
+                found.append(
+                    (
+                        ("network", key, index, "cell"),
+                        "access is 'shared', so give the shared cell: cell: {bandwidth: 50 Mbps}",
+                    )
                 )
-            )
     dataset = data.get("dataset")
     if isinstance(dataset, dict) and dataset.get("name") is None and dataset.get("path") is None:
         found.append((("dataset",), "give a dataset name (e.g. fashion-mnist) or a path"))
     return found
+
+
+def _placed(loc: Loc, message: str, data: Any, source: YamlSource) -> Problem:
+    """A problem found on the validated scenario, at its place in the file."""
+    loc, missing = _data_loc(loc, data)
+    return Problem(loc, message, source.line_of(loc[:-1] if missing else loc))
 
 
 def _mapping(value: Any) -> dict[str, Any]:

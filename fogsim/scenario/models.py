@@ -22,9 +22,15 @@ from pydantic import (
 
 from fogsim.policies import EarlyExit, PolicySpec
 from fogsim.scenario import profiles
+
+# The network's models live in their own module; these names stay importable from here.
+from fogsim.scenario.network import Gateway as Gateway
+from fogsim.scenario.network import LinkSpec as LinkSpec
+from fogsim.scenario.network import NetLink as NetLink
+from fogsim.scenario.network import Network
+from fogsim.scenario.network import Node as Node
 from fogsim.scenario.quantities import (
     BitRate,
-    Bits,
     Joules,
     JoulesPerBit,
     JoulesPerMac,
@@ -135,15 +141,36 @@ class RadioProfile(Strict):
     sources: dict[str, str] = Field(default_factory=dict)
 
 
-class CloudProfile(Strict):
-    """A cloud server worker: batch time = batch_overhead + batch x ops / throughput."""
+class ServerProfile(Strict):
+    """A fog or cloud server's worker: a batch takes batch_overhead + the sum of its
+    requests' MACs over the throughput at each precision."""
 
     description: str = ""
-    throughput: MacsPerSecond
+    throughput: MacsPerSecond | dict[Precision, MacsPerSecond] = Field(
+        description="one figure for every precision, or one per precision"
+    )
     batch_overhead: Seconds
     power: Watts = Field(description="one worker while it runs a batch")
     idle_power: Watts = Field(description="one worker while it waits for a batch")
     sources: dict[str, str] = Field(default_factory=dict)
+
+    def seconds(self, macs: dict[str, int]) -> float:
+        """Time one worker takes for ``macs`` (MACs by precision), without the overhead."""
+        total = 0.0
+        for precision, count in macs.items():
+            rate = self.rate(precision)
+            if rate is None:
+                raise ValueError(f"no {precision} throughput")
+            total += count / rate
+        return total
+
+    def rate(self, precision: str) -> float | None:
+        if isinstance(self.throughput, dict):
+            return self.throughput.get(precision)  # type: ignore[call-overload]
+        return self.throughput
+
+
+CloudProfile = ServerProfile  # its name before fog servers shared it
 
 
 def _profile(kind: str):
@@ -205,6 +232,12 @@ class DeviceGroup(Strict):
         default=None, description="most requests a device holds, the one computing included"
     )
     battery: Joules | None = None
+    fog: Name | None = Field(
+        default=None,
+        description="the fog server that serves the group: 'gateway' (the one at its "
+        "gateway), 'nearest' (by route) or a fog server's name; default: nearest, "
+        "where the scenario has fog servers",
+    )
     class_skew: float | None = Field(
         default=None,
         gt=0,
@@ -217,41 +250,39 @@ class DeviceGroup(Strict):
         return [self.gateway] if isinstance(self.gateway, str) else list(self.gateway)
 
 
-# ---------------------------------------------------------------- network
-class LinkSpec(Strict):
-    bandwidth: BitRate
-    delay: Seconds = 0.0
-    sharing: Literal["ps", "fifo"] = "ps"
-
-
-class Gateway(Strict):
-    """A gateway: its devices' access (own radio links, or one shared cell) and its backhaul."""
-
-    name: Name
-    backhaul: LinkSpec
-    access: Literal["dedicated", "shared"] = "dedicated"
-    cell: LinkSpec | None = Field(
-        default=None, description="the shared wireless cell; required when access is shared"
-    )
-
-
-class Network(Strict):
-    gateways: list[Gateway] = Field(min_length=1)
-    cloud_link: LinkSpec
-    answer_size: Bits = Field(default=512.0, description="size of an answer sent back")
-
-
 # ---------------------------------------------------------------- cloud
 class Batching(Strict):
     max_batch: PositiveInt = 1
     max_wait: Seconds = 0.0
 
 
-class Cloud(Strict):
-    profile: Annotated[CloudProfile, _profile("cloud")]
+class Server(Strict):
+    """Workers with dynamic batching at a node of the network."""
+
+    profile: Annotated[ServerProfile, _profile("server")]
     workers: PositiveInt = 1
     batching: Batching = Batching()
     queue_capacity: PositiveInt | None = None
+
+
+class FogServer(Server):
+    """A fog server: ``at`` a gateway or any other node of the network."""
+
+    name: Name
+    at: Name
+
+
+def _one_or_many(value: Any) -> Any:
+    """One cloud is a list of one: its errors keep their place in the file (see load)."""
+    return [value] if isinstance(value, dict) else value
+
+
+class Cloud(Server):
+    """A cloud. The short form's one cloud sits beyond the cloud link; with the explicit
+    form, or with several clouds, ``at`` names its node."""
+
+    name: Name = "cloud"
+    at: Name | None = None
 
 
 # ---------------------------------------------------------------- the rest
@@ -293,10 +324,17 @@ class Scenario(Strict):
     model: ModelSpec
     devices: list[DeviceGroup] = Field(min_length=1)
     network: Network
-    cloud: Cloud
+    fog: list[FogServer] = Field(default_factory=list)
+    cloud: Annotated[list[Cloud], BeforeValidator(_one_or_many)] = Field(
+        description="one cloud, or a list of named clouds"
+    )
     policy: PolicySpec = EarlyExit()
     deadline: Deadline | None = None
     outputs: Outputs = Outputs()
+
+    @property
+    def clouds(self) -> list[Cloud]:
+        return list(self.cloud)
 
     @property
     def device_count(self) -> int:

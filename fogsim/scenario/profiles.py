@@ -1,4 +1,4 @@
-"""The profile library: named device, radio and cloud profiles shipped as YAML data.
+"""The profile library: named device, radio and server profiles shipped as YAML data.
 
 A scenario names a profile (``profile: rpi4``), or names one and overrides
 fields (``profile: {base: rpi4, idle_power: 3 W}``), or writes one in full.
@@ -13,12 +13,18 @@ from typing import Any
 
 import yaml
 
-KINDS = {"device": "devices.yaml", "radio": "radios.yaml", "cloud": "clouds.yaml"}
+# Fog servers and clouds draw on one library of servers; "cloud" is its older name.
+KINDS = {
+    "device": "devices.yaml",
+    "radio": "radios.yaml",
+    "server": "servers.yaml",
+    "cloud": "servers.yaml",
+}
 
 
 @cache
 def library(kind: str) -> dict[str, dict[str, Any]]:
-    """All shipped profiles of one kind ("device", "radio" or "cloud"), by name."""
+    """All shipped profiles of one kind ("device", "radio" or "server"), by name."""
     text = resources.files("fogsim.profiles").joinpath(KINDS[kind]).read_text()
     return yaml.safe_load(text)
 

@@ -1,4 +1,4 @@
-"""What happens on the devices: edge compute, the device's own radio link, and their energy.
+"""What happens on the devices: their compute, their own radio link, and their energy.
 
 A device's compute queue and its dedicated access link are each a FIFO server
 that no other device touches, so their start and end times follow exactly
@@ -17,11 +17,11 @@ import numpy as np
 from fogsim.energy import energy_per_mac
 from fogsim.errors import UserInputError
 from fogsim.inference import InferenceOutcomes
-from fogsim.policies import Decision, Route
 from fogsim.scenario.models import DeviceProfile, Scenario
 from fogsim.sim import battery
 from fogsim.sim.fifo import solve_fifo
 from fogsim.sim.radio import send_energy
+from fogsim.sim.routes import Kinds
 from fogsim.sim.workload import Workload
 
 DEVICE_QUEUE_FULL = "device_queue_full"
@@ -43,25 +43,9 @@ class EdgeStage:
     drop_reason: np.ndarray  # object: None or a reason
 
 
-def request_kinds(decision: Decision, n_exits: int) -> np.ndarray:
-    """An index per request: exit e answered (0..E-1), features sent (E), raw sent (E+1)."""
-    return np.where(
-        decision.route == Route.EDGE,
-        decision.exit_index,
-        np.where(decision.route == Route.FEATURES, n_exits, n_exits + 1),
-    ).astype(np.int64)
-
-
-def kind_ops(outcomes: InferenceOutcomes) -> list[dict[str, int]]:
-    """MACs by precision the device runs for each request kind."""
-    return [*outcomes.edge_ops_to_exit, outcomes.edge_ops, {}]
-
-
-def compute_tables(
-    scenario: Scenario, outcomes: InferenceOutcomes
-) -> tuple[np.ndarray, np.ndarray]:
+def compute_tables(scenario: Scenario, kinds: Kinds) -> tuple[np.ndarray, np.ndarray]:
     """Service time (s) and compute energy (J) per (device group, request kind)."""
-    ops = kind_ops(outcomes)
+    ops = [kinds.device_ops(kind) for kind in range(kinds.count)]
     seconds = np.zeros((len(scenario.devices), len(ops)))
     joules = np.zeros_like(seconds)
     for g, group in enumerate(scenario.devices):
@@ -101,18 +85,18 @@ def run_devices(
     scenario: Scenario,
     workload: Workload,
     outcomes: InferenceOutcomes,
-    decision: Decision,
+    kinds: Kinds,
+    kind: np.ndarray,
 ) -> EdgeStage:
-    """Edge compute, dedicated uplinks, compute and idle energy of every device.
+    """Device compute, dedicated uplinks, compute and idle energy of every device.
 
     Requests that find their device's battery certainly empty are dropped here,
     before they can load the shared fog; the engine settles the batteries once
     the radio's energy is known.
     """
     n = workload.size
-    kinds = request_kinds(decision, outcomes.exit_pred.shape[1])
-    seconds, joules = compute_tables(scenario, outcomes)
-    service = seconds[workload.group, kinds]
+    seconds, joules = compute_tables(scenario, kinds)
+    service = seconds[workload.group, kind]
     drop = np.full(n, None, dtype=object)
     start, end = np.full(n, np.nan), np.full(n, np.nan)
     for g, group in enumerate(scenario.devices):
@@ -123,9 +107,9 @@ def run_devices(
         )
         start[rows], end[rows] = result.start_s, result.end_s
         drop[rows[result.dropped]] = DEVICE_QUEUE_FULL
-    bits = _bits_sent(decision, outcomes, workload)
+    bits = _bits_sent(kinds, kind, outcomes, workload)
     bits[drop != None] = 0.0  # noqa: E711 - elementwise comparison on an object array
-    compute_j = np.where(drop == None, joules[workload.group, kinds], 0.0)  # noqa: E711
+    compute_j = np.where(drop == None, joules[workload.group, kind], 0.0)  # noqa: E711
     up_start, up_sent, up_end = _dedicated_uplinks(scenario, workload, end, bits)
     idle_j = _idle_energy(scenario, workload, start, end)
     stage = EdgeStage(start, end, up_start, up_sent, up_end, bits, compute_j, idle_j, drop)
@@ -133,13 +117,14 @@ def run_devices(
     return stage
 
 
-def _bits_sent(decision: Decision, outcomes: InferenceOutcomes, workload: Workload) -> np.ndarray:
+def _bits_sent(
+    kinds: Kinds, kind: np.ndarray, outcomes: InferenceOutcomes, workload: Workload
+) -> np.ndarray:
+    """Bits the device sends: nothing when it answers, its features, or the raw image."""
+    leaves = np.array([kinds.tier(k) != 0 for k in range(kinds.count)])[kind]
+    raw = (kind == kinds.raw_cloud) | (kind == kinds.raw_fog)
     feature_bits = outcomes.compressed_feature_bytes[workload.image_id].astype(np.float64) * 8
-    return np.select(
-        [decision.route == Route.FEATURES, decision.route == Route.RAW],
-        [feature_bits, np.full(workload.size, outcomes.input_bytes * 8.0)],
-        0.0,
-    )
+    return np.select([raw, leaves], [outcomes.input_bytes * 8.0, feature_bits], 0.0)
 
 
 def _dedicated_uplinks(
@@ -149,7 +134,7 @@ def _dedicated_uplinks(
     when sending starts, when the last bit leaves, and when it reaches the gateway."""
     n = workload.size
     start, sent, end = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-    dedicated = np.array([g.access == "dedicated" for g in scenario.network.gateways])
+    dedicated = np.array([g.access == "dedicated" for g in scenario.network.gateway_nodes])
     sends = (bits > 0) & dedicated[workload.gateway]
     for g, group in enumerate(scenario.devices):
         rows = np.flatnonzero(sends & (workload.group == g))
@@ -213,9 +198,9 @@ def _stop_empty_devices(scenario: Scenario, workload: Workload, stage: EdgeStage
 def _least_send_energy(scenario: Scenario, workload: Workload, bits: np.ndarray) -> np.ndarray:
     """Sending energy with the radio at its own rate, or a shared cell all to itself."""
     cell_bps = np.array(
-        [np.inf if g.cell is None else g.cell.bandwidth for g in scenario.network.gateways]
+        [np.inf if g.cell is None else g.cell.bandwidth for g in scenario.network.gateway_nodes]
     )
-    shared = np.array([g.access == "shared" for g in scenario.network.gateways])
+    shared = np.array([g.access == "shared" for g in scenario.network.gateway_nodes])
     joules = np.zeros(workload.size)
     for g, group in enumerate(scenario.devices):
         rows = np.flatnonzero((workload.group == g) & (bits > 0))

@@ -1,4 +1,4 @@
-"""One simulation run: workload, devices, the shared fog in SimPy, and per-request records."""
+"""One simulation run: workload, devices, the shared stages in SimPy, and per-request records."""
 
 from __future__ import annotations
 
@@ -10,17 +10,25 @@ import simpy
 from tqdm import tqdm
 
 from fogsim.inference import InferenceOutcomes
-from fogsim.policies import Route
+from fogsim.policies import Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim import battery
 from fogsim.sim.edge import BATTERY_EMPTY, EdgeStage, battery_capacity_j, run_devices
-from fogsim.sim.fognet import Fog
 from fogsim.sim.radio import RadioUse, radio_energy
+from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
+    STATUSES,
+    AccountingError,
+    Journeys,
+    StageTable,
+    check_accounting,
+    request_columns,
+)
 from fogsim.sim.rng import Streams
+from fogsim.sim.routes import Kinds, Planner
+from fogsim.sim.shared import SharedStages, server_energy_j
 from fogsim.sim.workload import Workload, generate_workload
-from fogsim.topology import build_topology
+from fogsim.topology import Topology
 
-STATUSES = ("answered_edge", "answered_cloud", "dropped", "unfinished")
 PROGRESS_STEPS = 200
 
 
@@ -36,16 +44,18 @@ class DeviceEnergy:
 
 @dataclass
 class SimResult:
-    """The columns of the per-request table, plus run-level statistics."""
+    """The columns of the per-request table, the stages, plus run-level statistics."""
 
     columns: dict[str, np.ndarray]
     links: dict[str, dict[str, float]] = field(default_factory=dict)
     cloud: dict[str, float] = field(default_factory=dict)
     events_s: float = 0.0
+    servers: dict[str, dict[str, float | str]] = field(default_factory=dict)
+    stages: StageTable | None = None
 
-
-class AccountingError(RuntimeError):
-    """A request did not end in exactly one state: a bug in fogsim, never a user error."""
+    def summary_extra(self) -> dict[str, object]:
+        """What the run adds to its summary beyond the per-request table."""
+        return {"links": self.links, "cloud": self.cloud, "servers": self.servers}
 
 
 def simulate(
@@ -55,82 +65,173 @@ def simulate(
     streams = Streams(scenario.seed)
     workload = generate_workload(scenario, outcomes.labels, streams)
     decision = scenario.policy.route(outcomes, workload.image_id)
-    edge = run_devices(scenario, workload, outcomes, decision)
+    kinds = Kinds(outcomes)
+    kind = kinds.of(decision)
+    device = run_devices(scenario, workload, outcomes, kinds, kind)
+    topology = Topology(scenario)
+    journeys = _plan_journeys(scenario, workload, outcomes, device, Planner(topology, kinds), kind)
 
-    offloaded = np.flatnonzero(edge.bits > 0)
-    shared_access = np.array([g.access == "shared" for g in scenario.network.gateways])
-    ready = np.where(shared_access[workload.gateway], edge.edge_end_s, edge.uplink_end_s)
-    offloaded = offloaded[ready[offloaded] < scenario.duration]
-    offloaded = offloaded[np.argsort(ready[offloaded], kind="stable")]
-    raw = bool((decision.route == Route.RAW).any())
-    cloud_macs = sum((outcomes.full_ops if raw else outcomes.cloud_ops).values())
-
-    graph = build_topology(scenario)
     env = simpy.Environment()
-    fog = Fog(env, scenario, graph, float(cloud_macs), workload.size)
-    env.process(
-        fog.feed(ready[offloaded], offloaded, workload.gateway[offloaded], edge.bits[offloaded])
-    )
+    net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
+    env.process(net.feed(journeys.ready_s, journeys.plans, journeys.plan, journeys.bits))
     started = time.perf_counter()
     _run_until(env, scenario.duration, progress)
     events_s = time.perf_counter() - started
+    journeys.times = net.times
 
-    answer_bits = scenario.network.answer_size
-    delays = _answer_delays(scenario, fog, answer_bits)
-    cloud_back = fog.times.cloud_end_s + delays[workload.group, workload.gateway]
-    energy = _device_energy(scenario, workload, edge, fog, cloud_back)
-    columns = _records(scenario, outcomes, workload, decision, edge, fog, cloud_back, energy)
+    answer_s = _answer_at_device(scenario, topology, workload, journeys)
+    energy = _device_energy(scenario, workload, device, journeys, answer_s)
+    server_j = journeys.server_energy_j(scenario, workload.size)
+    columns = request_columns(
+        scenario,
+        outcomes,
+        workload,
+        decision,
+        kinds,
+        kind,
+        device,
+        journeys,
+        answer_s,
+        energy,
+        server_j,
+    )
     check_accounting(columns)
-    links = fog.link_stats(scenario.duration)
-    return SimResult(columns, links, _cloud_stats(scenario, fog), events_s)
+    servers = _server_stats(scenario, net)
+    stages = StageTable(scenario, workload, kind, kinds, device, journeys)
+    return SimResult(
+        columns,
+        net.link_stats(scenario.duration),
+        _cloud_total(servers, net, scenario.duration),
+        events_s,
+        servers,
+        stages,
+    )
 
 
-def _cloud_stats(scenario: Scenario, fog: Fog) -> dict[str, float]:
-    """Cloud counters, and its energy: each worker at full power while it runs a batch,
-    at idle power otherwise, over the whole run."""
-    cloud, profile = fog.cloud, scenario.cloud.profile
-    worker_s = cloud.workers * scenario.duration
-    busy_s = cloud.busy_time_s
+def _plan_journeys(
+    scenario: Scenario,
+    workload: Workload,
+    outcomes: InferenceOutcomes,
+    device: EdgeStage,
+    planner: Planner,
+    kind: np.ndarray,
+) -> Journeys:
+    """The requests that enter the shared stages, in the order they get there, and their plans.
+
+    A request is ready for the shared stages once it reached its gateway (its own radio)
+    or once its device finished computing (a shared cell is itself a shared stage).
+    Requests ready after the end of the run never enter: they count as unfinished.
+    """
+    gateways = scenario.network.gateway_nodes
+    on_cell = np.array([g.access == "shared" and g.cell is not None for g in gateways])
+    ready = np.where(on_cell[workload.gateway], device.edge_end_s, device.uplink_end_s)
+    rows = np.flatnonzero(device.bits > 0)
+    rows = rows[ready[rows] < scenario.duration]
+    rows = rows[np.argsort(ready[rows], kind="stable")]
+    n_gateways, n_kinds = len(gateways), planner.kinds.count
+    combo = (workload.group[rows].astype(np.int64) * n_gateways + workload.gateway[rows]) * n_kinds
+    combo += kind[rows]
+    unique, plan = np.unique(combo, return_inverse=True)
+    plans = []
+    for code in unique.tolist():
+        group_gateway, request_kind = divmod(code, n_kinds)
+        group, gateway = divmod(group_gateway, n_gateways)
+        plans.append(planner.plan(group, gateway, request_kind))
+    fog_bytes = outcomes.compressed_fog_feature_bytes
+    fog_bits = (
+        np.zeros(rows.size) if fog_bytes is None else fog_bytes[workload.image_id[rows]] * 8.0
+    )
+    bits = np.column_stack([device.bits[rows], fog_bits.astype(np.float64)])
+    return Journeys(rows, ready[rows], plans, plan.astype(np.int64), bits)
+
+
+def _answer_at_device(
+    scenario: Scenario, topology: Topology, workload: Workload, journeys: Journeys
+) -> np.ndarray:
+    """When each answer reached its device: at the gateway, then the last hop without
+    contention (the device's own downlink, or the shared cell)."""
+    answer_bits = scenario.network.answer_size
+    last_hop = np.zeros((len(scenario.devices), len(topology.gateways)))
+    for j, gateway in enumerate(topology.gateways):
+        for g, group in enumerate(scenario.devices):
+            if gateway.access == "shared" and gateway.cell is not None:
+                last_hop[g, j] = gateway.cell.delay + answer_bits / gateway.cell.bandwidth
+            else:
+                last_hop[g, j] = group.radio.delay + answer_bits / group.radio.downlink
+    answer = np.full(workload.size, np.nan)
+    rows = journeys.rows
+    hop = last_hop[workload.group[rows], workload.gateway[rows]]
+    answer[rows] = journeys.times.answer_at_gateway_s + hop
+    return answer
+
+
+def _server_stats(scenario: Scenario, net: SharedStages) -> dict[str, dict[str, float | str]]:
+    specs = {**{f.name: f for f in scenario.fog}, **{c.name: c for c in scenario.clouds}}
+    stats: dict[str, dict[str, float | str]] = {}
+    for name, server in net.servers.items():
+        tier = "fog" if net.tiers[name] == Tier.FOG else "cloud"
+        stats[name] = {"tier": tier, **server_energy_j(server, specs[name], scenario.duration)}
+    return stats
+
+
+def _cloud_total(
+    servers: dict[str, dict[str, float | str]], net: SharedStages, duration_s: float
+) -> dict[str, float]:
+    """The clouds together, under the summary's ``cloud`` key (one cloud: its own figures)."""
+    clouds = {name: s for name, s in servers.items() if s["tier"] == "cloud"}
+    total: dict[str, float] = {
+        key: sum(float(s[key]) for s in clouds.values()) for key in ("busy_worker_s", "energy_j")
+    }
+    worker_s = sum(net.servers[name].workers for name in clouds) * duration_s
     return {
-        "submitted": cloud.submitted,
-        "completed": cloud.completed,
-        "dropped": cloud.dropped,
-        "peak_queue": cloud.peak_queue,
-        "busy_worker_s": busy_s,
-        "utilisation": busy_s / worker_s,
-        "energy_j": profile.power * busy_s + profile.idle_power * (worker_s - busy_s),
+        **{k: int(sum(int(s[k]) for s in clouds.values())) for k in ("submitted", "completed")},
+        "dropped": int(sum(int(s["dropped"]) for s in clouds.values())),
+        "peak_queue": max(int(s["peak_queue"]) for s in clouds.values()),
+        "busy_worker_s": total["busy_worker_s"],
+        "utilisation": total["busy_worker_s"] / worker_s if worker_s else 0.0,
+        "energy_j": total["energy_j"],
     }
 
 
 def _device_energy(
-    scenario: Scenario, workload: Workload, edge: EdgeStage, fog: Fog, cloud_back: np.ndarray
+    scenario: Scenario,
+    workload: Workload,
+    device: EdgeStage,
+    journeys: Journeys,
+    answer_s: np.ndarray,
 ) -> DeviceEnergy:
     """Radio energy from when the radio was really busy, then each battery spent in order."""
-    use = _radio_use(scenario, workload, edge, fog, cloud_back)
+    use = _radio_use(scenario, workload, device, journeys, answer_s)
     radio_j = radio_energy(scenario, workload.group, workload.device, use)
-    parts = [edge.idle_j.copy(), edge.compute_j.copy(), radio_j]
+    parts = [device.idle_j.copy(), device.compute_j.copy(), radio_j]
     empty = battery.drain(battery_capacity_j(scenario, workload), workload.device, parts)
-    return DeviceEnergy(*parts, empty | (edge.drop_reason == BATTERY_EMPTY))
+    return DeviceEnergy(*parts, empty | (device.drop_reason == BATTERY_EMPTY))
 
 
 def _radio_use(
-    scenario: Scenario, workload: Workload, edge: EdgeStage, fog: Fog, cloud_back: np.ndarray
+    scenario: Scenario,
+    workload: Workload,
+    device: EdgeStage,
+    journeys: Journeys,
+    answer_s: np.ndarray,
 ) -> RadioUse:
     """Sending on the device's own link or the shared cell; receiving the answer's last hop."""
-    times = fog.times
-    on_cell = ~np.isnan(times.cell_tx_end_s)
-    tx_start = np.where(on_cell, times.cell_tx_start_s, edge.uplink_start_s)
-    tx_end = np.where(on_cell, times.cell_tx_end_s, edge.uplink_sent_s)
+    cell_start, cell_sent = journeys.cell_times(workload.size)
+    on_cell = ~np.isnan(cell_sent)
+    tx_start = np.where(on_cell, cell_start, device.uplink_start_s)
+    tx_end = np.where(on_cell, cell_sent, device.uplink_sent_s)
+    gateways = scenario.network.gateway_nodes
     # The answer's last hop is the device's own downlink, or the shared cell.
-    last_bps = np.array([[g.radio.downlink] * len(fog.hops) for g in scenario.devices])
-    for j, cell in fog.cells.items():
-        last_bps[:, j] = cell.bandwidth_bps
+    last_bps = np.array([[g.radio.downlink] * len(gateways) for g in scenario.devices])
+    for j, gateway in enumerate(gateways):
+        if gateway.access == "shared" and gateway.cell is not None:
+            last_bps[:, j] = gateway.cell.bandwidth
     answer_bits = scenario.network.answer_size
-    received = cloud_back <= scenario.duration
-    rx_end = np.where(received, cloud_back, np.nan)
+    received = answer_s <= scenario.duration
+    rx_end = np.where(received, answer_s, np.nan)
     rx_start = rx_end - answer_bits / last_bps[workload.group, workload.gateway]
     bits_received = np.where(received, answer_bits, 0.0)
-    return RadioUse(tx_start, tx_end, edge.bits, rx_start, rx_end, bits_received)
+    return RadioUse(tx_start, tx_end, device.bits, rx_start, rx_end, bits_received)
 
 
 def _run_until(env: simpy.Environment, duration_s: float, progress: bool) -> None:
@@ -141,129 +242,3 @@ def _run_until(env: simpy.Environment, duration_s: float, progress: bool) -> Non
         for step in range(1, PROGRESS_STEPS + 1):
             env.run(until=duration_s * step / PROGRESS_STEPS)
             bar.update(env.now - bar.n)
-
-
-def _answer_delays(scenario: Scenario, fog: Fog, answer_bits: float) -> np.ndarray:
-    """Time for an answer to travel back, per (device group, gateway): delays plus serialisation.
-
-    The answer retraces the request's hops (a shared cell included); a gateway with
-    dedicated access adds the device's own radio. Answers are a few hundred bits,
-    so the downlink is modelled without contention.
-    """
-    delays = np.zeros((len(scenario.devices), len(scenario.network.gateways)))
-    for j, hops in enumerate(fog.hops):
-        shared = sum(hop.link.delay_s + answer_bits / hop.link.bandwidth_bps for hop in hops)
-        for g, group in enumerate(scenario.devices):
-            radio = (
-                0.0 if j in fog.cells else group.radio.delay + answer_bits / group.radio.downlink
-            )
-            delays[g, j] = shared + radio
-    return delays
-
-
-def _records(
-    scenario, outcomes, workload, decision, edge, fog: Fog, cloud_back, energy: DeviceEnergy
-) -> dict[str, np.ndarray]:
-    n = workload.size
-    times = fog.times
-    image = workload.image_id
-    n_exits = outcomes.exit_pred.shape[1]
-    to_edge = decision.route == Route.EDGE
-    edge_dropped = (edge.drop_reason != None) | energy.battery_empty  # noqa: E711
-    answer = np.where(to_edge, edge.edge_end_s, cloud_back)
-    exit_used = np.where(to_edge, decision.exit_index, -1).astype(np.int16)
-    prediction = np.where(
-        to_edge,
-        outcomes.exit_pred[image, np.clip(decision.exit_index, 0, n_exits - 1)],
-        outcomes.cloud_pred[image],
-    )
-    reason = np.where(edge_dropped, edge.drop_reason, "").astype(object)
-    reason[times.cloud_dropped] = "cloud_queue_full"
-    # A device whose battery ran out answers nothing more, whatever else befell the request.
-    reason[energy.battery_empty] = BATTERY_EMPTY
-    status = np.full(n, "unfinished", dtype=object)
-    done = ~edge_dropped & ~times.cloud_dropped & (answer <= scenario.duration)
-    status[done & to_edge] = "answered_edge"
-    status[done & ~to_edge] = "answered_cloud"
-    status[edge_dropped | times.cloud_dropped] = "dropped"
-    late = np.zeros(n, dtype=bool)
-
-    deadline = scenario.deadline
-    if deadline is not None:
-        due = workload.arrival_s + deadline.latency
-        late = (status != "dropped") & ~(answer <= due) & (due <= scenario.duration)
-        fallback = late & (decision.route == Route.FEATURES) & (edge.edge_end_s <= due)
-        if deadline.fallback == "edge" and fallback.any():
-            last = n_exits - 1
-            answer[fallback] = due[fallback]
-            prediction[fallback] = outcomes.exit_pred[image[fallback], last]
-            exit_used[fallback] = last
-            status[fallback] = "answered_edge"
-            reason[fallback] = "deadline_fallback"
-        else:
-            fallback[:] = False
-        reason[late & ~fallback & (status != "unfinished")] = "late"
-        reason[late & ~fallback & (status == "unfinished")] = "late_unfinished"
-    answered = (status == "answered_edge") | (status == "answered_cloud")
-    answer[~answered] = np.nan
-    labels = outcomes.labels[image]
-    group_names = np.array([g.name for g in scenario.devices], dtype=object)
-    gateway_names = np.array([g.name for g in scenario.network.gateways], dtype=object)
-    # The device's radio began sending on its own link, or on the shared cell.
-    uplink_start = np.where(
-        np.isnan(times.cell_tx_start_s), edge.uplink_start_s, times.cell_tx_start_s
-    )
-    return {
-        "request": np.arange(n, dtype=np.int64),
-        "device": workload.device,
-        "group": group_names[workload.group],
-        "gateway": gateway_names[workload.gateway],
-        "image": image,
-        "path": np.where(to_edge, "edge", "cloud").astype(object),
-        "status": status,
-        "reason": reason,
-        "late": late,
-        "exit": exit_used,
-        "t_arrival_s": workload.arrival_s,
-        "t_edge_start_s": edge.edge_start_s,
-        "t_edge_end_s": edge.edge_end_s,
-        "t_uplink_start_s": uplink_start,
-        "t_uplink_end_s": np.where(np.isnan(times.cell_end_s), edge.uplink_end_s, times.cell_end_s),
-        "t_backhaul_end_s": times.backhaul_end_s,
-        "t_cloud_link_end_s": times.cloud_link_end_s,
-        "t_cloud_start_s": times.cloud_start_s,
-        "t_cloud_end_s": times.cloud_end_s,
-        "t_answer_s": answer,
-        "wait_device_s": edge.edge_start_s - workload.arrival_s,
-        "wait_uplink_s": uplink_start - edge.edge_end_s,
-        "wait_cloud_s": times.cloud_start_s - times.cloud_enqueue_s,
-        "batch_size": times.batch_size,
-        "bytes_sent": edge.bits / 8.0,
-        "latency_s": answer - workload.arrival_s,
-        "energy_compute_j": energy.compute_j,
-        "energy_radio_j": energy.radio_j,
-        "energy_idle_j": energy.idle_j,
-        "energy_j": energy.compute_j + energy.radio_j + energy.idle_j,
-        "prediction": np.where(answered, prediction, -1).astype(np.int16),
-        "label": labels.astype(np.int16),
-        "correct": answered & (prediction == labels),
-    }
-
-
-def check_accounting(columns: dict[str, np.ndarray]) -> None:
-    """Every request ends in exactly one state, consistently with its other columns."""
-    status = columns["status"]
-    counts = {s: int((status == s).sum()) for s in STATUSES}
-    if sum(counts.values()) != status.size:
-        raise AccountingError(f"requests in no known state: {counts} of {status.size}")
-    answered = (status == "answered_edge") | (status == "answered_cloud")
-    latency = columns["latency_s"]
-    if not (np.isfinite(latency[answered]).all() and (latency[answered] >= 0).all()):
-        raise AccountingError("an answered request has no valid latency")
-    if np.isfinite(latency[~answered]).any():
-        raise AccountingError("a request that was not answered has a latency")
-    dropped = status == "dropped"
-    if (columns["reason"][dropped] == "").any():
-        raise AccountingError("a dropped request has no reason")
-    if columns["correct"][~answered].any():
-        raise AccountingError("a request that was not answered counts as correct")

@@ -29,7 +29,7 @@ class Workload:
 
     device: np.ndarray  # int32, global device index
     group: np.ndarray  # int16, index into scenario.devices
-    gateway: np.ndarray  # int16, index into scenario.network.gateways
+    gateway: np.ndarray  # int16, index into scenario.network.gateway_nodes (the gateways, in order)
     arrival_s: np.ndarray  # float64
     image_id: np.ndarray  # int32, index into the dataset split
     device_group: np.ndarray  # int16 per device
@@ -59,7 +59,7 @@ def arrival_process(spec: Arrival) -> ArrivalProcess:
 
 def generate_workload(scenario: Scenario, labels: np.ndarray, streams: Streams) -> Workload:
     """Draw every device's arrivals and images for the whole run."""
-    gateway_index = {g.name: i for i, g in enumerate(scenario.network.gateways)}
+    gateway_index = {g.name: i for i, g in enumerate(scenario.network.gateway_nodes)}
     by_class = _images_by_class(labels)
     columns: dict[str, list[np.ndarray]] = {k: [] for k in ("device", "arrival", "image")}
     device_group, device_gateway = [], []

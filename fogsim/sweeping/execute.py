@@ -197,7 +197,7 @@ def simulate_task(
     started = time.perf_counter()
     result = simulate(scenario, outcomes)
     frame = requests_frame(result.columns)
-    summary = summarize(scenario, frame, {"links": result.links, "cloud": result.cloud})
+    summary = summarize(scenario, frame, result.summary_extra())
     wall_s = time.perf_counter() - started
     return point_parquet(frame, point), summary, wall_s
 

@@ -1,4 +1,8 @@
-"""The cloud server: a FIFO queue in front of worker processes that serve dynamic batches."""
+"""A server (fog or cloud): a FIFO queue in front of worker processes serving dynamic batches.
+
+It consumes (item, ready time, work) and produces (start, end): the engine needs
+nothing else from it, so a faster solver can stand in for its events.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import numpy as np
 import simpy
 
 CLOUD_QUEUE_FULL = "cloud_queue_full"
+FOG_QUEUE_FULL = "fog_queue_full"
 
 
 def _is_count(value: object, least: int) -> bool:
@@ -19,8 +24,12 @@ def _is_count(value: object, least: int) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class CloudOutcome:
-    """What happened to one submitted item; times are NaN and ``batch_size`` 0 when dropped."""
+class ServerOutcome:
+    """What happened to one submitted item; times are NaN and ``batch_size`` 0 when dropped.
+
+    ``share`` is the item's part of its batch's work (its work over the batch's, or an
+    equal part when no item carries work): its share of the batch's energy.
+    """
 
     tag: Any
     enqueued_s: float
@@ -29,6 +38,7 @@ class CloudOutcome:
     batch_size: int
     worker: int
     dropped: str | None = None
+    share: float = 0.0
 
 
 @dataclass(slots=True)
@@ -37,19 +47,21 @@ class _Waiting:
     enqueued_s: float
     deadline_s: float
     done: simpy.Event
+    work_s: float
 
 
-class CloudServer:
+class Server:
     """``workers`` servers taking FIFO batches of up to ``max_batch`` waiting items.
 
     Dynamic batching: a free worker starts a batch as soon as ``max_batch`` items
     wait, or as soon as the oldest waiting item has waited ``max_wait_s``,
     whichever comes first; it takes up to ``max_batch`` items in arrival order
-    and holds them for ``service_time(batch_size)`` seconds. With ``max_wait_s``
+    and holds them for ``service_time(batch_size)`` seconds plus the sum of the
+    items' own work. With ``max_wait_s``
     0 a free worker takes whatever waits at once, so ``max_batch=1`` is an M/G/c
     FIFO queue. At most ``queue_capacity`` items wait (those in service not
     counted; 0 makes a loss system); an item that would exceed it is dropped:
-    its event succeeds with ``dropped="cloud_queue_full"``, nothing is raised.
+    its event succeeds with ``dropped=drop_reason``, nothing is raised.
     """
 
     def __init__(
@@ -61,15 +73,20 @@ class CloudServer:
         max_batch: int = 1,
         max_wait_s: float = 0.0,
         queue_capacity: int | None = None,
+        drop_reason: str = CLOUD_QUEUE_FULL,
     ) -> None:
         if not _is_count(workers, 1):
-            raise ValueError(f"cloud {name!r}: workers must be a positive integer, got {workers!r}")
+            raise ValueError(
+                f"server {name!r}: workers must be a positive integer, got {workers!r}"
+            )
         if not _is_count(max_batch, 1):
-            raise ValueError(f"cloud {name!r}: max_batch must be a positive integer: {max_batch!r}")
+            raise ValueError(
+                f"server {name!r}: max_batch must be a positive integer: {max_batch!r}"
+            )
         if not (max_wait_s >= 0 and math.isfinite(max_wait_s)):
-            raise ValueError(f"cloud {name!r}: max_wait_s must be >= 0, got {max_wait_s!r}")
+            raise ValueError(f"server {name!r}: max_wait_s must be >= 0, got {max_wait_s!r}")
         if queue_capacity is not None and not _is_count(queue_capacity, 0):
-            raise ValueError(f"cloud {name!r}: queue_capacity must be >= 0: {queue_capacity!r}")
+            raise ValueError(f"server {name!r}: queue_capacity must be >= 0: {queue_capacity!r}")
         self.env = env
         self.name = name
         self.workers = int(workers)
@@ -77,6 +94,7 @@ class CloudServer:
         self.max_batch = int(max_batch)
         self.max_wait_s = float(max_wait_s)
         self.queue_capacity = None if queue_capacity is None else int(queue_capacity)
+        self.drop_reason = drop_reason
         self.submitted = 0
         self.dropped = 0
         self.completed = 0
@@ -104,19 +122,20 @@ class CloudServer:
         """Items waiting for a worker now."""
         return len(self._queue)
 
-    def submit(self, tag: Any = None) -> simpy.Event:
-        """Queue one item; the event succeeds with its :class:`CloudOutcome`."""
+    def submit(self, tag: Any = None, work_s: float = 0.0) -> simpy.Event:
+        """Queue one item of ``work_s`` seconds of work; the event succeeds with its
+        :class:`ServerOutcome`."""
         now = self.env.now
         done = self.env.event()
         self.submitted += 1
-        self._queue.append(_Waiting(tag, now, now + self.max_wait_s, done))
+        self._queue.append(_Waiting(tag, now, now + self.max_wait_s, done, work_s))
         self._dispatch()
         # Only items left waiting count against the capacity; dispatch takes from
         # the front, so when the queue overflows the newcomer is the one at the back.
         if self.queue_capacity is not None and len(self._queue) > self.queue_capacity:
             self._queue.pop()
             self.dropped += 1
-            done.succeed(CloudOutcome(tag, now, math.nan, math.nan, 0, -1, CLOUD_QUEUE_FULL))
+            done.succeed(ServerOutcome(tag, now, math.nan, math.nan, 0, -1, self.drop_reason))
         self.peak_queue = max(self.peak_queue, len(self._queue))
         return done
 
@@ -129,15 +148,18 @@ class CloudServer:
             self._dispatch()
             batch: list[_Waiting] = yield handed
             start = self._running_since[worker] = env.now
-            yield env.timeout(self.service_time(len(batch)))
+            work = math.fsum(item.work_s for item in batch)
+            yield env.timeout(self.service_time(len(batch)) + work)
             end = env.now
             del self._running_since[worker]
             self._busy_done_s += end - start
             self._busy -= 1
             self.completed += len(batch)
+            size = len(batch)
             for item in batch:
+                share = item.work_s / work if work > 0 else 1.0 / size
                 item.done.succeed(
-                    CloudOutcome(item.tag, item.enqueued_s, start, end, len(batch), worker)
+                    ServerOutcome(item.tag, item.enqueued_s, start, end, size, worker, None, share)
                 )
 
     def _ready(self) -> bool:
@@ -169,3 +191,8 @@ class CloudServer:
         self._timer_pending = False
         self._fired_deadline_s = timer.value
         self._dispatch()
+
+
+# Their names from before fog servers: the cloud was the only server.
+CloudServer = Server
+CloudOutcome = ServerOutcome

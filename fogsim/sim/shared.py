@@ -1,0 +1,257 @@
+"""The shared stages of a run, in SimPy: cells, links, downlinks, fog servers and clouds.
+
+Only requests that leave their device become events here, which is what keeps
+large runs fast: shared resources are where requests interact. Each request
+follows its plan (``fogsim.sim.routes``) stage by stage; each stage consumes
+(request, ready time, work) and produces (start, end), recorded in columns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simpy
+
+from fogsim.policies import Tier
+from fogsim.scenario.models import Scenario
+from fogsim.scenario.models import Server as ServerSpec
+from fogsim.scenario.network import LinkSpec
+from fogsim.sim.link import Delivery, Link
+from fogsim.sim.routes import Plan
+from fogsim.sim.server import CLOUD_QUEUE_FULL, FOG_QUEUE_FULL, Server, ServerOutcome
+from fogsim.topology import Topology
+
+DROP_REASONS = ("", FOG_QUEUE_FULL, CLOUD_QUEUE_FULL)
+
+
+@dataclass
+class StageTimes:
+    """Per shared request (a row) and stage (a column): times, NaN where never reached."""
+
+    enqueue_s: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    batch_size: np.ndarray  # int32, computes only
+    share: np.ndarray  # the request's share of its batch's work (computes only)
+    cell_sent_s: np.ndarray  # per row: the device's radio sent its last bit on the cell
+    answer_at_gateway_s: np.ndarray  # per row: the answer reached the gateway
+    dropped: np.ndarray  # int8 per row: index into DROP_REASONS
+
+    @classmethod
+    def empty(cls, rows: int, stages: int) -> StageTimes:
+        def grid() -> np.ndarray:
+            return np.full((rows, stages), np.nan)
+
+        return cls(
+            grid(),
+            grid(),
+            grid(),
+            np.zeros((rows, stages), np.int32),
+            np.zeros((rows, stages)),
+            np.full(rows, np.nan),
+            np.full(rows, np.nan),
+            np.zeros(rows, np.int8),
+        )
+
+
+class SharedStages:
+    """The shared links and servers of one run, and the requests crossing them."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        scenario: Scenario,
+        topology: Topology,
+        rows: int,
+        stages: int,
+    ) -> None:
+        self.env = env
+        self.answer_bits = scenario.network.answer_size
+        self.links: dict[str, Link] = {
+            f"cell:{g.name}": _link(env, f"cell:{g.name}", g.cell)
+            for g in topology.gateways
+            if g.access == "shared" and g.cell is not None
+        }
+        self.links.update({name: _link(env, name, k.up) for name, k in topology.links.items()})
+        self.downlinks = {
+            name: _link(env, f"{name}:down", k.downlink)
+            for name, k in topology.links.items()
+            if k.downlink is not None
+        }
+        # Without a downlink of its own, a link returns answers after its delay plus their
+        # size over its bandwidth, without contention.
+        self.back_fixed_s = {
+            name: k.delay + self.answer_bits / k.bandwidth for name, k in topology.links.items()
+        }
+        self.servers: dict[str, Server] = {}
+        self.tiers: dict[str, int] = {}
+        for spec in scenario.fog:
+            self._add_server(env, spec.name, spec, FOG_QUEUE_FULL, Tier.FOG)
+        for cloud in scenario.clouds:
+            self._add_server(env, cloud.name, cloud, CLOUD_QUEUE_FULL, Tier.CLOUD)
+        self.times = StageTimes.empty(rows, stages)
+
+    def _add_server(
+        self, env: simpy.Environment, name: str, spec: ServerSpec, reason: str, tier: int
+    ) -> None:
+        overhead = spec.profile.batch_overhead
+        self.servers[name] = Server(
+            env,
+            name,
+            workers=spec.workers,
+            service_time=lambda _size: overhead,
+            max_batch=spec.batching.max_batch,
+            max_wait_s=spec.batching.max_wait,
+            queue_capacity=spec.queue_capacity,
+            drop_reason=reason,
+        )
+        self.tiers[name] = tier
+
+    def feed(
+        self,
+        ready_s: np.ndarray,
+        plans: list[Plan],
+        plan_of_row: np.ndarray,
+        payload_bits: np.ndarray,
+    ) -> Generator[simpy.Event, Any, None]:
+        """Release each row into its first shared stage when it is ready (rows sorted by
+        ready time). One feeder keeps only the requests in flight in the event queue."""
+        env = self.env
+        routes = [_Route(self, plan) for plan in plans]
+        rows = zip(ready_s.tolist(), plan_of_row.tolist(), payload_bits.tolist(), strict=True)
+        for row, (at, plan, bits) in enumerate(rows):
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            _Journey(self, routes[plan], row, bits).enter()
+
+    def link_stats(self, duration_s: float) -> dict[str, dict[str, float]]:
+        """Utilisation and traffic of every shared link (and downlink) over the run."""
+        stats = {}
+        for link in [*self.links.values(), *self.downlinks.values()]:
+            stats[link.name] = {
+                "bandwidth_bps": link.bandwidth_bps,
+                "bits_carried": link.bits_carried,
+                "transfers": link.transfers_done,
+                "utilisation": link.busy_time_s / duration_s if duration_s > 0 else 0.0,
+                "peak_concurrency": link.peak_concurrency,
+            }
+        return stats
+
+
+def _link(env: simpy.Environment, name: str, spec: LinkSpec) -> Link:
+    return Link(env, name, spec.bandwidth, spec.delay, spec.sharing)
+
+
+class _Route:
+    """A plan bound to the run's resources: what each stage calls, resolved once."""
+
+    __slots__ = ("stages", "back", "back_fixed_s")
+
+    def __init__(self, net: SharedStages, plan: Plan) -> None:
+        self.stages = [
+            (step.kind == "compute", net.servers.get(step.name) or net.links[step.name], step)
+            for step in plan.steps
+        ]
+        # The way back: contended downlinks, each after the fixed time of the links before it.
+        back: list[tuple[float, Link]] = []
+        fixed = 0.0
+        for name in plan.back:
+            if name in net.downlinks:
+                back.append((fixed, net.downlinks[name]))
+                fixed = 0.0
+            else:
+                fixed += net.back_fixed_s[name]
+        self.back = back
+        self.back_fixed_s = fixed
+
+
+class _Journey:
+    """One request on its way through its shared stages and back to its gateway.
+
+    A chain of callbacks rather than a process per request: each stage's completion
+    starts the next one, so a request costs only its own events.
+    """
+
+    __slots__ = ("net", "route", "row", "bits", "stage", "back")
+
+    def __init__(self, net: SharedStages, route: _Route, row: int, bits: list[float]) -> None:
+        self.net = net
+        self.route = route
+        self.row = row
+        self.bits = bits
+        self.stage = 0
+        self.back = 0
+
+    def enter(self) -> None:
+        """Queue at the current stage, or start the way back after the last one."""
+        stages = self.route.stages
+        if self.stage == len(stages):
+            self.return_answer(None)
+            return
+        compute, resource, step = stages[self.stage]
+        self.net.times.enqueue_s[self.row, self.stage] = self.net.env.now
+        if compute:
+            resource.submit(self.row, step.work_s).callbacks.append(self.served)
+        else:
+            resource.transmit(self.bits[step.payload]).callbacks.append(self.delivered)
+
+    def delivered(self, delivery: Delivery) -> None:
+        times, row = self.net.times, self.row
+        times.start_s[row, self.stage] = delivery.started_s
+        times.end_s[row, self.stage] = self.net.env.now
+        if self.stage == 0 and self.route.stages[0][2].name.startswith("cell:"):
+            times.cell_sent_s[row] = delivery.value
+        self.stage += 1
+        self.enter()
+
+    def served(self, event: simpy.Event) -> None:
+        outcome: ServerOutcome = event.value
+        times, row = self.net.times, self.row
+        if outcome.dropped is not None:
+            times.dropped[row] = DROP_REASONS.index(outcome.dropped)
+            return
+        times.start_s[row, self.stage] = outcome.start_s
+        times.end_s[row, self.stage] = outcome.end_s
+        times.batch_size[row, self.stage] = outcome.batch_size
+        times.share[row, self.stage] = outcome.share
+        self.stage += 1
+        self.enter()
+
+    def return_answer(self, _event: simpy.Event | None) -> None:
+        """Cross the contended downlinks in turn; the rest of the way back takes fixed time."""
+        back = self.route.back
+        if self.back == len(back):
+            now = self.net.env.now
+            self.net.times.answer_at_gateway_s[self.row] = now + self.route.back_fixed_s
+            return
+        fixed_s, link = back[self.back]
+        self.back += 1
+        if fixed_s > 0:
+            timer = self.net.env.timeout(fixed_s)
+            timer.callbacks.append(lambda _e: self._send_back(link))
+        else:
+            self._send_back(link)
+
+    def _send_back(self, link: Link) -> None:
+        link.transmit(self.net.answer_bits).callbacks.append(self.return_answer)
+
+
+def server_energy_j(server: Server, spec: ServerSpec, duration_s: float) -> dict[str, float]:
+    """A server's counters and energy: each worker at full power while it runs a batch,
+    at idle power otherwise, over the whole run."""
+    profile = spec.profile
+    worker_s = server.workers * duration_s
+    busy_s = server.busy_time_s
+    return {
+        "submitted": server.submitted,
+        "completed": server.completed,
+        "dropped": server.dropped,
+        "peak_queue": server.peak_queue,
+        "busy_worker_s": busy_s,
+        "utilisation": busy_s / worker_s if worker_s > 0 else math.nan,
+        "energy_j": profile.power * busy_s + profile.idle_power * (worker_s - busy_s),
+    }
