@@ -47,8 +47,11 @@ def _count_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("dropped", f"{summary['dropped']:,}", ""),
         ("unfinished at end", f"{summary['unfinished']:,}", ""),
         ("edge-exit rate", _percent(summary["edge_exit_rate"]), "of answered, by the policy"),
-        ("accuracy", _percent(summary["accuracy"]), "of answered"),
     ]
+    for tier, share in summary.get("exit_fraction_by_tier", {}).items():
+        if share:
+            rows.append((f"  answered at the {tier}", _percent(share), "of answered"))
+    rows.append(("accuracy", _percent(summary["accuracy"]), "of answered"))
     if summary.get("deadline_s") is not None:
         fallbacks = summary.get("deadline_fallbacks", 0)
         note = "answered at the edge at the deadline"
@@ -83,6 +86,14 @@ def _energy_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("idle energy / inference", si(energy["idle"], "J"), "mean: idle power between requests"),
         ("device energy / inference", si(energy["mean"], "J"), "mean: active + idle"),
     ]
+    for tier in ("fog", "cloud"):
+        if energy.get(tier):
+            rows.append((f"{tier} energy / inference", si(energy[tier], "J"), "mean: batch share"))
+    fog_j = sum(
+        float(s["energy_j"]) for s in summary.get("servers", {}).values() if s["tier"] == "fog"
+    )
+    if fog_j:
+        rows.append(("fog energy", si(fog_j, "J"), "the whole run, idle workers included"))
     cloud_j = summary.get("cloud", {}).get("energy_j")
     if cloud_j is not None:
         rows.append(("cloud energy", si(cloud_j, "J"), "the whole run, idle workers included"))

@@ -78,3 +78,45 @@ def small_scenario(tmp_path: Path, **changes: Any) -> Scenario:
     data = copy.deepcopy(BASE)
     data.update(copy.deepcopy(changes))
     return scenario_from_data(data, base_dir=tmp_path)
+
+
+def three_part_outcomes(n: int = 500, seed: int = 1) -> InferenceOutcomes:
+    """An imaginary network in three parts: an exit on the device, one on the fog, then the
+    cloud; the fog part is 2,000,000 int8 MACs (its exit head 10,000 more) and sends
+    2,000 to 3,000 bytes on to the cloud."""
+    two = synthetic_outcomes(n, exits=2, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    fields = {name: getattr(two, name) for name in two.__dataclass_fields__}
+    fields.update(
+        edge_ops_to_exit=({"fp32": 100_000, "binary": 1_000_000},) * 2,
+        edge_ops={"fp32": 100_000, "binary": 1_000_000},
+        tiers=("device", "fog", "cloud"),
+        exit_tiers=("device", "fog"),
+        fog_ops={"int8": 2_010_000},
+        fog_ops_to_exit=({}, {"int8": 2_010_000}),
+        fog_feature_bytes=4096,
+        compressed_fog_feature_bytes=rng.integers(2000, 3000, n).astype(np.int64),
+        default_thresholds=(1.0, 1.0),
+    )
+    return InferenceOutcomes(**fields)
+
+
+FOG_NETWORK: dict[str, Any] = {
+    "nodes": [
+        {"name": "gw", "kind": "gateway"},
+        {"name": "metro", "kind": "switch"},
+        {"name": "dc", "kind": "site"},
+    ],
+    "links": [
+        {"from": "gw", "to": "metro", "bandwidth": "10 Mbps", "delay": "5 ms"},
+        {"name": "core", "from": "metro", "to": "dc", "bandwidth": "1 Gbps", "delay": "20 ms"},
+    ],
+}
+FOG_SERVER: dict[str, Any] = {"name": "box", "at": "gw", "profile": "edge-server"}
+
+
+def fog_scenario(tmp_path: Path, **changes: Any) -> Scenario:
+    """``BASE`` on an explicit network with a fog server at the gateway and the cloud in dc."""
+    cloud = {**copy.deepcopy(BASE["cloud"]), "at": "dc"}
+    fog = {"network": FOG_NETWORK, "fog": [FOG_SERVER], "cloud": cloud}
+    return small_scenario(tmp_path, **{**fog, **changes})

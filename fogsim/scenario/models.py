@@ -6,6 +6,7 @@ Every model forbids unknown keys. Quantities are floats in base units (see
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -141,13 +142,20 @@ class RadioProfile(Strict):
     sources: dict[str, str] = Field(default_factory=dict)
 
 
+def _every_precision(value: Any) -> Any:
+    """One throughput for every precision becomes a mapping with that figure for each."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return dict.fromkeys(typing.get_args(Precision), value)
+    return value
+
+
 class ServerProfile(Strict):
     """A fog or cloud server's worker: a batch takes batch_overhead + the sum of its
     requests' MACs over the throughput at each precision."""
 
     description: str = ""
-    throughput: MacsPerSecond | dict[Precision, MacsPerSecond] = Field(
-        description="one figure for every precision, or one per precision"
+    throughput: Annotated[dict[Precision, MacsPerSecond], BeforeValidator(_every_precision)] = (
+        Field(description="one figure for every precision, or one per precision")
     )
     batch_overhead: Seconds
     power: Watts = Field(description="one worker while it runs a batch")
@@ -165,9 +173,7 @@ class ServerProfile(Strict):
         return total
 
     def rate(self, precision: str) -> float | None:
-        if isinstance(self.throughput, dict):
-            return self.throughput.get(precision)  # type: ignore[call-overload]
-        return self.throughput
+        return self.throughput.get(precision)  # type: ignore[call-overload]
 
 
 CloudProfile = ServerProfile  # its name before fog servers shared it

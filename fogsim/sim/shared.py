@@ -149,9 +149,12 @@ def _link(env: simpy.Environment, name: str, spec: LinkSpec) -> Link:
 class _Route:
     """A plan bound to the run's resources: what each stage calls, resolved once."""
 
-    __slots__ = ("stages", "back", "back_fixed_s")
+    __slots__ = ("stages", "back", "back_fixed_s", "on_cell", "times", "env")
 
     def __init__(self, net: SharedStages, plan: Plan) -> None:
+        self.times = net.times
+        self.env = net.env
+        self.on_cell = bool(plan.steps) and plan.steps[0].name.startswith("cell:")
         self.stages = [
             (step.kind == "compute", net.servers.get(step.name) or net.links[step.name], step)
             for step in plan.steps
@@ -193,24 +196,26 @@ class _Journey:
             self.return_answer(None)
             return
         compute, resource, step = stages[self.stage]
-        self.net.times.enqueue_s[self.row, self.stage] = self.net.env.now
+        route = self.route
+        route.times.enqueue_s[self.row, self.stage] = route.env.now
         if compute:
             resource.submit(self.row, step.work_s).callbacks.append(self.served)
         else:
             resource.transmit(self.bits[step.payload]).callbacks.append(self.delivered)
 
     def delivered(self, delivery: Delivery) -> None:
-        times, row = self.net.times, self.row
-        times.start_s[row, self.stage] = delivery.started_s
-        times.end_s[row, self.stage] = self.net.env.now
-        if self.stage == 0 and self.route.stages[0][2].name.startswith("cell:"):
+        route, row, stage = self.route, self.row, self.stage
+        times = route.times
+        times.start_s[row, stage] = delivery.started_s
+        times.end_s[row, stage] = route.env.now
+        if stage == 0 and route.on_cell:
             times.cell_sent_s[row] = delivery.value
         self.stage += 1
         self.enter()
 
     def served(self, event: simpy.Event) -> None:
         outcome: ServerOutcome = event.value
-        times, row = self.net.times, self.row
+        times, row = self.route.times, self.row
         if outcome.dropped is not None:
             times.dropped[row] = DROP_REASONS.index(outcome.dropped)
             return
