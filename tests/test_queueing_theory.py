@@ -15,7 +15,7 @@ import simpy
 
 from fogsim.sim.fifo import solve_fifo
 from fogsim.sim.link import Link
-from fogsim.sim.server import CloudServer
+from fogsim.sim.server import FOG_QUEUE_FULL, CloudServer, Server
 
 pytestmark = pytest.mark.slow
 
@@ -143,3 +143,61 @@ def test_vectorised_fifo_equals_a_simpy_reference():
     service[rng.random(server.size) < 0.1] = 0.0
     result = solve_fifo(server, arrival, service)
     np.testing.assert_allclose(result.end_s, simpy_fifo(server, arrival, service), atol=1e-9)
+
+
+# ---------------------------------------------------------------- the fog tier
+def test_tandem_device_link_then_fog_server():
+    """A device's own link (solved event-free, as the engine does) feeding a fog server
+    (SimPy, each item carrying its own work): by Burke's theorem the departures of an M/M/1
+    are Poisson, so the mean sojourn is the sum of the two M/M/1 means."""
+    lam, mu_link, mu_fog = 0.5, 1.0, 0.8
+    arrivals = poisson_arrivals(21, lam)
+    link_s = np.random.default_rng(22).exponential(1 / mu_link, CUSTOMERS)
+    link = solve_fifo(np.zeros(CUSTOMERS, dtype=int), arrivals, link_s)
+    work = np.random.default_rng(23).exponential(1 / mu_fog, CUSTOMERS).tolist()
+    env = simpy.Environment()
+    fog = Server(env, "fog", 1, lambda _batch: 0.0)
+    order = np.argsort(link.end_s, kind="stable")
+    out = np.full(CUSTOMERS, np.nan)
+
+    def feed():
+        for i in order.tolist():
+            yield env.timeout(link.end_s[i] - env.now)
+            done = fog.submit(i, work[i])
+            done.callbacks.append(lambda _e, i=i: out.__setitem__(i, env.now - arrivals[i]))
+
+    env.process(feed())
+    env.run()
+    expected = 1 / (mu_link - lam) + 1 / (mu_fog - lam)
+    assert out.mean() == pytest.approx(expected, rel=0.02)
+
+
+def test_mmc_at_a_fog_node_with_work_per_item():
+    lam, mu, c = 2.4, 1.0, 4
+    env = simpy.Environment()
+    work = np.random.default_rng(24).exponential(1 / mu, CUSTOMERS)
+    server = Server(env, "fog", c, lambda _batch: 0.0, drop_reason=FOG_QUEUE_FULL)
+    t = sojourns(env, poisson_arrivals(25, lam), lambda i: server.submit(i, work[i]))
+    assert t.mean() == pytest.approx(erlang_c_sojourn(lam, mu, c), rel=0.02)
+
+
+def test_ps_link_shared_by_two_routes():
+    """Two routes' Poisson streams on one processor-sharing link: M/G/1-PS is insensitive to
+    the size distribution, so each route's mean time is its mean size / (C (1 - rho))."""
+    capacity = 1e6
+    lam_a, mean_a = 0.3, 1e6  # exponential sizes
+    lam_b, mean_b = 0.6, 0.5e6  # fixed sizes
+    rho = (lam_a * mean_a + lam_b * mean_b) / capacity
+    a, b = poisson_arrivals(26, lam_a), poisson_arrivals(27, lam_b)
+    horizon = min(a[-1], b[-1])  # both streams over the same time
+    a, b = a[a < horizon], b[b < horizon]
+    arrivals = np.concatenate([a, b])
+    route_b = np.concatenate([np.zeros(a.size, bool), np.ones(b.size, bool)])
+    order = np.argsort(arrivals, kind="stable")
+    arrivals, route_b = arrivals[order], route_b[order]
+    sizes = np.where(route_b, mean_b, np.random.default_rng(28).exponential(mean_a, arrivals.size))
+    env = simpy.Environment()
+    link = Link(env, "shared", capacity, 0.0, "ps")
+    t = sojourns(env, arrivals, lambda i: link.transmit(sizes[i]))
+    assert t[~route_b].mean() == pytest.approx(mean_a / (capacity * (1 - rho)), rel=0.02)
+    assert t[route_b].mean() == pytest.approx(mean_b / (capacity * (1 - rho)), rel=0.02)
