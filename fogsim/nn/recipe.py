@@ -15,6 +15,7 @@ import yaml
 from fogsim.errors import UserInputError
 from fogsim.nn.hybrid import EXIT_HEADS, EXIT_RULES
 from fogsim.nn.quant import parse_precision
+from fogsim.nn.rct import METHODS, Bitwidth
 from fogsim.nn.zoo import BLOCKS, create_model, default_exits, list_models
 
 MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few hundred bytes; a megabyte is something else
@@ -89,6 +90,9 @@ class Recipe:
     fog_split: int | None = None
     fog_weight_precision: str | None = None
     fog_act_precision: str | None = None
+    # How the weights are kept while training (fogsim.nn.rct): fp32 (None), qat or rct.
+    method: str | None = None
+    bitwidth: Bitwidth | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor keyword arguments of the network (plain values, stored in checkpoints)."""
@@ -129,7 +133,7 @@ class Recipe:
 
 
 _FOG_KEYS = ("fog_split", "fog_weight_precision", "fog_act_precision")
-_LATER_KEYS = ("block", *_FOG_KEYS)
+_LATER_KEYS = ("block", *_FOG_KEYS, "method", "bitwidth")
 
 
 def _fail(source: str, msg: str) -> UserInputError:
@@ -225,6 +229,27 @@ def _distill(value: Any) -> Distill:
     )
 
 
+def _bitwidth(value: Any) -> Bitwidth:
+    fields = {f.name for f in dataclasses.fields(Bitwidth)}
+    raw = _mapping("bitwidth", value, fields)
+    default = Bitwidth()
+    ints = {
+        k: _whole(f"bitwidth.{k}", raw.get(k, getattr(default, k)), 2)
+        for k in ("start", "min", "max")
+    }
+    if ints["max"] > 8:
+        raise _Bad(f"bitwidth.max: {ints['max']} is above 8 (weights are stored as int8)")
+    if not ints["min"] <= ints["start"] <= ints["max"]:
+        raise _Bad(
+            f"bitwidth.start: {ints['start']} is outside min..max ({ints['min']}..{ints['max']})"
+        )
+    grow = _real("bitwidth.grow_below", raw.get("grow_below", default.grow_below), 0, 1e6)
+    shrink = _real("bitwidth.shrink_above", raw.get("shrink_above", default.shrink_above), 0, 1e6)
+    if grow >= shrink:
+        raise _Bad(f"bitwidth.grow_below: {grow} must be below shrink_above ({shrink})")
+    return Bitwidth(grow_below=grow, shrink_above=shrink, **ints)
+
+
 def _dataset(value: Any, base_dir: Path) -> str | DatasetPath:
     if isinstance(value, dict):
         raw = _mapping("dataset", value, {"path", "name"})
@@ -302,6 +327,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "fog_split": _optional(lambda v: _whole("fog_split", v, 1)),
     "fog_weight_precision": _optional(lambda v: _precision("fog_weight_precision", v)),
     "fog_act_precision": _optional(lambda v: _precision("fog_act_precision", v)),
+    "method": _optional(lambda v: _text("method", v, ("fp32", *METHODS))),
+    "bitwidth": _optional(_bitwidth),
 }
 
 
@@ -330,6 +357,7 @@ def recipe_from_dict(
         values["dataset"] = _dataset(raw["dataset"], Path(".") if base_dir is None else base_dir)
         recipe = Recipe(**values)
         _check_network(recipe)
+        _check_method(recipe, raw.get("bitwidth"))
     except _Bad as exc:
         raise _fail(source, str(exc)) from None
     return recipe
@@ -379,6 +407,38 @@ def _check_fog(r: Recipe, split: int, n: int) -> None:
             f"fog_split: {r.fog_split} is outside {split + 1}..{n}: the fog part runs the "
             f"blocks after the split ({split}) up to fog_split, at least one and at most the "
             f"{n} blocks of {r.architecture}"
+        )
+
+
+def _check_method(r: Recipe, bitwidth: Any) -> None:
+    """What qat and rct need: weights whose precision the method sets, and, for rct, an
+    optimiser that keeps no fp32 state."""
+    method = r.method or "fp32"
+    if method == "fp32":
+        if r.bitwidth is not None:
+            raise _Bad("bitwidth: only `method: rct` or `method: qat` train at a bitwidth")
+        return
+    fixed = [(k, getattr(r, k)) for k in ("weight_precision", "fog_weight_precision")]
+    fixed = [(k, v) for k, v in fixed if v not in (None, "fp32")]
+    if fixed:
+        key, value = fixed[0]
+        raise _Bad(
+            f"{key}: {value!r} with method {method}: the method quantizes every layer's weights "
+            "itself, to its bitwidth (`bitwidth:`); set weight_precision: fp32"
+        )
+    if r.autocast is not None:
+        raise _Bad(f"autocast: {r.autocast!r} with method {method}: its GEMMs are integer")
+    if method == "qat":
+        extra = sorted(set(bitwidth or {}) - {"start"})
+        if extra:
+            raise _Bad(f"bitwidth.{extra[0]}: qat trains at a fixed bitwidth; give only start")
+        return
+    if r.optimizer != "sgd":
+        raise _Bad(f"optimizer: {r.optimizer!r} with method rct keeps fp32 state; use sgd")
+    if r.momentum != 0:
+        raise _Bad(
+            f"momentum: {r.momentum!r} with method rct would keep an fp32 momentum per "
+            "weight; rct keeps no optimiser state: set momentum: 0"
         )
 
 

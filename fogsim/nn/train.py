@@ -26,8 +26,10 @@ from fogsim.nn.evaluate import (
 )
 from fogsim.nn.hybrid import HybridNet
 from fogsim.nn.quant import BITS
+from fogsim.nn.rct import Bitwidth, LowPrecisionTraining
 from fogsim.nn.recipe import Augmentation, DatasetPath, Recipe
 from fogsim.nn.setup import STATE_FILE, TrainingSetup, check_writable, model_args, prepare_training
+from fogsim.nn.training_cost import Schedule, training_report
 
 
 def augment(x: torch.Tensor, aug: Augmentation, gen: torch.Generator) -> torch.Tensor:
@@ -105,7 +107,7 @@ def _optimizer(model: HybridNet, r: Recipe, steps: int) -> tuple[torch.optim.Opt
             lr=r.lr,
             momentum=r.momentum,
             weight_decay=r.weight_decay,
-            nesterov=True,
+            nesterov=r.momentum > 0,  # torch refuses Nesterov without momentum
         )
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
@@ -155,9 +157,14 @@ def train_recipe(
     train_idx, hold_idx = setup.train_idx, setup.hold_idx
     # Channels-last convolutions run about 1.5x faster on CPU: the same maths, another layout.
     model.to(device).to(memory_format=torch.channels_last)
+    method = recipe.method or "fp32"
+    low = None
+    if method != "fp32":
+        # Before the optimizer: rct's integer weights are no parameters of it.
+        low = LowPrecisionTraining(model, method, recipe.bitwidth or Bitwidth())
     steps_per_epoch = -(-len(train_idx) // recipe.batch_size)
     opt, sched = _optimizer(model, recipe, steps_per_epoch * recipe.epochs)
-    start, best = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
+    start, best, bits_log = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
     x_all = to_input(train_set.images)
     y_all = torch.from_numpy(np.asarray(train_set.labels, dtype=np.int64))
     for epoch in range(start, recipe.epochs):
@@ -192,9 +199,13 @@ def train_recipe(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if low is not None:
+                low.step(opt.param_groups[0]["lr"], recipe.weight_decay)
             sched.step()
             total += loss.item()
             bar.set_postfix(loss=f"{total / i:.3f}")
+        if low is not None:
+            bits_log.append(low.end_epoch(adjust=epoch + 1 < recipe.epochs))
         hold = hybrid_metrics(_outputs(model, train_set, hold_idx), recipe.exit_rule, 1.0)
         score = float(hold["accuracy"]["cloud"])
         if best is None or score > best["score"]:
@@ -209,6 +220,7 @@ def train_recipe(
                 "scheduler": sched.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "best": best,
+                "bits_log": bits_log,
             },
             work_dir / STATE_FILE,
         )
@@ -217,14 +229,45 @@ def train_recipe(
             f"{_exits_accuracy(hold['accuracy']['edge_per_exit'], model)}cloud {score:.4f} "
             f"(best {best['score']:.4f} after epoch {best['epoch']})"
         )
+        if low is not None:
+            log(f"  weight bits during epoch {epoch + 1}: {_bits_line(bits_log[-1])}")
     if best is not None and best["epoch"] != recipe.epochs:
         # The held-out split, never the test split, chooses the epoch that ships.
         log(f"keeping the weights of epoch {best['epoch']}, best on held-out images")
         model.load_state_dict(best["model"])
+    if low is not None:
+        low.finish()
     model.cpu().to(memory_format=torch.contiguous_format)
     card = {**_card(model, recipe, setup, command), **setup.provenance}
+    card["training"] = _training_cost(model, recipe, len(train_idx), bits_log)
+    log(_cost_line(card["training"]))
     save_checkpoint(output, recipe.architecture, model_args(recipe, train_set), model, card)
     return card
+
+
+def _training_cost(
+    model: HybridNet, recipe: Recipe, images: int, bits_log: list[dict[str, Any]]
+) -> dict[str, Any]:
+    schedule = Schedule(recipe.epochs, images, recipe.batch_size, recipe.optimizer, recipe.momentum)
+    return training_report(model, recipe.method or "fp32", bits_log, schedule)
+
+
+def _cost_line(t: dict[str, Any]) -> str:
+    """The run's training cost beside fp32 training's of the same network and schedule."""
+
+    def saved(key: str) -> str:
+        own, fp32 = t[key], t[f"fp32_{key}"]
+        return f"{own:.4g} vs fp32 {fp32:.4g} ({1 - own / fp32:.1%} less)"
+
+    return (
+        f"training cost ({t['method']}): peak parameter bytes {saved('peak_param_bytes')}; "
+        f"GEMM energy J {saved('gemm_energy_j')}; parameter movement J "
+        f"{saved('param_movement_energy_j')}"
+    )
+
+
+def _bits_line(entry: dict[str, dict[str, float]]) -> str:
+    return ", ".join(f"{name} {v['bits']} (Gavg {v['gavg']:.3g})" for name, v in entry.items())
 
 
 def _exits_accuracy(accuracies: list[float], model: HybridNet) -> str:
@@ -250,10 +293,11 @@ def _resume(
     opt: Any,
     sched: Any,
     log: Callable[[str], None],
-) -> tuple[int, dict[str, Any] | None]:
-    """The epoch to start from and the best held-out weights so far, from ``state_path``."""
+) -> tuple[int, dict[str, Any] | None, list[dict[str, Any]]]:
+    """The epoch to start from, the best held-out weights so far and the bitwidth log, from
+    ``state_path``."""
     if not state_path.is_file():
-        return 0, None
+        return 0, None, []
     try:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
@@ -278,7 +322,7 @@ def _resume(
             "delete it to start again from epoch 0"
         ) from None
     log(f"resuming after epoch {state['epoch']} from {state_path}")
-    return int(state["epoch"]), state.get("best")
+    return int(state["epoch"]), state.get("best"), list(state.get("bits_log", []))
 
 
 def _card(model: HybridNet, recipe: Recipe, setup: TrainingSetup, command: str) -> dict[str, Any]:

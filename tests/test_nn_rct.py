@@ -1,0 +1,134 @@
+"""RCT and QAT training (fogsim.nn.rct): integer-only weights, unbiased rounding, bitwidths."""
+
+import torch
+from torch import nn
+
+from fogsim.nn.rct import (
+    STORAGE,
+    Bitwidth,
+    LowPrecisionTraining,
+    fake_quantize,
+    qmax,
+    stochastic_round,
+)
+from fogsim.nn.train import joint_loss
+from fogsim.nn.zoo import create_model
+
+
+def _batch(n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def test_stochastic_rounding_is_unbiased() -> None:
+    torch.manual_seed(0)
+    x = torch.tensor([0.1, 0.5, -0.3, 2.75, -7.9]).repeat(200_000, 1)
+    rounded = stochastic_round(x)
+    assert torch.equal(rounded, torch.round(rounded))  # every draw lands on an integer
+    assert ((rounded - x).abs() < 1).all()  # on one of the two neighbours
+    # Mean error within 4 standard errors (at most 0.5 / sqrt(200000) each) of zero.
+    assert (rounded - x).mean(0).abs().max() < 4 * 0.5 / 200_000**0.5
+
+
+def test_no_fp32_copy_of_the_weights_exists_during_an_rct_step() -> None:
+    torch.manual_seed(0)
+    model = create_model("smallcnn")
+    weights = {n: m.weight.numel() for n, m in model.named_modules() if hasattr(m, "in_channels")}
+    low = LowPrecisionTraining(model, "rct", Bitwidth())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen: list[dict[str, tuple[torch.dtype, int]]] = []
+
+    def inspect(*_: object) -> None:
+        # Everything the network stores, in the middle of the step's forward pass.
+        seen.append({n: (t.dtype, t.numel()) for n, t in model.state_dict().items()})
+
+    model.blocks[1].register_forward_hook(inspect)
+    x, y = _batch()
+    exits, final = model(x)
+    joint_loss(exits, final, y, (0.3,)).backward()
+    opt.step()
+    assert not opt.state  # no optimiser state
+    low.step(0.1, 0.0)
+    inspect()
+    for stored in seen:
+        for name, count in weights.items():
+            assert stored[f"{name}.weight_int"] == (STORAGE, count)
+            assert f"{name}.weight" not in stored
+    stored_floats = sum(t.numel() for t in model.parameters())
+    assert stored_floats < 0.02 * sum(weights.values())  # BatchNorm and biases only
+    assert all(p.dtype == torch.float32 and p.dim() == 1 for p in model.parameters())
+    # After the step no float weight tensor is left on the layers.
+    assert all(
+        m.__dict__.get("weight") is None for m in model.modules() if hasattr(m, "in_channels")
+    )
+
+
+def test_rct_updates_land_on_the_grid_and_move_the_weights() -> None:
+    torch.manual_seed(0)
+    model = create_model("smallcnn")
+    low = LowPrecisionTraining(model, "rct", Bitwidth(start=6))
+    conv = model.blocks[0].conv
+    before = conv.weight_int.clone()
+    x, y = _batch()
+    exits, final = model(x)
+    joint_loss(exits, final, y, (0.3,)).backward()
+    low.step(0.5, 0.0)
+    assert conv.weight_int.dtype == STORAGE and not torch.equal(conv.weight_int, before)
+    assert conv.weight_int.abs().max() <= qmax(6)
+
+
+def test_a_layer_gains_a_bit_when_its_updates_vanish_and_loses_one_when_they_are_large() -> None:
+    torch.manual_seed(0)
+    model = create_model("smallcnn")
+    low = LowPrecisionTraining(model, "rct", Bitwidth(start=6, grow_below=0.05, shrink_above=0.2))
+    values = {n: m.weight_int.float() * m.weight_scale for n, m in low.layers}
+    low._gavg = {n: [0.001] for n, _ in low.layers}
+    low._gavg["final.fc"] = [10.0]
+    entry = low.end_epoch()
+    assert entry["stem.0"] == {"bits": 6, "gavg": 0.001}
+    bits = low.bits()
+    assert bits.pop("final.fc") == 5 and set(bits.values()) == {7}
+    for name, m in low.layers:
+        now = m.weight_int.float() * m.weight_scale
+        if name == "final.fc":  # one step coarser: within one new step of before
+            assert ((now - values[name]).abs() <= m.weight_scale + 1e-7).all()
+        else:  # one bit more halves the step: the same values exactly
+            assert torch.allclose(now, values[name])
+
+
+def test_qat_keeps_an_fp32_master_and_the_forward_sees_its_quantized_values() -> None:
+    torch.manual_seed(0)
+    model = create_model("smallcnn")
+    low = LowPrecisionTraining(model, "qat", Bitwidth(start=4))
+    conv = model.blocks[0].conv
+    assert conv.weight_master.dtype == torch.float32
+    q = fake_quantize(conv.weight_master, 4).detach()
+    scale = conv.weight_master.detach().abs().amax(dim=(1, 2, 3), keepdim=True) / qmax(4)
+    assert torch.allclose(q / scale, torch.round(q / scale), atol=1e-4)
+    plain = low.finish()
+    assert torch.equal(plain.blocks[0].conv.weight.detach(), q)
+    assert isinstance(plain.blocks[0].conv.weight, nn.Parameter)
+
+
+def test_rct_trains_a_toy_problem_better_than_chance() -> None:
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 16, generator=g) * 2
+    y = torch.randint(0, 4, (512,), generator=g)
+    x = centers[y] + torch.randn(512, 16, generator=g)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    low = LowPrecisionTraining(model, "rct", Bitwidth(start=8))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(5):
+        for idx in torch.randperm(400, generator=g).split(32):
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            low.step(0.1, 0.0)
+        low.end_epoch()
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(x[400:]).argmax(1) == y[400:]).float().mean()
+    assert accuracy > 0.8  # chance is 0.25
+    assert all(m.weight_int.dtype == STORAGE for _, m in low.layers)
