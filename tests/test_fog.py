@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sim_fixtures import (
     BASE,
     FOG_NETWORK,
@@ -266,3 +268,139 @@ def test_bad_networks_are_named_with_their_place(tmp_path: Path, change, where, 
     text = str(info.value)
     assert where in text and words in text, text
     assert "(line " in text
+
+
+@st.composite
+def fog_scenarios(draw) -> dict:
+    """Small explicit networks: one or two gateways (one perhaps a shared cell), a switch,
+    fog servers at a gateway and at the switch, a cloud; random rates, sharing, downlinks,
+    queues, batching, policies and deadlines."""
+    sharing = st.sampled_from(["ps", "fifo"])
+    nodes = [{"name": "gw", "kind": "gateway"}, {"name": "sw"}, {"name": "dc", "kind": "site"}]
+    two = draw(st.booleans())
+    if two:
+        nodes.append(
+            {
+                "name": "cellgw",
+                "kind": "gateway",
+                "access": "shared",
+                "cell": {"bandwidth": "1 Mbps", "delay": "4 ms", "sharing": draw(sharing)},
+            }
+        )
+    links = [
+        {
+            "from": "gw",
+            "to": "sw",
+            "bandwidth": draw(st.sampled_from(["200 kbps", "20 Mbps"])),
+            "delay": "3 ms",
+            "sharing": draw(sharing),
+        },
+        {
+            "from": "sw",
+            "to": "dc",
+            "bandwidth": draw(st.sampled_from(["1 Mbps", "1 Gbps"])),
+            "delay": "10 ms",
+            "sharing": draw(sharing),
+        },
+    ]
+    if draw(st.booleans()):
+        links[1]["downlink"] = {
+            "bandwidth": draw(st.sampled_from(["20 kbps", "10 Mbps"])),
+            "delay": "10 ms",
+            "sharing": draw(sharing),
+        }
+    if two:
+        links.append({"from": "cellgw", "to": "sw", "bandwidth": "5 Mbps", "delay": "2 ms"})
+    server = st.fixed_dictionaries(
+        {
+            "workers": st.integers(1, 2),
+            "batching": st.fixed_dictionaries(
+                {"max_batch": st.integers(1, 4), "max_wait": st.sampled_from(["0 s", "3 ms"])}
+            ),
+            "queue_capacity": st.sampled_from([None, 1, 3]),
+        }
+    )
+    fog = [{"name": "at-sw", "at": "sw", "profile": "edge-server", **draw(server)}]
+    if draw(st.booleans()):
+        fog.append({"name": "at-gw", "at": "gw", "profile": "edge-server", **draw(server)})
+    groups = [
+        {
+            **BASE["devices"][0],
+            "name": "pis",
+            "count": draw(st.integers(1, 4)),
+            "arrival": {"process": "poisson", "rate": draw(st.sampled_from(["2 /s", "20 /s"]))},
+            "gateway": ["gw", "cellgw"] if two else "gw",
+            "fog": draw(st.sampled_from([None, "nearest", "at-sw"])),
+            "queue_capacity": draw(st.sampled_from([None, 2])),
+            "battery": draw(st.sampled_from([None, "5 J"])),
+        },
+    ]
+    policy = draw(
+        st.sampled_from(
+            [
+                {"name": "early_exit", "threshold": 1.0},
+                {"name": "early_exit", "threshold": [0.5, 1.5]},
+                {"name": "early_exit", "rule": "maxprob", "threshold": 0.6},
+                {"name": "device_only"},
+                {"name": "edge_only"},
+                {"name": "fog_only"},
+                {"name": "cloud_only"},
+            ]
+        )
+    )
+    return dict(
+        network={"nodes": nodes, "links": links},
+        fog=fog,
+        cloud={"profile": "t4", "at": "dc", **draw(server)},
+        devices=groups,
+        policy=policy,
+        deadline=draw(
+            st.sampled_from(
+                [None, {"latency": "150 ms", "fallback": "edge"}, {"latency": "150 ms"}]
+            )
+        ),
+        duration="6 s",
+        seed=draw(st.integers(0, 10_000)),
+    )
+
+
+DROP_REASONS = {"device_queue_full", "battery_empty", "fog_queue_full", "cloud_queue_full"}
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(changes=fog_scenarios(), three=st.booleans())
+def test_accounting_holds_on_random_small_topologies(
+    changes: dict, three: bool, tmp_path: Path
+) -> None:
+    outcomes = THREE if three else synthetic_outcomes(exits=2)
+    result = simulate(small_scenario(tmp_path, **changes), outcomes)
+    columns = result.columns  # simulate itself checks accounting; these are the invariants
+    status, at = columns["status"], columns["answered_at"]
+    answered = at != ""
+    assert (answered == np.char.startswith(status.astype(str), "answered")).all()
+    assert (columns["t_answer_s"][answered] <= 6.0 + 1e-9).all()
+    assert ((status == "dropped") == np.isin(columns["reason"], list(DROP_REASONS))).all()
+    assert (columns["energy_fog_j"] >= 0).all() and (columns["energy_cloud_j"] >= 0).all()
+    assert not (columns["energy_fog_j"][columns["fog"] == ""] > 0).any()
+    for name, stats in result.servers.items():
+        if stats["tier"] == "fog":
+            assert stats["completed"] >= ((at == "fog") & (columns["fog"] == name)).sum()
+        assert stats["completed"] + stats["dropped"] <= stats["submitted"]
+    for stats in result.links.values():
+        assert stats["bits_carried"] <= stats["bandwidth_bps"] * 6.0 * (1 + 1e-9)
+    stage_columns, _ = result.stages.columns()
+    request, stage = stage_columns["request"], stage_columns["stage"]
+    first = np.append(True, request[1:] != request[:-1])
+    assert (stage[first] == 0).all() and (np.diff(stage)[~first[1:]] == 1).all()
+    follows = ~first[1:]
+    ends, enqueues = (
+        stage_columns["t_end_s"][:-1][follows],
+        stage_columns["t_enqueue_s"][1:][follows],
+    )
+    finished = ~np.isnan(ends)
+    np.testing.assert_allclose(ends[finished], enqueues[finished], rtol=0, atol=1e-9)
+    # An answer from the fog comes after the fog server finished its part.
+    fog_answered = at == "fog"
+    assert (columns["t_fog_end_s"][fog_answered] <= columns["t_answer_s"][fog_answered]).all()
