@@ -51,22 +51,38 @@ def test_shipped_scenario_runs_small(path: Path, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(again.requests, result.requests)
 
 
-def test_same_seed_gives_the_same_bytes(tmp_path: Path) -> None:
-    path = ROOT / "scenarios/campus.yaml"
+@pytest.mark.parametrize("scenario", ["campus", "three-tier"])
+def test_same_seed_gives_the_same_bytes(scenario: str, tmp_path: Path) -> None:
+    path = ROOT / f"scenarios/{scenario}.yaml"
     for name in ("a", "b"):
         run(path, overrides=shrink(path), out_dir=tmp_path / name)
-    for name in ("requests.parquet", "summary.json", "scenario.resolved.yaml"):
+    files = ("requests.parquet", "stages.parquet", "summary.json", "scenario.resolved.yaml")
+    for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
+def test_three_tier_answers_at_every_tier_and_draws_them(tmp_path: Path) -> None:
+    path = ROOT / "scenarios/three-tier.yaml"
+    result = run(path, overrides=shrink(path), out_dir=tmp_path / "run")
+    shares = result.summary["exit_fraction_by_tier"]
+    assert all(shares[tier] > 0.01 for tier in ("device", "fog", "cloud")), shares
+    assert sum(shares.values()) == pytest.approx(1.0)
+    fog = [s for s in result.summary["servers"].values() if s["tier"] == "fog"]
+    assert len(fog) >= 20 and sum(s["completed"] for s in fog) > 0
+    assert (tmp_path / "run/figures/latency_cdf_by_tier.png").stat().st_size > 0
+    again = load_run(tmp_path / "run")
+    pd.testing.assert_frame_equal(again.stages, result.stages)
+
+
 def test_policies_bracket_the_early_exit(tmp_path: Path) -> None:
-    """edge_only never sends, cloud_only always sends; early exit lies between."""
+    """device_only (or edge_only) never sends, cloud_only always sends; early exit lies
+    between."""
     path = ROOT / "scenarios/campus.yaml"
     rates = {}
-    for policy in ("edge_only", "early_exit", "cloud_only"):
+    for policy in ("edge_only", "device_only", "early_exit", "cloud_only"):
         overrides = [*shrink(path), f"policy={{name: {policy}}}"]
         rates[policy] = run(path, overrides=overrides, write=False).summary["edge_exit_rate"]
-    assert rates["edge_only"] == 1.0 and rates["cloud_only"] == 0.0
+    assert rates["edge_only"] == rates["device_only"] == 1.0 and rates["cloud_only"] == 0.0
     assert 0.0 < rates["early_exit"] < 1.0
 
 
