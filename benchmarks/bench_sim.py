@@ -1,4 +1,5 @@
-"""Simulation speed at city scale: 10,000 devices and at least 1,000,000 requests.
+"""Simulation speed at city scale: 10,000 devices and at least 1,000,000 requests; and the
+three-tier scenario (5,000 devices, 26 fog servers, a three-part network) at about 1,000,000.
 
 Prints simulated requests per second (median of several repeats, simulation
 only: the network's per-image outcomes are computed once and cached, as in a
@@ -27,17 +28,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--duration", default="1400 s", help="simulated time (city: ~1M requests)")
     parser.add_argument("--checkpoint", help="override the city scenario's checkpoint")
+    parser.add_argument("--three-tier-duration", default="1100 s", help="three-tier: ~1M requests")
     args = parser.parse_args()
     overrides = [f"duration={args.duration}"]
     if args.checkpoint:
         overrides.append(f"model.checkpoint={Path(args.checkpoint).resolve()}")
     print(
-        f"{'policy':<12} {'devices':>8} {'requests':>10} {'offloaded':>10} "
+        f"{'scenario':<11} {'policy':<12} {'devices':>8} {'requests':>10} {'offloaded':>10} "
         f"{'median s':>9} {'requests/s':>11}"
     )
-    for policy in ("early_exit", "edge_only", "cloud_only"):
+    runs = [("city", policy, overrides) for policy in ("early_exit", "edge_only", "cloud_only")]
+    three = [f"duration={args.three_tier_duration}"]
+    runs += [("three-tier", policy, three) for policy in ("early_exit", "fog_only")]
+    for name, policy, changes in runs:
         scenario = load_scenario(
-            ROOT / "scenarios/city.yaml", [*overrides, f"policy={{name: {policy}}}"]
+            ROOT / f"scenarios/{name}.yaml", [*changes, f"policy={{name: {policy}}}"]
         )
         outcomes = outcomes_for(scenario)
         times = []
@@ -49,7 +54,7 @@ def main() -> None:
         offloaded = int((result.columns["bytes_sent"] > 0).sum())
         median = statistics.median(times)
         print(
-            f"{policy:<12} {scenario.device_count:>8} {n:>10,} {offloaded:>10,} "
+            f"{name:<11} {policy:<12} {scenario.device_count:>8} {n:>10,} {offloaded:>10,} "
             f"{median:>9.2f} {n / median:>11,.0f}"
         )
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
