@@ -52,6 +52,7 @@ def eval_cmd(
     from fogsim.nn.checkpoint import load_checkpoint, require_fit
     from fogsim.nn.hybrid import EXIT_RULES
     from fogsim.nn.report import evaluation_report
+    from fogsim.nn.training_cost import training_from_card
 
     ckpt = load_checkpoint(checkpoint)
     rule = rule or ckpt.default_rule
@@ -86,6 +87,10 @@ def eval_cmd(
     report["dataset"] = data.name
     report["split"] = data.split
     report["dataset_warnings"] = [str(w) for w in warnings]
+    # What training the network cost (its card's, or counted from an older card's recipe).
+    training = training_from_card(ckpt.card, ckpt.build())
+    if training is not None:
+        report["training"] = training
     if json_out:
         typer.echo(json.dumps(report))
     else:
@@ -192,6 +197,19 @@ def _print_tables(r: dict) -> None:
                 f"{r['fog_feature_bytes']} B / {r['mean_compressed_fog_feature_bytes']:.1f} B",
             )
         )
+    if "training" in r:
+        t = r["training"]
+        rows += [
+            (
+                f"training ({t['method']}) vs fp32: peak parameter bytes",
+                f"{t['peak_param_bytes']} / {t['fp32_peak_param_bytes']}",
+            ),
+            (
+                "training GEMM / parameter-movement energy (J) vs fp32",
+                f"{t['gemm_energy_j']:.4g} / {t['param_movement_energy_j']:.4g} vs "
+                f"{t['fp32_gemm_energy_j']:.4g} / {t['fp32_param_movement_energy_j']:.4g}",
+            ),
+        ]
     if "reference_accuracy" in r:
         rows.append(("reference accuracy", f"{r['reference_accuracy']:.4f}"))
     for row in rows:

@@ -125,6 +125,53 @@ def _compute(card: dict[str, Any], ops: OpReport) -> list[str]:
     return lines
 
 
+def _training_cost(card: dict[str, Any]) -> list[str]:
+    """The run's training cost against fp32 training's, and the bitwidth of each layer in each
+    epoch (cards from before training was costed have none)."""
+    t = card.get("training")
+    if not isinstance(t, dict):
+        return []
+    rows = [
+        ("peak parameter bytes", "peak_param_bytes", "{:.0f}"),
+        ("peak gradient bytes", "peak_grad_bytes", "{:.0f}"),
+        ("peak optimiser-state bytes", "peak_optimizer_bytes", "{:.0f}"),
+        ("GEMM energy (J)", "gemm_energy_j", "{:.4g}"),
+        ("parameter-movement energy (J)", "param_movement_energy_j", "{:.4g}"),
+    ]
+    lines = [
+        "",
+        f"## Training cost ({t['method']})",
+        "",
+        f"| | {t['method']} | fp32 training | saved |",
+        "|---|---|---|---|",
+    ]
+    for label, key, fmt in rows:
+        own, fp32 = t[key], t[f"fp32_{key}"]
+        saved = _pct(1 - own / fp32) if fp32 else "n/a"
+        lines.append(f"| {label} | {fmt.format(own)} | {fmt.format(fp32)} | {saved} |")
+    lines += [
+        "",
+        f"Counted over {t['steps']} steps (fogsim.nn.training_cost); fp32 training: "
+        f"{t['fp32_figures']}. Energy table `{t['energy_table']}`; parameters move to and "
+        f"from {t['memory']}.",
+    ]
+    bits = t.get("bits_per_epoch")
+    if bits:
+        epochs = len(next(iter(bits.values())))
+        lines += [
+            "",
+            "Weight bits of each layer in each epoch (mean Gavg, |lr x gradient| / grid step):",
+            "",
+            "| layer | " + " | ".join(f"epoch {e + 1}" for e in range(epochs)) + " |",
+            "|---|" + "---|" * epochs,
+        ]
+        gavg = t.get("gavg_per_epoch", {})
+        for name, values in bits.items():
+            cells = [f"{b} ({g:.3g})" for b, g in zip(values, gavg.get(name, values), strict=True)]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def card_markdown(card: dict[str, Any], checkpoint: Path) -> str:
     """Render a checkpoint's card, with op counts and edge energy from its network."""
     ckpt = load_checkpoint(checkpoint)
@@ -168,6 +215,7 @@ def card_markdown(card: dict[str, Any], checkpoint: Path) -> str:
         f"- whole edge part: {edge_j * 1e6:.4g} uJ; the same network all fp32 at the edge: "
         f"{fp32_j * 1e6:.4g} uJ ({fp32_j / edge_j:.3g}x), energy table `{table}`",
         *([f"- whole fog part: {fog_j * 1e6:.4g} uJ"] if ops.fog.macs else []),
+        *_training_cost(card),
         "",
         "Energy per MAC sources:",
         "",
