@@ -404,3 +404,39 @@ def test_accounting_holds_on_random_small_topologies(
     # An answer from the fog comes after the fog server finished its part.
     fog_answered = at == "fog"
     assert (columns["t_fog_end_s"][fog_answered] <= columns["t_answer_s"][fog_answered]).all()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "change, where, words",
+    [
+        (lambda d: d.pop("fog"), "devices[0].fog", "the network has a fog part"),
+        (
+            lambda d: d.update(policy={"name": "early_exit", "threshold": [1.0, 1.0, 1.0]}),
+            "policy.threshold",
+            "3 thresholds, but the network has 2 exits (device, fog)",
+        ),
+    ],
+)
+def test_a_three_part_checkpoint_is_checked_against_the_scenario(
+    tmp_path: Path, change, where, words
+) -> None:
+    import yaml
+
+    from fogsim.scenario import load_scenario
+
+    data = copy.deepcopy(BASE)
+    data.update(network=copy.deepcopy(FOG_NETWORK), fog=[dict(FOG_SERVER)])
+    data["cloud"] = {**data["cloud"], "at": "dc"}
+    data["model"] = {"checkpoint": str(ROOT / "models/fmnist-3tier.pt")}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    load_scenario(path, preflight=True)  # as it is, it runs
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, preflight=True)
+    text = str(info.value)
+    assert where in text and words in text and "(line " in text, text

@@ -36,6 +36,44 @@ def file_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
         fit = fit_problem(scenario)
         if fit:
             found.append((("model", "checkpoint"), fit))
+    if not checkpoint:
+        found += part_problems(scenario)
+    return found
+
+
+def part_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
+    """The network's parts against the scenario: a fog part needs a fog server for every
+    device group, and one threshold per exit needs as many thresholds as exits."""
+    from fogsim.nn.checkpoint import load_checkpoint
+    from fogsim.topology import Topology
+
+    model = load_checkpoint(scenario.model.checkpoint).build()
+    found: list[tuple[Loc, str]] = []
+    threshold = getattr(scenario.policy, "threshold", None)
+    exits = len(model.exit_points)
+    if isinstance(threshold, list) and len(threshold) != exits:
+        found.append(
+            (
+                ("policy", "threshold"),
+                f"{len(threshold)} thresholds, but the network has {exits} exits "
+                f"({', '.join(model.exit_tiers)}); give one number, or one per exit",
+            )
+        )
+    if "fog" not in model.tiers or scenario.policy.name in ("device_only", "edge_only"):
+        return found
+    topology = Topology(scenario)
+    for g, group in enumerate(scenario.devices):
+        for gateway in group.gateways:
+            if topology.fog_for(g, gateway) is None:
+                found.append(
+                    (
+                        ("devices", g, "fog"),
+                        f"the network has a fog part ({scenario.model.checkpoint.name}: "
+                        f"{', '.join(model.tiers)}), but no fog server serves gateway "
+                        f"{gateway!r}; add one under fog: (at: {gateway}) or set fog:",
+                    )
+                )
+                break
     return found
 
 
