@@ -88,3 +88,46 @@ def test_rct_trains_ships_weights_on_each_layers_grid_and_eval_reports_its_cost(
     for key in ("peak_param_bytes", "gemm_energy_j", "param_movement_energy_j"):
         assert 0 < t[key] < t[f"fp32_{key}"]
     assert report["accuracy"]["cloud"] > 0.4  # four classes: chance is 0.25
+
+
+def test_rct_training_is_deterministic_and_resumes_with_its_bits(tmp_path):
+    from fogsim.nn.train import train_recipe
+
+    recipe = recipe_from_dict(
+        {
+            **RCT,
+            "name": "toy-rct",
+            "dataset": "toy",
+            "epochs": 2,
+            "batch_size": 64,
+            "lr": 0.5,
+            "holdout": 64,
+            "bitwidth": {"start": 6, "min": 3, "max": 8, "shrink_above": 0.1},
+        }
+    )
+
+    def run(work: str, log=lambda _: None) -> dict:
+        card = train_recipe(
+            recipe,
+            work_dir=tmp_path / work,
+            output=tmp_path / f"{work}.pt",
+            command="test",
+            load_dataset=toy_dataset,
+            progress=False,
+            log=log,
+        )
+        state = torch.load(tmp_path / f"{work}.pt", weights_only=True)["state_dict"]
+        return {"bits": card["training"]["bits_per_epoch"], **state}
+
+    whole = run("a")
+
+    def stop_after_first_epoch(line: str) -> None:
+        if line.startswith("epoch 1:"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run("b", stop_after_first_epoch)
+    resumed = run("b")
+    assert whole["bits"] == resumed["bits"]
+    assert any(v[0] != v[1] for v in whole["bits"].values())  # some layer changed its bits
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole if k != "bits")
