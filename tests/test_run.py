@@ -67,6 +67,11 @@ def test_three_tier_answers_at_every_tier_and_draws_them(tmp_path: Path) -> None
     shares = result.summary["exit_fraction_by_tier"]
     assert all(shares[tier] > 0.01 for tier in ("device", "fog", "cloud")), shares
     assert sum(shares.values()) == pytest.approx(1.0)
+    from fogsim.sweeping.store import flatten_summary  # a sweep's row per point
+
+    row = flatten_summary(result.summary)
+    assert [row[f"exit_fraction_{tier}"] for tier in shares] == list(shares.values())
+    assert row["latency_fog_p95_s"] is not None and row["energy_fog_j"] > 0
     fog = [s for s in result.summary["servers"].values() if s["tier"] == "fog"]
     assert len(fog) >= 20 and sum(s["completed"] for s in fog) > 0
     assert (tmp_path / "run/figures/latency_cdf_by_tier.png").stat().st_size > 0

@@ -144,6 +144,8 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
             flat[f"latency_{path}_{stat}_s"] = value
     for stat, value in summary["energy_j"].items():
         flat[f"energy_{stat}_j"] = value
+    for tier, share in summary.get("exit_fraction_by_tier", {}).items():
+        flat[f"exit_fraction_{tier}"] = share
     return flat
 
 
