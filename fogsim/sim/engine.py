@@ -13,7 +13,7 @@ from fogsim.inference import InferenceOutcomes
 from fogsim.policies import Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim import battery
-from fogsim.sim.edge import BATTERY_EMPTY, EdgeStage, battery_capacity_j, run_devices
+from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
 from fogsim.sim.radio import RadioUse, radio_energy
 from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
     STATUSES,
@@ -112,7 +112,7 @@ def _plan_journeys(
     scenario: Scenario,
     workload: Workload,
     outcomes: InferenceOutcomes,
-    device: EdgeStage,
+    device: DeviceStage,
     planner: Planner,
     kind: np.ndarray,
 ) -> Journeys:
@@ -124,7 +124,7 @@ def _plan_journeys(
     """
     gateways = scenario.network.gateway_nodes
     on_cell = np.array([g.access == "shared" and g.cell is not None for g in gateways])
-    ready = np.where(on_cell[workload.gateway], device.edge_end_s, device.uplink_end_s)
+    ready = np.where(on_cell[workload.gateway], device.compute_end_s, device.uplink_end_s)
     rows = np.flatnonzero(device.bits > 0)
     rows = rows[ready[rows] < scenario.duration]
     rows = rows[np.argsort(ready[rows], kind="stable")]
@@ -196,7 +196,7 @@ def _cloud_total(
 def _device_energy(
     scenario: Scenario,
     workload: Workload,
-    device: EdgeStage,
+    device: DeviceStage,
     journeys: Journeys,
     answer_s: np.ndarray,
 ) -> DeviceEnergy:
@@ -211,7 +211,7 @@ def _device_energy(
 def _radio_use(
     scenario: Scenario,
     workload: Workload,
-    device: EdgeStage,
+    device: DeviceStage,
     journeys: Journeys,
     answer_s: np.ndarray,
 ) -> RadioUse:

@@ -11,7 +11,7 @@ import numpy as np
 from fogsim.inference import InferenceOutcomes
 from fogsim.policies import TIERS, Decision, Tier
 from fogsim.scenario.models import Scenario
-from fogsim.sim.edge import BATTERY_EMPTY, EdgeStage
+from fogsim.sim.device import BATTERY_EMPTY, DeviceStage
 from fogsim.sim.routes import Kinds, Plan
 from fogsim.sim.shared import DROP_REASONS, StageTimes
 from fogsim.sim.workload import Workload
@@ -111,7 +111,7 @@ def request_columns(
     decision: Decision,
     kinds: Kinds,
     kind: np.ndarray,
-    device: EdgeStage,
+    device: DeviceStage,
     journeys: Journeys,
     answer_s: np.ndarray,
     energy: DeviceEnergy,
@@ -126,7 +126,7 @@ def request_columns(
     device_dropped = (device.drop_reason != None) | energy.battery_empty  # noqa: E711
     server_reason = journeys.dropped_reason(n)
     server_dropped = server_reason != ""
-    answer = np.where(on_device, device.edge_end_s, answer_s)
+    answer = np.where(on_device, device.compute_end_s, answer_s)
     n_exits = kinds.n_exits
     exit_used = decision.exit_index.astype(np.int16).copy()
     prediction = np.where(
@@ -149,7 +149,7 @@ def request_columns(
         late = ~dropped & ~(answer <= due) & (due <= scenario.duration)
         device_exits = np.flatnonzero(kinds.exit_tier == Tier.DEVICE)
         # A fallback needs the device's part run whole: its features were sent on.
-        ran_device_part = ~on_device & ~decision.raw & (device.edge_end_s <= due)
+        ran_device_part = ~on_device & ~decision.raw & (device.compute_end_s <= due)
         fallback = late & ran_device_part & (device_exits.size > 0)
         if deadline.fallback == "edge" and fallback.any():
             last = int(device_exits[-1])
@@ -186,7 +186,9 @@ def request_columns(
     uplink_start = np.where(np.isnan(cell_start), device.uplink_start_s, cell_start)
     cell_stage = np.where(np.isnan(journeys.times.cell_sent_s), -1, 0)
     cell_end = journeys.per_request(times.end_s, cell_stage, n)
-    device_s = np.where(answered, np.fmin(device.edge_end_s, answer) - workload.arrival_s, np.nan)
+    device_s = np.where(
+        answered, np.fmin(device.compute_end_s, answer) - workload.arrival_s, np.nan
+    )
     fog_s = _time_in(fog_enqueue, fog_end, answer, answered)
     cloud_s = _time_in(cloud_enqueue, cloud_end, answer, answered)
     fog_j, cloud_j = server_j[Tier.FOG], server_j[Tier.CLOUD]
@@ -204,8 +206,8 @@ def request_columns(
         "late": late,
         "exit": exit_used,
         "t_arrival_s": workload.arrival_s,
-        "t_edge_start_s": device.edge_start_s,
-        "t_edge_end_s": device.edge_end_s,
+        "t_edge_start_s": device.compute_start_s,
+        "t_edge_end_s": device.compute_end_s,
         "t_uplink_start_s": uplink_start,
         "t_uplink_end_s": np.where(np.isnan(cell_end), device.uplink_end_s, cell_end),
         "t_fog_start_s": fog_start,
@@ -213,8 +215,8 @@ def request_columns(
         "t_cloud_start_s": cloud_start,
         "t_cloud_end_s": cloud_end,
         "t_answer_s": answer,
-        "wait_device_s": device.edge_start_s - workload.arrival_s,
-        "wait_uplink_s": uplink_start - device.edge_end_s,
+        "wait_device_s": device.compute_start_s - workload.arrival_s,
+        "wait_uplink_s": uplink_start - device.compute_end_s,
         "wait_fog_s": fog_start - fog_enqueue,
         "wait_cloud_s": cloud_start - cloud_enqueue,
         "batch_size": journeys.per_request(times.batch_size, cloud_stage, n, 0).astype(np.int32),
@@ -251,7 +253,7 @@ class StageTable:
         workload: Workload,
         kind: np.ndarray,
         kinds: Kinds,
-        device: EdgeStage,
+        device: DeviceStage,
         journeys: Journeys,
     ) -> None:
         self._parts = (scenario, workload, kind, kinds, device, journeys)
@@ -265,7 +267,7 @@ class StageTable:
         radio_code = len(names)
         names += [f"radio:{g.name}" for g in gateways]
         blocks: list[dict[str, np.ndarray]] = []
-        computed = ~np.isnan(device.edge_end_s)
+        computed = ~np.isnan(device.compute_end_s)
         runs = np.array([bool(kinds.device_ops(k)) for k in range(kinds.count)])[kind]
         rows = np.flatnonzero(computed & runs)
         first = np.zeros(n, np.int64)
@@ -277,8 +279,8 @@ class StageTable:
                 workload.group[rows],
                 0.0,
                 workload.arrival_s[rows],
-                device.edge_start_s[rows],
-                device.edge_end_s[rows],
+                device.compute_start_s[rows],
+                device.compute_end_s[rows],
             )
         )
         first[rows] += 1
@@ -290,7 +292,7 @@ class StageTable:
                 1,
                 radio_code + workload.gateway[rows],
                 device.bits[rows] / 8.0,
-                device.edge_end_s[rows],
+                device.compute_end_s[rows],
                 device.uplink_start_s[rows],
                 device.uplink_end_s[rows],
             )

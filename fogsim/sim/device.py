@@ -29,15 +29,15 @@ BATTERY_EMPTY = "battery_empty"
 
 
 @dataclass
-class EdgeStage:
+class DeviceStage:
     """Per-request results of the device side; NaN where a stage did not happen."""
 
-    edge_start_s: np.ndarray
-    edge_end_s: np.ndarray
+    compute_start_s: np.ndarray
+    compute_end_s: np.ndarray
     uplink_start_s: np.ndarray  # the device's own radio began sending (dedicated access)
     uplink_sent_s: np.ndarray  # ...and sent its last bit
     uplink_end_s: np.ndarray  # when the last bit reached the gateway
-    bits: np.ndarray  # bits the device sends (0 when answered at the edge)
+    bits: np.ndarray  # bits the device sends (0 when answered on the device)
     compute_j: np.ndarray
     idle_j: np.ndarray
     drop_reason: np.ndarray  # object: None or a reason
@@ -75,7 +75,7 @@ def _energy_per_mac(profile: DeviceProfile) -> dict[str, float]:
 
 def _missing(group: int, field: str, precision: str) -> UserInputError:
     return UserInputError(
-        f"devices[{group}].profile.{field}: the network runs {precision} layers at the edge, "
+        f"devices[{group}].profile.{field}: the network runs {precision} layers on the device, "
         f"but the device profile gives no {precision} {field}; add one, "
         f"e.g. profile: {{base: ..., {field}: {{{precision}: ...}}}}"
     )
@@ -87,7 +87,7 @@ def run_devices(
     outcomes: InferenceOutcomes,
     kinds: Kinds,
     kind: np.ndarray,
-) -> EdgeStage:
+) -> DeviceStage:
     """Device compute, dedicated uplinks, compute and idle energy of every device.
 
     Requests that find their device's battery certainly empty are dropped here,
@@ -112,7 +112,7 @@ def run_devices(
     compute_j = np.where(drop == None, joules[workload.group, kind], 0.0)  # noqa: E711
     up_start, up_sent, up_end = _dedicated_uplinks(scenario, workload, end, bits)
     idle_j = _idle_energy(scenario, workload, start, end)
-    stage = EdgeStage(start, end, up_start, up_sent, up_end, bits, compute_j, idle_j, drop)
+    stage = DeviceStage(start, end, up_start, up_sent, up_end, bits, compute_j, idle_j, drop)
     _stop_empty_devices(scenario, workload, stage)
     return stage
 
@@ -128,7 +128,7 @@ def _bits_sent(
 
 
 def _dedicated_uplinks(
-    scenario: Scenario, workload: Workload, edge_end: np.ndarray, bits: np.ndarray
+    scenario: Scenario, workload: Workload, compute_end: np.ndarray, bits: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each device's own radio link to its gateway, as a FIFO (gateways with dedicated access):
     when sending starts, when the last bit leaves, and when it reaches the gateway."""
@@ -140,9 +140,11 @@ def _dedicated_uplinks(
         rows = np.flatnonzero(sends & (workload.group == g))
         if rows.size == 0:
             continue
-        # Requests leave the device in order of finishing their edge part.
-        rows = rows[np.lexsort((edge_end[rows], workload.device[rows]))]
-        result = solve_fifo(workload.device[rows], edge_end[rows], bits[rows] / group.radio.uplink)
+        # Requests leave the device in order of finishing their own part.
+        rows = rows[np.lexsort((compute_end[rows], workload.device[rows]))]
+        result = solve_fifo(
+            workload.device[rows], compute_end[rows], bits[rows] / group.radio.uplink
+        )
         start[rows], sent[rows] = result.start_s, result.end_s
         end[rows] = result.end_s + group.radio.delay
     return start, sent, end
@@ -171,7 +173,7 @@ def battery_capacity_j(scenario: Scenario, workload: Workload) -> np.ndarray:
     return np.array(capacity)[workload.group]
 
 
-def _stop_empty_devices(scenario: Scenario, workload: Workload, stage: EdgeStage) -> None:
+def _stop_empty_devices(scenario: Scenario, workload: Workload, stage: DeviceStage) -> None:
     """Drop the requests whose device has certainly spent its battery before they begin.
 
     "Certainly": counting only what is known before the fog, with sending at its
@@ -184,8 +186,8 @@ def _stop_empty_devices(scenario: Scenario, workload: Workload, stage: EdgeStage
     empty = battery.spent_before(spent, workload.device) > capacity
     stage.drop_reason[empty] = BATTERY_EMPTY
     for column in (
-        stage.edge_start_s,
-        stage.edge_end_s,
+        stage.compute_start_s,
+        stage.compute_end_s,
         stage.uplink_start_s,
         stage.uplink_sent_s,
         stage.uplink_end_s,
