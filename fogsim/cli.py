@@ -30,7 +30,7 @@ def _root() -> None:
 def _register() -> None:
     # Imported here so that `fogsim --help` stays quick and each command module
     # owns its own options.
-    from fogsim.commands import data, plot, run, sweep, train, validate
+    from fogsim.commands import data, partition, plot, profile, run, sweep, train, validate
     from fogsim.commands import eval as evaluate
 
     app.command("run")(run.run)
@@ -39,6 +39,8 @@ def _register() -> None:
     app.command("eval")(evaluate.eval_cmd)
     app.command("sweep")(sweep.sweep)
     app.command("plot")(plot.plot)
+    app.command("profile")(profile.profile)
+    app.command("partition")(partition.partition)
     app.add_typer(data.app, name="data", help="Datasets: where they are, what they hold.")
 
 
