@@ -54,7 +54,7 @@ def _count_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows.append(("accuracy", _percent(summary["accuracy"]), "of answered"))
     if summary.get("deadline_s") is not None:
         fallbacks = summary.get("deadline_fallbacks", 0)
-        note = "answered at the edge at the deadline"
+        note = "answered on the device at the deadline"
         rows.append(("deadline fallbacks", f"{fallbacks:,}", note))
     return rows
 

@@ -440,3 +440,35 @@ def test_a_three_part_checkpoint_is_checked_against_the_scenario(
         load_scenario(path, preflight=True)
     text = str(info.value)
     assert where in text and words in text and "(line " in text, text
+
+
+def test_a_request_goes_to_the_nearest_of_several_clouds(tmp_path: Path) -> None:
+    network = copy.deepcopy(FOG_NETWORK)
+    network["nodes"].append({"name": "near-dc", "kind": "site"})
+    network["links"].append(
+        {"from": "metro", "to": "near-dc", "bandwidth": "1 Gbps", "delay": "2 ms"}
+    )
+    clouds = [
+        {**BASE["cloud"], "name": "far", "at": "dc"},
+        {**BASE["cloud"], "name": "near", "at": "near-dc"},
+    ]
+    result = simulate(fog_scenario(tmp_path, network=network, cloud=clouds), OUTCOMES)
+    assert result.servers["far"]["submitted"] == 0
+    assert result.servers["near"]["submitted"] == result.cloud["submitted"] > 0
+
+
+def test_deadline_fallback_device_is_the_older_edge(tmp_path: Path) -> None:
+    network = copy.deepcopy(FOG_NETWORK)
+    network["links"][0]["bandwidth"] = "20 kbps"
+    runs = [
+        simulate(
+            fog_scenario(
+                tmp_path, network=network, deadline={"latency": "100 ms", "fallback": name}
+            ),
+            THREE,
+        ).columns
+        for name in ("device", "edge")
+    ]
+    fallback = runs[0]["reason"] == "deadline_fallback"
+    assert fallback.any() and (runs[0]["answered_at"][fallback] == "device").all()
+    np.testing.assert_array_equal(runs[0]["reason"], runs[1]["reason"])

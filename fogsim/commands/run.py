@@ -29,7 +29,8 @@ def run(
     ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
 ) -> None:
-    """Simulate SCENARIO; write the resolved scenario, requests.parquet, summary.json, figures."""
+    """Simulate SCENARIO; write the resolved scenario, requests.parquet, stages.parquet,
+    summary.json and figures."""
     from fogsim.runner import run as run_scenario
     from fogsim.scenario.footprint import parse_memory
 

@@ -311,7 +311,11 @@ class ModelSpec(Strict):
 
 class Deadline(Strict):
     latency: PositiveSeconds
-    fallback: Literal["none", "edge"] = "none"
+    fallback: Literal["none", "device", "edge"] = Field(
+        default="none",
+        description="device (or its older name edge): a late answer is replaced, at the "
+        "deadline, by the device's last exit",
+    )
 
 
 class Outputs(Strict):

@@ -151,7 +151,7 @@ def request_columns(
         # A fallback needs the device's part run whole: its features were sent on.
         ran_device_part = ~on_device & ~decision.raw & (device.compute_end_s <= due)
         fallback = late & ran_device_part & (device_exits.size > 0)
-        if deadline.fallback == "edge" and fallback.any():
+        if deadline.fallback in ("device", "edge") and fallback.any():
             last = int(device_exits[-1])
             answer[fallback] = due[fallback]
             prediction[fallback] = outcomes.exit_pred[image[fallback], last]
