@@ -148,7 +148,7 @@ class Server:
             self._dispatch()
             batch: list[_Waiting] = yield handed
             start = self._running_since[worker] = env.now
-            work = math.fsum(item.work_s for item in batch)
+            work = batch[0].work_s if len(batch) == 1 else math.fsum(i.work_s for i in batch)
             yield env.timeout(self.service_time(len(batch)) + work)
             end = env.now
             del self._running_since[worker]

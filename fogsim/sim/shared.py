@@ -149,7 +149,7 @@ def _link(env: simpy.Environment, name: str, spec: LinkSpec) -> Link:
 class _Route:
     """A plan bound to the run's resources: what each stage calls, resolved once."""
 
-    __slots__ = ("stages", "back", "back_fixed_s", "on_cell", "times", "env")
+    __slots__ = ("stages", "count", "back", "back_fixed_s", "on_cell", "times", "env")
 
     def __init__(self, net: SharedStages, plan: Plan) -> None:
         self.times = net.times
@@ -170,6 +170,7 @@ class _Route:
                 fixed += net.back_fixed_s[name]
         self.back = back
         self.back_fixed_s = fixed
+        self.count = len(self.stages)
 
 
 class _Journey:
@@ -191,13 +192,15 @@ class _Journey:
 
     def enter(self) -> None:
         """Queue at the current stage, or start the way back after the last one."""
-        stages = self.route.stages
-        if self.stage == len(stages):
-            self.return_answer(None)
+        route, stage = self.route, self.stage
+        if stage == route.count:
+            if route.back:
+                self.return_answer(None)
+            else:
+                route.times.answer_at_gateway_s[self.row] = route.env.now + route.back_fixed_s
             return
-        compute, resource, step = stages[self.stage]
-        route = self.route
-        route.times.enqueue_s[self.row, self.stage] = route.env.now
+        compute, resource, step = route.stages[stage]
+        route.times.enqueue_s[self.row, stage] = route.env.now
         if compute:
             resource.submit(self.row, step.work_s).callbacks.append(self.served)
         else:
