@@ -169,3 +169,28 @@ def test_measured_profiles_per_tier_and_their_disagreement(tmp_path):
         "1 ms",
     )
     assert outcome.code == 1 and "--deadline" in outcome.stderr
+
+
+def test_partition_from_a_scenario_and_option_errors(tmp_path):
+    path = tmp_path / "s.parquet"
+    profiler.profile(networks.build("smallcnn"), repeats=1, warmup=0, progress=False).save(path)
+    outcome = invoke(
+        "partition", "--scenario", "scenarios/three-tier.yaml", "--profile", str(path), "--json"
+    )
+    assert outcome.code == 0, outcome.stderr
+    best = json.loads(outcome.stdout)["best"]
+    assert best["latency_s"] == pytest.approx(
+        sum(best["compute_s"].values()) + sum(best["transfer_s"])
+    )
+    outcome = invoke("partition", "--profile", str(path))
+    assert outcome.code == 2 and "--network" in outcome.stderr
+    outcome = invoke(
+        "partition",
+        "--scenario",
+        "scenarios/three-tier.yaml",
+        "--profile",
+        str(path),
+        "--pin",
+        "1-3-device",
+    )
+    assert outcome.code == 2 and "FIRST-LAST=TIER" in outcome.stderr
