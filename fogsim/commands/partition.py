@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from fogsim.errors import UserInputError
+
+if TYPE_CHECKING:
+    from fogsim.partition.network import TierNetwork
+    from fogsim.partition.search import Rows
 
 
 def partition(
@@ -37,11 +42,27 @@ def partition(
     deadline: str | None = typer.Option(None, help="Latest answer: '150 ms'."),
     top: int = typer.Option(10, min=1, help="Candidates shown."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    simulate: int = typer.Option(
+        0,
+        min=0,
+        help="Run the best K candidates as fogsim runs of --scenario's devices (queueing "
+        "and contention count); report p50/p95 latency and energy.",
+    ),
+    figure: Path | None = typer.Option(
+        None, help="With --simulate: draw latency without queueing and under load (PNG, SVG)."
+    ),
 ) -> None:
     """Enumerate every partition over device, fog and cloud (layer order kept, any tier may
     run nothing), cost each (compute, transfers, device energy, upload) and rank them."""
     from fogsim.partition import options, search
 
+    if (simulate or figure) and scenario is None:
+        raise UserInputError(
+            "--simulate needs --scenario S.yaml: its devices are the load the candidates run "
+            "under (a --network file has no devices)"
+        )
+    if figure is not None and not simulate:
+        raise UserInputError("--figure draws the simulated candidates: add --simulate K")
     net = options.network(network, scenario)
     rows = options.rows(net, model, profile or [])
     if objective not in search.OBJECTIVES:
@@ -52,8 +73,27 @@ def partition(
         pin or [], exclude or [], max_upload, min_device_layers, max_energy, deadline, rows.last
     )
     costs, order = search.rank(rows, net, limits, objective, weight)
-    candidates = [costs.candidate(int(i), rows.last) for i in order[:top]]
+    candidates = [costs.candidate(int(i), rows.last) for i in order[: max(top, simulate)]]
+    if simulate:
+        _simulate(candidates[:simulate], rows, net, scenario, figure)
     if json_out:
         typer.echo(json.dumps({"candidates": candidates, "best": candidates[0]}, indent=2))
     else:
         options.print_table(candidates, costs.hop_names, len(order), net.radio is not None)
+
+
+def _simulate(
+    candidates: list[dict], rows: Rows, net: TierNetwork, scenario: Path, figure: Path | None
+) -> None:
+    """Add a ``simulated`` object to each candidate: its run under the scenario's load."""
+    from fogsim.partition import simulate as sim
+    from fogsim.partition.from_scenario import load
+
+    loaded = load(scenario)
+    for c in candidates:
+        columns = sim.simulate(loaded, rows, net, (c["cuts"][0], c["cuts"][1]))
+        c["simulated"] = sim.summary(columns)
+    if figure is not None:
+        from fogsim.partition import figure as draw
+
+        draw.save(draw.under_load(candidates, title=loaded.name), figure)

@@ -9,20 +9,30 @@ the summed delay and the harmonic bandwidth.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fogsim.errors import UserInputError
 from fogsim.partition.network import Hop, TierNetwork, network_from_data
 from fogsim.scenario import profiles
 
+if TYPE_CHECKING:
+    from fogsim.scenario import Scenario
 
-def network_of_scenario(path: Path) -> TierNetwork:
+
+def load(path: Path) -> Scenario:
+    """The scenario at ``path``; its problems as one UserInputError."""
     from fogsim.scenario.load import ScenarioError, load_scenario
-    from fogsim.topology import Topology
 
     try:
-        scenario = load_scenario(path)
+        return load_scenario(path)
     except ScenarioError as exc:
         raise UserInputError(str(exc)) from None
+
+
+def network_of_scenario(path: Path) -> TierNetwork:
+    from fogsim.topology import Topology
+
+    scenario = load(path)
     topology = Topology(scenario)
     group = scenario.devices[0]
     gateway = group.gateways[0]

@@ -118,6 +118,10 @@ def print_table(candidates: list[dict], hops: list[str], feasible: int, radio: b
         table.add_column(name, justify="right")
     for hop in hops:
         table.add_column(hop, justify="right")
+    simulated = [c for c in candidates if "simulated" in c]
+    if simulated:
+        for name in ("sim p50", "sim p95", "sim energy"):
+            table.add_column(name, justify="right")
     for rank, c in enumerate(candidates, 1):
         spans = [_span(c["tiers"][t], c["compute_s"][t]) for t in tiers.TIERS]
         table.add_row(
@@ -128,11 +132,28 @@ def print_table(candidates: list[dict], hops: list[str], feasible: int, radio: b
             f"{c['device_energy_j']:.4g} J",
             f"{c['upload_bytes']:,} B",
             *(f"{t * 1e3:.4g} ms" for t in c["transfer_s"]),
+            *(_simulated(c.get("simulated")) if simulated else ()),
         )
     console = Console(width=max(140, Console().width))
     console.print(table)
     if not radio:
         console.print("device energy counts compute only: the network names no radio")
+    if simulated:
+        console.print(
+            "sim: the candidate run under the scenario's devices (queueing and contention "
+            "count; latency until the answer is back at the device; device energy of compute "
+            "and radio, mean)"
+        )
+
+
+def _simulated(sim: dict | None) -> tuple[str, str, str]:
+    if sim is None or sim["answered"] == 0:
+        return ("-", "-", "-") if sim is None else ("none answered", "-", "-")
+    return (
+        f"{sim['latency_p50_s'] * 1e3:.4g} ms",
+        f"{sim['latency_p95_s'] * 1e3:.4g} ms",
+        f"{sim['device_energy_mean_j']:.4g} J",
+    )
 
 
 def _span(span: list[int] | None, seconds: float) -> str:
