@@ -45,10 +45,7 @@ class Decision(BaseModel):
 
 def exit_tiers(outcomes: InferenceOutcomes) -> np.ndarray:
     """The tier (a Tier value) of each exit of the network."""
-    n_exits = outcomes.exit_pred.shape[1]
-    # Two-part outcomes (before three-part networks) have every exit on the device.
-    names = getattr(outcomes, "exit_tiers", ()) or ("device",) * n_exits
-    return np.array([TIERS.index(name) for name in names], dtype=np.int8)
+    return np.array([TIERS.index(name) for name in outcomes.exit_tiers], dtype=np.int8)
 
 
 class Policy(BaseModel):
@@ -90,8 +87,7 @@ class EarlyExit(Policy):
         """One threshold per exit."""
         n_exits = outcomes.exit_pred.shape[1]
         if self.threshold is None:
-            defaults = getattr(outcomes, "default_thresholds", ())
-            return np.array(defaults or [outcomes.default_threshold] * n_exits, dtype=np.float64)
+            return np.array(outcomes.default_thresholds, dtype=np.float64)
         if isinstance(self.threshold, list):
             if len(self.threshold) != n_exits:
                 raise UserInputError(

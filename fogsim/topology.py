@@ -169,26 +169,22 @@ def _route_problems(scenario: Scenario, topology: Topology) -> list[tuple[Loc, s
     found: list[tuple[Loc, str]] = []
     needs_fog = scenario.policy.name == "fog_only"
     for g, group in enumerate(scenario.devices):
+        named = group.fog not in (None, "nearest")
         for gateway in group.gateways:
             fog = topology.fog_for(g, gateway)
-            wanted = group.fog not in (None, "nearest")
-            if fog is None and (wanted or needs_fog):
+            if fog is None and (named or needs_fog):
+                target = f"fog server {group.fog!r}" if named else "any fog server"
+                why = "" if named else " (fog_only sends every request to a fog server)"
                 found.append(
-                    (
-                        ("devices", g, "fog"),
-                        f"no route from gateway {gateway!r} to "
-                        + (f"fog server {group.fog!r}" if wanted else "any fog server")
-                        + f" (the {scenario.policy.name} policy sends requests to the fog)"
-                        * (needs_fog and not wanted),
-                    )
+                    (("devices", g, "fog"), f"no route from gateway {gateway!r} to {target}{why}")
                 )
             start = topology.node_of(fog) if fog else gateway
             if topology.cloud_for(start) is None:
+                origin = f"fog server {fog!r}" if fog else f"gateway {gateway!r}"
                 found.append(
                     (
                         ("devices", g, "gateway"),
-                        f"no route from {'fog server ' + repr(fog) if fog else gateway!r} "
-                        "to any cloud; add a link towards one",
+                        f"no route from {origin} to any cloud; add a link towards one",
                     )
                 )
     return found

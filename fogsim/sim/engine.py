@@ -138,10 +138,9 @@ def _plan_journeys(
         group, gateway = divmod(group_gateway, n_gateways)
         plans.append(planner.plan(group, gateway, request_kind))
     fog_bytes = outcomes.compressed_fog_feature_bytes
-    fog_bits = (
-        np.zeros(rows.size) if fog_bytes is None else fog_bytes[workload.image_id[rows]] * 8.0
-    )
-    bits = np.column_stack([device.bits[rows], fog_bits.astype(np.float64)])
+    assert fog_bytes is not None  # InferenceOutcomes fills it in (zeros without a fog part)
+    fog_bits = fog_bytes[workload.image_id[rows]].astype(np.float64) * 8.0
+    bits = np.column_stack([device.bits[rows], fog_bits])
     return Journeys(rows, ready[rows], plans, plan.astype(np.int64), bits)
 
 

@@ -52,7 +52,7 @@ class Kinds:
         self.outcomes = outcomes
         self.n_exits = outcomes.exit_pred.shape[1]
         self.exit_tier = exit_tiers(outcomes)
-        self.three_part = bool(_fog_ops(outcomes))
+        self.three_part = bool(outcomes.fog_ops)
 
     @property
     def features(self) -> int:
@@ -99,12 +99,8 @@ class Kinds:
             if self.exit_tier[kind] == Tier.DEVICE:
                 return []
             return [(Tier.FOG, dict(o.fog_ops_to_exit[kind]))]
-        fog = [(Tier.FOG, _fog_ops(o))] if self.three_part else []
+        fog = [(Tier.FOG, dict(o.fog_ops))] if self.three_part else []
         return [*fog, (Tier.CLOUD, dict(o.cloud_ops))]
-
-
-def _fog_ops(outcomes: InferenceOutcomes) -> dict[str, int]:
-    return dict(getattr(outcomes, "fog_ops", {}) or {})
 
 
 class Planner:
