@@ -125,3 +125,35 @@ def test_simulate_needs_a_scenario(tmp_path):
     result = invoke("partition", "--network", str(net), "--model", "smallcnn", "--simulate", "2")
     assert result.code == 2
     assert "--simulate needs --scenario" in result.stderr
+
+
+def test_under_load_the_best_partition_alone_is_not_the_best(tmp_path):
+    figure = tmp_path / "under-load.png"
+    result = invoke(
+        "partition",
+        "--scenario",
+        "scenarios/partition-under-load.yaml",
+        "--profile",
+        "models/profiles/resnet50.parquet",
+        "--simulate",
+        "3",
+        "--top",
+        "3",
+        "--json",
+        "--figure",
+        str(figure),
+    )
+    assert result.code == 0, result.stderr
+    candidates = json.loads(result.stdout)["candidates"]
+    assert [c["latency_s"] for c in candidates] == sorted(c["latency_s"] for c in candidates)
+    sims = [c["simulated"] for c in candidates]
+    assert all(s["answered"] > 0.9 * s["requests"] for s in sims[1:])
+    # Queueing and the answer's way back only add to a partition's latency alone.
+    for c, s in zip(candidates, sims, strict=True):
+        assert s["latency_p50_s"] >= c["latency_s"]
+        assert s["latency_p95_s"] >= s["latency_p50_s"]
+    # The single fog worker that makes the first best alone saturates under the cameras.
+    best_under_load = min(range(3), key=lambda i: sims[i]["latency_p50_s"])
+    assert best_under_load != 0
+    assert sims[0]["latency_p50_s"] > 5 * sims[best_under_load]["latency_p50_s"]
+    assert figure.stat().st_size > 0
