@@ -94,6 +94,7 @@ class SharedStages:
         for cloud in scenario.clouds:
             self._add_server(env, cloud.name, cloud, CLOUD_QUEUE_FULL, Tier.CLOUD)
         self.times = StageTimes.empty(rows, stages)
+        self.payloads: list[list[float]] = []  # bits of each payload, by row (see feed)
 
     def _add_server(
         self, env: simpy.Environment, name: str, spec: ServerSpec, reason: str, tier: int
@@ -122,11 +123,14 @@ class SharedStages:
         ready time). One feeder keeps only the requests in flight in the event queue."""
         env = self.env
         routes = [_Route(self, plan) for plan in plans]
-        rows = zip(ready_s.tolist(), plan_of_row.tolist(), payload_bits.tolist(), strict=True)
-        for row, (at, plan, bits) in enumerate(rows):
+        # Each payload as one list of floats: a list per request would cost far more memory.
+        self.payloads = [payload_bits[:, 0].tolist()]
+        uses_fog = any(step.payload for plan in plans for step in plan.steps)
+        self.payloads.append(payload_bits[:, 1].tolist() if uses_fog else [])
+        for row, (at, plan) in enumerate(zip(ready_s.tolist(), plan_of_row.tolist(), strict=True)):
             if at > env.now:
                 yield env.timeout(at - env.now)
-            _Journey(self, routes[plan], row, bits).enter()
+            _Journey(self, routes[plan], row).enter()
 
     def link_stats(self, duration_s: float) -> dict[str, dict[str, float]]:
         """Utilisation and traffic of every shared link (and downlink) over the run."""
@@ -180,13 +184,12 @@ class _Journey:
     starts the next one, so a request costs only its own events.
     """
 
-    __slots__ = ("net", "route", "row", "bits", "stage", "back")
+    __slots__ = ("net", "route", "row", "stage", "back")
 
-    def __init__(self, net: SharedStages, route: _Route, row: int, bits: list[float]) -> None:
+    def __init__(self, net: SharedStages, route: _Route, row: int) -> None:
         self.net = net
         self.route = route
         self.row = row
-        self.bits = bits
         self.stage = 0
         self.back = 0
 
@@ -204,7 +207,8 @@ class _Journey:
         if compute:
             resource.submit(self.row, step.work_s).callbacks.append(self.served)
         else:
-            resource.transmit(self.bits[step.payload]).callbacks.append(self.delivered)
+            bits = self.net.payloads[step.payload][self.row]
+            resource.transmit(bits).callbacks.append(self.delivered)
 
     def delivered(self, delivery: Delivery) -> None:
         route, row, stage = self.route, self.row, self.stage
