@@ -157,3 +157,25 @@ def test_under_load_the_best_partition_alone_is_not_the_best(tmp_path):
     assert best_under_load != 0
     assert sims[0]["latency_p50_s"] > 5 * sims[best_under_load]["latency_p50_s"]
     assert figure.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        {"base": "rpi4", "compute_energy": "per_op", "energy_per_mac": {"fp32": "2 nJ/MAC"}},
+        {"base": "rpi4", "compute_energy": "per_op", "energy_table": "horowitz45nm-braintta"},
+    ],
+    ids=["own-figure", "energy-table"],
+)
+def test_per_mac_devices_alone_match_their_cost(device):
+    rows = random_rows(2, 4)
+    data = {**net_data(1.6, 66.7, 50, 20), "device": device}
+    costs, order = search.rank(rows, network_from_data(data))
+    for i in order:
+        c = costs.candidate(int(i), rows.last)
+        a = c["cuts"][0]
+        sim = alone(data, rows, (a, c["cuts"][1]))
+        assert sim["energy_j"] == pytest.approx(c["device_energy_j"], rel=1e-9, abs=1e-15)
+        if a > 0 and "energy_per_mac" in device:  # 2 nJ per MAC, by hand
+            compute_j = c["device_energy_j"] - 0.65e-6 * 8 * c["upload_bytes"]
+            assert compute_j == pytest.approx(2e-9 * rows.macs[1 : a + 1].sum(), rel=1e-9)

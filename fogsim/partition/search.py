@@ -15,6 +15,7 @@ import numpy as np
 
 from fogsim.errors import FogsimError, UserInputError
 from fogsim.partition.network import TIERS, Hop, TierNetwork
+from fogsim.scenario.models import DeviceProfile
 
 OBJECTIVES = ("latency", "device-energy", "weighted")
 
@@ -130,8 +131,22 @@ def _compute_energy(rows: Rows, net: TierNetwork, a: np.ndarray, seconds: np.nda
             "the device profile counts energy per MAC, but the device's profile has no macs; "
             "give a profile with its macs column filled"
         )
-    per_mac = device.energy_per_mac.get("fp32", 0.0)
+    per_mac = fp32_energy_per_mac(device)
     return per_mac * np.concatenate([[0.0], np.cumsum(rows.macs[1:])])[a]
+
+
+def fp32_energy_per_mac(device: DeviceProfile) -> float:
+    """A per_op device's joules per fp32 MAC: its own figure, else its energy table's."""
+    from fogsim.energy import energy_per_mac
+
+    table = energy_per_mac(device.energy_table) if device.energy_table else {}
+    per_mac = {**table, **device.energy_per_mac}.get("fp32")
+    if per_mac is None:
+        raise UserInputError(
+            "the device profile counts energy per MAC but gives no fp32 energy_per_mac, which "
+            "the profiled layers (fp32) need; add one, e.g. energy_per_mac: {fp32: 1 nJ}"
+        )
+    return per_mac
 
 
 def _radio_energy(net: TierNetwork, upload: np.ndarray, rate: np.ndarray) -> np.ndarray:

@@ -18,9 +18,10 @@ import numpy as np
 
 from fogsim.inference import InferenceOutcomes
 from fogsim.partition.network import TierNetwork
-from fogsim.partition.search import Rows
+from fogsim.partition.search import Rows, fp32_energy_per_mac
 from fogsim.policies import EarlyExit
 from fogsim.scenario import Scenario, scenario_from_data
+from fogsim.scenario.models import DeviceProfile
 
 ROUTE_EVERY_REQUEST = EarlyExit(threshold=1.0, rule="entropy")
 _TAKEN, _NOT_TAKEN = 0.0, 10.0
@@ -88,17 +89,35 @@ def _fp32_rate(profile: Any, tier: str) -> float:
     return float(rate)
 
 
-def routed(scenario: Scenario) -> Scenario:
+def routed(scenario: Scenario, rows: Rows, net: TierNetwork, cuts: tuple[int, int]) -> Scenario:
     """``scenario`` with every request sent on the candidate's path: its policy replaced,
-    and no deadline fallback to replace late answers."""
-    return scenario.model_copy(update={"policy": ROUTE_EVERY_REQUEST, "deadline": None})
+    no deadline fallback to replace late answers, and per_op devices' energy per MAC
+    rescaled from the part's real MACs to the MACs the simulator is given."""
+    groups = [
+        group.model_copy(update={"profile": _per_real_mac(group.profile, rows, net, cuts)})
+        for group in scenario.devices
+    ]
+    update = {"policy": ROUTE_EVERY_REQUEST, "deadline": None, "devices": groups}
+    return scenario.model_copy(update=update)
+
+
+def _per_real_mac(
+    profile: DeviceProfile, rows: Rows, net: TierNetwork, cuts: tuple[int, int]
+) -> DeviceProfile:
+    given = part_seconds(rows, cuts)["device"] * _fp32_rate(net.device, "device")
+    if profile.compute_energy != "per_op" or given == 0 or rows.macs is None:
+        return profile
+    real = float(rows.macs[1 : cuts[0] + 1].sum())
+    per_mac = fp32_energy_per_mac(profile) * real / given
+    scaled = {**profile.energy_per_mac, "fp32": per_mac}
+    return profile.model_copy(update={"energy_per_mac": scaled})
 
 
 def simulate(scenario: Scenario, rows: Rows, net: TierNetwork, cuts: tuple[int, int]) -> Any:
     """The simulator's per-request columns for the candidate ``cuts`` run in ``scenario``."""
     from fogsim.sim.engine import simulate as run
 
-    return run(routed(scenario), candidate_outcomes(rows, net, cuts)).columns
+    return run(routed(scenario, rows, net, cuts), candidate_outcomes(rows, net, cuts)).columns
 
 
 def summary(columns: dict[str, np.ndarray]) -> dict[str, Any]:
