@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fogsim.scenario.quantities import BitRate, Bits, Seconds
+from fogsim.scenario.quantities import Bits, Seconds
+from fogsim.scenario.rates import LinkRate, VaryingRate
 
 CLOUD_NODE = "cloud"  # where the short form's cloud sits
 REGION_NODE = "region"  # where the short form's backhauls meet the cloud link
@@ -22,7 +23,7 @@ class Strict(BaseModel):
 
 
 class LinkSpec(Strict):
-    bandwidth: BitRate
+    bandwidth: LinkRate
     delay: Seconds = 0.0
     sharing: Literal["ps", "fifo"] = "ps"
 
@@ -36,6 +37,11 @@ class Gateway(Strict):
     cell: LinkSpec | None = Field(
         default=None, description="the shared wireless cell; required when access is shared"
     )
+
+    @model_validator(mode="after")
+    def _steady_cell(self) -> Gateway:
+        _check_steady_cell(self.cell)
+        return self
 
 
 class Node(Strict):
@@ -52,6 +58,7 @@ class Node(Strict):
     def _access_on_gateways_only(self) -> Node:
         if self.kind != "gateway" and (self.cell is not None or self.access != "dedicated"):
             raise ValueError(f"access and cell belong to gateways; {self.name!r} is a {self.kind}")
+        _check_steady_cell(self.cell)
         return self
 
 
@@ -69,7 +76,7 @@ class NetLink(Strict):
     )
     source: str = Field(alias="from", min_length=1)
     to: str = Field(min_length=1)
-    bandwidth: BitRate
+    bandwidth: LinkRate
     delay: Seconds = 0.0
     sharing: Literal["ps", "fifo"] = "ps"
     downlink: LinkSpec | None = Field(
@@ -149,3 +156,12 @@ def _link(name: str, source: str, to: str, spec: LinkSpec) -> NetLink:
         delay=spec.delay,
         sharing=spec.sharing,
     )
+
+
+def _check_steady_cell(cell: LinkSpec | None) -> None:
+    # The answer's last hop and the radios' energy read one rate per cell.
+    if cell is not None and isinstance(cell.bandwidth, VaryingRate):
+        raise ValueError(
+            "a shared cell's bandwidth must be a plain rate (e.g. 50 Mbps); "
+            "time-varying rates are supported on backhauls, cloud links and explicit links"
+        )

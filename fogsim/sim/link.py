@@ -10,6 +10,8 @@ from typing import Literal
 import simpy
 from simpy.events import NORMAL
 
+from fogsim.sim.ratefn import RateFunction
+
 Discipline = Literal["ps", "fifo"]
 
 
@@ -38,6 +40,10 @@ class Link:
     has received, every transfer finishes when the clock reaches its finish tag,
     and only the next completion is ever scheduled. ``"fifo"`` sends one
     transfer at a time at full rate, in arrival order.
+
+    With a ``rate`` function the capacity follows it over time (``bandwidth_bps`` is
+    then only the nominal rate): both disciplines stay exact, since the bits a transfer
+    gets between two instants are the integral of the rate (see ``RateFunction``).
     """
 
     def __init__(
@@ -47,6 +53,7 @@ class Link:
         bandwidth_bps: float,
         delay_s: float,
         discipline: Discipline = "ps",
+        rate: RateFunction | None = None,
     ) -> None:
         if not (bandwidth_bps > 0 and math.isfinite(bandwidth_bps)):
             raise ValueError(f"link {name!r}: bandwidth must be positive, got {bandwidth_bps!r}")
@@ -59,6 +66,7 @@ class Link:
         self.bandwidth_bps = float(bandwidth_bps)
         self.delay_s = float(delay_s)
         self.discipline = discipline
+        self.rate = rate
         self.peak_concurrency = 0
         self._bits_done = 0.0
         self._done = 0
@@ -142,18 +150,32 @@ class Link:
         # would finish before it needs a new one.
         if not self._wakeup_pending or (
             self._flows[0][1] == self._sequence
-            and now + bits * len(self._flows) / self.bandwidth_bps < self._wakeup_at_s
+            and self._through_s(now, bits * len(self._flows)) < self._wakeup_at_s
         ):
             self._schedule_wakeup()
 
     def _advance(self, now: float) -> None:
         """Move the virtual clock: each active transfer got ``C / n`` bits per second."""
-        self._virtual_bits += (now - self._virtual_at_s) * self.bandwidth_bps / len(self._flows)
+        if self.rate is None:
+            self._virtual_bits += (now - self._virtual_at_s) * self.bandwidth_bps / len(self._flows)
+        else:
+            capacity = self.rate.bits_between(self._virtual_at_s, now)
+            self._virtual_bits += capacity / len(self._flows)
         self._virtual_at_s = now
+
+    def _through_s(self, start_s: float, bits: float) -> float:
+        """When ``bits`` at the link's full capacity from ``start_s`` on are through."""
+        if self.rate is None:
+            return start_s + bits / self.bandwidth_bps
+        return self.rate.finish_s(start_s, bits)
 
     def _schedule_wakeup(self) -> None:
         remaining_bits = self._flows[0][0] - self._virtual_bits
-        delay = max(0.0, remaining_bits * len(self._flows) / self.bandwidth_bps)
+        if self.rate is None:
+            delay = max(0.0, remaining_bits * len(self._flows) / self.bandwidth_bps)
+        else:
+            delay = self.rate.finish_s(self.env.now, max(0.0, remaining_bits) * len(self._flows))
+            delay -= self.env.now
         # SimPy cannot cancel a timeout: a replaced wake-up is recognised as stale
         # by its generation number and ignored.
         self._generation += 1
@@ -170,9 +192,9 @@ class Link:
         flows = self._flows
         while flows:
             tag = flows[0][0]
-            left_s = (tag - self._virtual_bits) * len(flows) / self.bandwidth_bps
+            left_bits = (tag - self._virtual_bits) * len(flows)
             # Due when what is left cannot move the clock any more (float resolution).
-            if now + left_s > now:
+            if self._through_s(now, left_bits) > now:
                 break
             _, _, bits, done = heapq.heappop(flows)
             self._virtual_bits = max(self._virtual_bits, tag)
@@ -189,9 +211,13 @@ class Link:
     def _send_fifo(self, bits: float, done: Delivery) -> None:
         now = self.env.now
         self._settle_fifo()
-        serialize_s = bits / self.bandwidth_bps
         done.started_s = max(now, self._fifo_free_at_s)
-        end = done.started_s + serialize_s
+        if self.rate is None:
+            serialize_s = bits / self.bandwidth_bps
+            end = done.started_s + serialize_s
+        else:
+            end = self.rate.finish_s(done.started_s, bits)
+            serialize_s = end - done.started_s
         self._fifo_free_at_s = end
         self._fifo_work_s += serialize_s
         self._fifo_pending.append((end, bits))

@@ -20,7 +20,10 @@ from fogsim.policies import Tier
 from fogsim.scenario.models import Scenario
 from fogsim.scenario.models import Server as ServerSpec
 from fogsim.scenario.network import LinkSpec
+from fogsim.scenario.rates import VaryingRate
 from fogsim.sim.link import Delivery, Link
+from fogsim.sim.ratefn import RateFunction
+from fogsim.sim.rng import Streams
 from fogsim.sim.routes import Plan
 from fogsim.sim.server import CLOUD_QUEUE_FULL, FOG_QUEUE_FULL, Server, ServerOutcome
 from fogsim.topology import Topology
@@ -71,19 +74,23 @@ class SharedStages:
     ) -> None:
         self.env = env
         self.answer_bits = scenario.network.answer_size
+        # Varying link rates draw from the run's seed, one named stream per link.
+        streams = Streams(scenario.seed)
         self.links: dict[str, Link] = {
-            f"cell:{g.name}": _link(env, f"cell:{g.name}", g.cell)
+            f"cell:{g.name}": _link(env, f"cell:{g.name}", g.cell, streams)
             for g in topology.gateways
             if g.access == "shared" and g.cell is not None
         }
-        self.links.update({name: _link(env, name, k.up) for name, k in topology.links.items()})
+        self.links.update(
+            {name: _link(env, name, k.up, streams) for name, k in topology.links.items()}
+        )
         self.downlinks = {
-            name: _link(env, f"{name}:down", k.downlink)
+            name: _link(env, f"{name}:down", k.downlink, streams)
             for name, k in topology.links.items()
             if k.downlink is not None
         }
         # Without a downlink of its own, a link returns answers after its delay plus their
-        # size over its bandwidth, without contention.
+        # size over its bandwidth (a varying one's rate at time 0), without contention.
         self.back_fixed_s = {
             name: k.delay + self.answer_bits / k.bandwidth for name, k in topology.links.items()
         }
@@ -146,8 +153,11 @@ class SharedStages:
         return stats
 
 
-def _link(env: simpy.Environment, name: str, spec: LinkSpec) -> Link:
-    return Link(env, name, spec.bandwidth, spec.delay, spec.sharing)
+def _link(env: simpy.Environment, name: str, spec: LinkSpec, streams: Streams) -> Link:
+    rate = None
+    if isinstance(spec.bandwidth, VaryingRate):
+        rate = RateFunction(spec.bandwidth.profile.changes(streams.stream(f"link-rate/{name}")))
+    return Link(env, name, spec.bandwidth, spec.delay, spec.sharing, rate)
 
 
 class _Route:
