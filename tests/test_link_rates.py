@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 import simpy
 import yaml
 from cli_fixtures import invoke
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_link import run_transfers
 from test_validate import scenario_file
 
@@ -29,7 +32,7 @@ def stepped(times: list[float], rates: list[float]) -> RateFunction:
 
 
 def link(discipline: str, rate: RateFunction, delay_s: float = 0.0) -> Link:
-    return Link(simpy.Environment(), "l", rate.rates_bps[0], delay_s, discipline, rate)
+    return Link(simpy.Environment(), "l", 1.0, delay_s, discipline, rate)
 
 
 # 100 bit/s until t = 1 s, then 20 bit/s. Two transfers at t = 0: A of 80 bits, B of 200.
@@ -212,3 +215,82 @@ def test_a_generated_rate_is_deterministic_and_seeded(tmp_path: Path) -> None:
     plain = load_run(tmp_path / "c").requests
     assert (varying["latency_s"] >= plain["latency_s"] - 1e-12).all()
     assert (varying["latency_s"] > plain["latency_s"] + 0.01).any()
+
+
+def readme_profiles() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Links whose rate changes", 1)[1].split("```yaml", 1)[1]
+    lines = section.split("```", 1)[0].strip().splitlines()
+    return [line.split("#")[0].removeprefix("bandwidth:").strip() for line in lines]
+
+
+@pytest.mark.parametrize("spec", readme_profiles())
+def test_the_readme_profiles_load_and_run(spec: str, tmp_path: Path) -> None:
+    (tmp_path / "traces").mkdir()
+    shutil_copy(DOWNTOWN, tmp_path / "traces/5g-uplink-downtown.csv")
+    path = scenario_file(tmp_path, with_cloud_link(yaml.safe_load(spec)))
+    bandwidth = load_scenario(path).network.cloud_link.bandwidth
+    assert isinstance(bandwidth, VaryingRate)
+    rate = RateFunction(bandwidth.profile.changes(np.random.default_rng(1)))
+    # A minute's worth of changes is positive where it must be and carries bits.
+    assert rate.bits_between(0.0, 60.0) > 0
+    assert all(r >= 0 for r in rate.rates_bps)
+
+
+def brute_force_ps_varying(
+    arrivals: list[float], sizes: list[float], changes: list[float], rates: list[float]
+) -> np.ndarray:
+    """Processor sharing stepped from event to event (arrivals, ends, rate changes)."""
+    remaining: dict[int, float] = {}
+    finished = np.full(len(sizes), np.nan)
+    order = sorted(range(len(arrivals)), key=lambda i: arrivals[i])
+    t, nxt = 0.0, 0
+    while nxt < len(order) or remaining:
+        k = int(np.searchsorted(changes, t, side="right"))
+        capacity = rates[k]
+        next_change = changes[k] if k < len(changes) else math.inf
+        next_arrival = arrivals[order[nxt]] if nxt < len(order) else math.inf
+        share = capacity / len(remaining) if remaining else 0.0
+        next_finish = t + min(remaining.values()) / share if remaining and share > 0 else math.inf
+        step_to = min(next_arrival, next_finish, next_change)
+        for i in remaining:
+            remaining[i] -= (step_to - t) * share
+        t = step_to
+        for i in [i for i, left in remaining.items() if left <= 1e-9 * sizes[i]]:
+            finished[i] = t
+            del remaining[i]
+        while nxt < len(order) and arrivals[order[nxt]] <= t:
+            remaining[order[nxt]] = sizes[order[nxt]]
+            nxt += 1
+    return finished
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 5), st.floats(1, 200)), min_size=1, max_size=12),
+    st.lists(st.floats(0.05, 8), min_size=1, max_size=5, unique=True),
+    st.lists(st.sampled_from([0.0, 5.0, 20.0, 100.0]), min_size=6, max_size=6),
+)
+def test_ps_with_changing_rates_matches_brute_force(transfers, changes, rates) -> None:
+    changes = sorted(changes)
+    rates = [*rates[: len(changes)], 50.0]  # the last rate holds, so it is positive
+    arrivals = [a for a, _ in transfers]
+    sizes = [s for _, s in transfers]
+    rate = RateFunction(iter(zip([0.0, *changes], rates, strict=True)))
+    finished = run_transfers(link("ps", rate), arrivals, sizes)
+    expected = brute_force_ps_varying(arrivals, sizes, changes, rates)
+    np.testing.assert_allclose(finished, expected, rtol=1e-7, atol=1e-9)
+
+
+def test_a_link_that_starts_with_no_rate_runs_and_holds_its_requests(tmp_path: Path) -> None:
+    path = ROOT / "scenarios/campus.yaml"
+    spec = "{generator: step, at: [3 s], values: [0 bit/s, 1 Gbps]}"
+    result = run(
+        path,
+        overrides=["duration=6 s", "devices[0].count=5", f"network.cloud_link.bandwidth={spec}"],
+        out_dir=tmp_path / "run",
+    )
+    # The nominal rate (a step's highest value) is what the link statistics report.
+    assert result.summary["links"]["cloud_link"]["bandwidth_bps"] == 1e9
+    cloud = result.requests[result.requests["path"] == "cloud"]
+    assert len(cloud) > 0 and (cloud["t_answer_s"] > 3.0).all()

@@ -11,8 +11,8 @@ In a scenario, a link's ``bandwidth`` is either a plain rate (``50 Mbps``) or on
 
 Every profile is piecewise constant: ``changes(rng)`` yields ``(time_s, rate_bps)`` pairs,
 each rate holding until the next change. The field's value is a :class:`VaryingRate`, a
-float equal to the rate at time 0 (what code that reads one number per link sees) that
-carries its profile for the links of the simulation.
+float equal to the profile's positive ``nominal`` rate (what code that reads one number per
+link sees) that carries its profile for the links of the simulation.
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ class _Profile(BaseModel):
         """``(time_s, rate_bps)`` from time 0 on, times increasing; the last rate holds."""
         raise NotImplementedError
 
+    @property
+    def nominal(self) -> float:
+        """The one positive rate that stands for the profile where one number is read."""
+        raise NotImplementedError
+
 
 class TraceProfile(_Profile):
     """Replays a CSV: a header row, then ``time_s,rate_bps`` rows; scaled to ``mean`` if given."""
@@ -69,10 +74,17 @@ class TraceProfile(_Profile):
     def _read(self) -> TraceProfile:
         rows = read_trace(self.trace)
         if self.mean is not None:
-            scale = self.mean / _time_weighted_mean(rows, self.trace)
+            mean = _time_weighted_mean(rows)
+            if not mean > 0:
+                raise ValueError(f"{self.trace.name}: the mean rate is 0, so it cannot be scaled")
+            scale = self.mean / mean
             rows = tuple((t, r * scale) for t, r in rows)
         object.__setattr__(self, "rows", rows)
         return self
+
+    @property
+    def nominal(self) -> float:
+        return _time_weighted_mean(self.rows) or self.rows[-1][1]
 
     def changes(self, rng: np.random.Generator) -> Changes:
         yield 0.0, self.rows[0][1]
@@ -99,6 +111,10 @@ class StepProfile(_Profile):
             raise ValueError("the last value must be positive, or transfers would never end")
         return self
 
+    @property
+    def nominal(self) -> float:
+        return max(self.values)
+
     def changes(self, rng: np.random.Generator) -> Changes:
         yield 0.0, self.values[0]
         yield from zip(self.at, self.values[1:], strict=True)
@@ -116,6 +132,10 @@ class MarkovProfile(_Profile):
     mean_up: PositiveSeconds
     mean_down: PositiveSeconds
     start: Literal["up", "down"] = "up"
+
+    @property
+    def nominal(self) -> float:
+        return self.up
 
     def changes(self, rng: np.random.Generator) -> Changes:
         t, up = 0.0, self.start == "up"
@@ -141,6 +161,10 @@ class SinusoidProfile(_Profile):
         if self.amplitude >= self.mean:
             raise ValueError("amplitude must be below mean, so that the rate stays positive")
         return self
+
+    @property
+    def nominal(self) -> float:
+        return self.mean
 
     def changes(self, rng: np.random.Generator) -> Changes:
         omega = 2 * math.pi / self.period
@@ -169,6 +193,10 @@ class RandomWalkProfile(_Profile):
             raise ValueError("need min <= start <= max")
         return self
 
+    @property
+    def nominal(self) -> float:
+        return self.start
+
     def changes(self, rng: np.random.Generator) -> Changes:
         rate, span = self.start, self.max - self.min
         for k in range(2**62):
@@ -185,12 +213,12 @@ _GENERATED: TypeAdapter[Any] = TypeAdapter(Profile)
 
 
 class VaryingRate(float):
-    """A bandwidth that follows ``profile``; as a float, its rate at time 0."""
+    """A bandwidth that follows ``profile``; as a float, the profile's nominal rate."""
 
     profile: TraceProfile | StepProfile | MarkovProfile | SinusoidProfile | RandomWalkProfile
 
-    def __new__(cls, profile: Any, start_bps: float) -> VaryingRate:
-        rate = super().__new__(cls, start_bps)
+    def __new__(cls, profile: Any, nominal_bps: float) -> VaryingRate:
+        rate = super().__new__(cls, nominal_bps)
         rate.profile = profile
         return rate
 
@@ -208,8 +236,7 @@ def _parse(value: Any, info: ValidationInfo) -> float:
             raise ValueError(f"Input should be greater than 0 (got {value!r})")
         return rate
     profile = _profile(value, info)
-    first = next(profile.changes(np.random.default_rng(0)))[1]
-    return VaryingRate(profile, first)
+    return VaryingRate(profile, profile.nominal)
 
 
 def _profile(value: dict[str, Any], info: ValidationInfo) -> Any:
@@ -286,15 +313,12 @@ def read_trace(path: Path) -> tuple[tuple[float, float], ...]:
     return tuple(rows)
 
 
-def _time_weighted_mean(rows: tuple[tuple[float, float], ...], path: Path) -> float:
+def _time_weighted_mean(rows: tuple[tuple[float, float], ...]) -> float:
     if len(rows) < 2:
         return rows[0][1]
     times = np.array([t for t, _ in rows])
     rates = np.array([r for _, r in rows[:-1]])
-    mean = float(np.sum(rates * np.diff(times)) / (times[-1] - times[0]))
-    if not mean > 0:
-        raise ValueError(f"{path.name}: the trace's mean rate is 0, so it cannot be scaled")
-    return mean
+    return float(np.sum(rates * np.diff(times)) / (times[-1] - times[0]))
 
 
 def _reflect(rate: float, low: float, span: float) -> float:

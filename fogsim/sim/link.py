@@ -56,6 +56,7 @@ class Link:
         rate: RateFunction | None = None,
     ) -> None:
         if not (bandwidth_bps > 0 and math.isfinite(bandwidth_bps)):
+            # With a rate function it is still the positive nominal rate that counters report.
             raise ValueError(f"link {name!r}: bandwidth must be positive, got {bandwidth_bps!r}")
         if not (delay_s >= 0 and math.isfinite(delay_s)):
             raise ValueError(f"link {name!r}: delay must be non-negative, got {delay_s!r}")

@@ -90,7 +90,7 @@ class SharedStages:
             if k.downlink is not None
         }
         # Without a downlink of its own, a link returns answers after its delay plus their
-        # size over its bandwidth (a varying one's rate at time 0), without contention.
+        # size over its bandwidth (a varying one's nominal rate), without contention.
         self.back_fixed_s = {
             name: k.delay + self.answer_bits / k.bandwidth for name, k in topology.links.items()
         }
