@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,8 @@ def test_step_generator_in_a_scenario_and_its_resolved_form(tmp_path: Path) -> N
     assert written["values"] == ["50000000.0 bit/s", "5000000.0 bit/s"]
     again = load_scenario(scenario_file(tmp_path, with_cloud_link(written), name="again.yaml"))
     assert again.network.cloud_link.bandwidth.profile == bandwidth.profile
+    # Sweeps send scenarios to worker processes.
+    assert pickle.loads(pickle.dumps(bandwidth)).profile == bandwidth.profile
 
 
 def test_a_trace_scaled_to_a_mean(tmp_path: Path) -> None:
