@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # 2: incompressible split tensors are sent raw (fogsim.nn.codec), so their sizes changed.
 # 3: three-part networks: exit tiers, fog ops, the fog's features, per-exit thresholds.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 _ARRAYS = (
     "labels",
     "exit_entropy",
@@ -41,7 +41,15 @@ _ARRAYS = (
     "compressed_feature_bytes",
     "compressed_fog_feature_bytes",
 )
-_TUPLES = ("edge_ops_to_exit", "tiers", "exit_tiers", "fog_ops_to_exit", "default_thresholds")
+_TUPLES = (
+    "edge_ops_to_exit",
+    "tiers",
+    "exit_tiers",
+    "fog_ops_to_exit",
+    "default_thresholds",
+    "edge_bytes_to_exit",
+    "edge_layers_to_exit",
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,13 @@ class InferenceOutcomes:
     # int64 (N,): the fog's features as sent, compressed like the device's (0: no fog part)
     compressed_fog_feature_bytes: np.ndarray | None = None
     default_thresholds: tuple[float, ...] = ()  # len E: the card's threshold of each exit
+    # The device part's memory traffic in bytes (weights, and activations in and out, at
+    # their bitwidths; fogsim.nn.ops) and conv/linear layer count, whole and to each exit;
+    # 0 / () where unknown. The device roofline reads them (fogsim.sim.roofline).
+    edge_bytes: int = 0
+    edge_bytes_to_exit: tuple[int, ...] = ()
+    edge_layers: int = 0
+    edge_layers_to_exit: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # A frozen dataclass: defaults that depend on E or N are filled in once, here.
@@ -86,6 +101,8 @@ class InferenceOutcomes:
             "exit_tiers": ("device",) * n_exits,
             "fog_ops_to_exit": ({},) * n_exits,
             "default_thresholds": (float(self.default_threshold),) * n_exits,
+            "edge_bytes_to_exit": (0,) * n_exits,
+            "edge_layers_to_exit": (0,) * n_exits,
         }
         for name, value in fill.items():
             if not getattr(self, name):
@@ -179,6 +196,10 @@ def run_inference(
             np.concatenate(fog_sizes).astype(np.int64) if fog_sizes else None
         ),
         default_thresholds=ckpt.default_thresholds(len(model.exit_points)),
+        edge_bytes=ops.edge_bytes,
+        edge_bytes_to_exit=ops.edge_bytes_to_exit,
+        edge_layers=ops.edge_layers,
+        edge_layers_to_exit=ops.edge_layers_to_exit,
     )
     _write_cache(stem, outcomes)
     return outcomes
@@ -216,6 +237,8 @@ def _write_cache(stem: Path, o: InferenceOutcomes) -> None:
         "default_rule": o.default_rule,
         "fog_ops": o.fog_ops,
         "fog_feature_bytes": o.fog_feature_bytes,
+        "edge_bytes": o.edge_bytes,
+        "edge_layers": o.edge_layers,
         **{name: list(getattr(o, name)) for name in _TUPLES},
     }
     # The npz goes first: the json, written last, marks a complete entry.

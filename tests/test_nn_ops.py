@@ -243,3 +243,14 @@ def test_with_one_exit_the_per_exit_choice_is_the_shared_one():
     )
     for rule in ("entropy", "maxprob"):
         assert choose_thresholds(out, rule, 0.02, 10) == (choose_threshold(out, rule, 0.02, 10),)
+
+
+def test_device_memory_traffic_matches_hand_counts():
+    ops = count_ops(tiny_net())
+    # Weights, input and output activations at the layer's bitwidths, one 4x4 image:
+    # stem fp32 (18 + 16 + 32 floats) 264 B; binary block (54 + 32 + 48 bits) 17 B;
+    # exit linear fp32 (15 + 3 + 5 floats) 92 B.
+    assert ops.edge_bytes == 264 + 17 + 92
+    assert ops.edge_layers == 3
+    assert ops.edge_bytes_to_exit == (373,)
+    assert ops.edge_layers_to_exit == (3,)

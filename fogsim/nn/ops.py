@@ -54,6 +54,12 @@ class OpReport:
     exit_tiers: tuple[str, ...]
     full_macs: dict[str, int]  # input to final output, no exit heads (the cloud_only path)
     boundaries: tuple[Boundary, ...]  # device->cloud, or device->fog and fog->cloud
+    # Memory traffic (_traffic_bytes) and conv/linear layer count of the device part,
+    # whole and to reach each exit: what the device roofline (fogsim.sim.roofline) reads.
+    edge_bytes: int = 0
+    edge_bytes_to_exit: tuple[int, ...] = ()
+    edge_layers: int = 0
+    edge_layers_to_exit: tuple[int, ...] = ()
 
     @property
     def parts(self) -> dict[str, PartOps]:
@@ -78,9 +84,21 @@ def _macs_of(module: nn.Module, out: torch.Tensor) -> int:
     return module.in_features * module.out_features
 
 
-def _layer_macs(model: HybridNet) -> tuple[dict[str, tuple[str, int]], list[torch.Tensor]]:
+def _traffic_bytes(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
+    """Bytes a layer moves for one image: its weights at their bitwidth, and its input and
+    output activations at the layer's op precision (biases and BN statistics not counted)."""
+    act_bits = BITS[getattr(module, "op_precision", "fp32")]
+    weight_bits = BITS[getattr(module, "weight_precision", "fp32")]
+    bits = module.weight.numel() * weight_bits + (inp[0].numel() + out[0].numel()) * act_bits
+    return math.ceil(bits / 8)
+
+
+def _layer_macs(
+    model: HybridNet, traffic: dict[str, int] | None = None
+) -> tuple[dict[str, tuple[str, int]], list[torch.Tensor]]:
     """MACs and op precision of every conv/linear layer, by qualified name, for one image;
-    and the features sent at each boundary."""
+    and the features sent at each boundary. ``traffic``, when given, receives each layer's
+    memory traffic in bytes (``_traffic_bytes``)."""
     found: dict[str, tuple[str, int]] = {}
     hooks = []
     for name, module in model.named_modules():
@@ -88,6 +106,8 @@ def _layer_macs(model: HybridNet) -> tuple[dict[str, tuple[str, int]], list[torc
 
             def hook(m: nn.Module, _inp: object, out: torch.Tensor, name: str = name) -> None:
                 found[name] = (getattr(m, "op_precision", "fp32"), _macs_of(m, out))
+                if traffic is not None:
+                    traffic[name] = _traffic_bytes(m, _inp[0], out)  # type: ignore[index]
 
             hooks.append(module.register_forward_hook(hook))
     was_training = model.training
@@ -175,7 +195,8 @@ def _boundaries(model: HybridNet, features: list[torch.Tensor]) -> tuple[Boundar
 
 def count_ops(model: HybridNet) -> OpReport:
     """Count MACs by precision per part, per exit and tier, and for the whole exit-free path."""
-    layers, features = _layer_macs(model)
+    traffic: dict[str, int] = {}
+    layers, features = _layer_macs(model, traffic)
 
     def in_part(part: str) -> Callable[[str], bool]:
         return lambda name: part_of(name, model) == part
@@ -187,6 +208,11 @@ def count_ops(model: HybridNet) -> OpReport:
             for e, p in enumerate(model.exit_points)
         )
 
+    def on_device_to(e: int, p: int) -> list[str]:
+        return [n for n in layers if _reaches(n, e, p) and part_of(n, model) == "device"]
+
+    device_layers = [n for n in layers if part_of(n, model) == "device"]
+    to_exits = [on_device_to(e, p) for e, p in enumerate(model.exit_points)]
     parts = {
         part: PartOps(_sum(layers, in_part(part)), _param_bytes(model, part))
         for part in ("device", "fog", "cloud")
@@ -200,4 +226,8 @@ def count_ops(model: HybridNet) -> OpReport:
         exit_tiers=model.exit_tiers,
         full_macs=_sum(layers, lambda n: not n.startswith("exits.")),
         boundaries=_boundaries(model, features),
+        edge_bytes=sum(traffic[n] for n in device_layers),
+        edge_bytes_to_exit=tuple(sum(traffic[n] for n in names) for names in to_exits),
+        edge_layers=len(device_layers),
+        edge_layers_to_exit=tuple(len(names) for names in to_exits),
     )

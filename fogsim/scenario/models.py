@@ -93,6 +93,14 @@ class DeviceProfile(Strict):
     energy_per_mac: dict[Precision, JoulesPerMac] = Field(
         default_factory=dict, description="per_op only: the device's energy per MAC, by precision"
     )
+    memory_bandwidth: BitRate | None = Field(
+        default=None,
+        description="sustained memory bandwidth (e.g. '4 GB/s'); with it, compute is a "
+        "roofline: max(MACs / throughput, bytes moved / memory_bandwidth)",
+    )
+    layer_overhead: Seconds = Field(
+        default=0.0, description="fixed time per conv/linear layer run (dispatch, setup)"
+    )
     sources: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

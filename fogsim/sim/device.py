@@ -21,6 +21,7 @@ from fogsim.scenario.models import DeviceProfile, Scenario
 from fogsim.sim import battery
 from fogsim.sim.fifo import solve_fifo
 from fogsim.sim.radio import send_energy
+from fogsim.sim.roofline import roofline_seconds
 from fogsim.sim.routes import Kinds
 from fogsim.sim.workload import Workload
 
@@ -48,6 +49,7 @@ def compute_tables(scenario: Scenario, kinds: Kinds) -> tuple[np.ndarray, np.nda
     ops = [kinds.device_ops(kind) for kind in range(kinds.count)]
     seconds = np.zeros((len(scenario.devices), len(ops)))
     joules = np.zeros_like(seconds)
+    traffic, layers = device_traffic(kinds)
     for g, group in enumerate(scenario.devices):
         profile = group.profile
         per_mac = _energy_per_mac(profile) if profile.compute_energy == "per_op" else None
@@ -61,11 +63,26 @@ def compute_tables(scenario: Scenario, kinds: Kinds) -> tuple[np.ndarray, np.nda
                     if precision not in per_mac:
                         raise _missing(g, "energy_per_mac", precision)
                     joules[g, k] += macs * per_mac[precision]
+        # Compute-bound time so far; the roofline adds memory traffic and overhead
+        # (unchanged for a profile without memory_bandwidth and layer_overhead).
+        seconds[g] = roofline_seconds(
+            seconds[g], traffic, layers, profile.memory_bandwidth, profile.layer_overhead
+        )
         if per_mac is None:
             # The whole device draws active_power while it computes (idle power is
             # counted only outside compute, in _idle_energy).
             joules[g] = profile.active_power * seconds[g]
     return seconds, joules
+
+
+def device_traffic(kinds: Kinds) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes moved and conv/linear layers the device runs, per request kind."""
+    o = kinds.outcomes
+    traffic, layers = np.zeros(kinds.count), np.zeros(kinds.count)
+    traffic[: kinds.n_exits] = o.edge_bytes_to_exit
+    layers[: kinds.n_exits] = o.edge_layers_to_exit
+    traffic[kinds.features], layers[kinds.features] = o.edge_bytes, o.edge_layers
+    return traffic, layers
 
 
 def _energy_per_mac(profile: DeviceProfile) -> dict[str, float]:
