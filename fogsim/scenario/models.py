@@ -231,6 +231,42 @@ Arrival = Annotated[Poisson | Periodic | Bursty | CsvTimestamps, Field(discrimin
 
 
 # ---------------------------------------------------------------- devices
+class UniformSpread(Strict):
+    """Each device's figure is the profile's times a factor drawn uniformly in [low, high]."""
+
+    distribution: Literal["uniform"]
+    low: float = Field(gt=0, description="smallest factor on the profile's figure")
+    high: float = Field(gt=0, description="largest factor on the profile's figure")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformSpread:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high}); swap them")
+        return self
+
+
+class LognormalSpread(Strict):
+    """Each device's figure is the profile's times exp(N(0, sigma)): the profile is the median."""
+
+    distribution: Literal["lognormal"]
+    sigma: float = Field(gt=0, le=2, description="standard deviation of the log factor")
+
+
+Spread = Annotated[UniformSpread | LognormalSpread, Field(discriminator="distribution")]
+
+
+class DeviceSpread(Strict):
+    """How a group's devices differ from its profile: one factor per device and figure,
+    drawn from the run's seed (stream ``population/<group>``)."""
+
+    throughput: Spread | None = Field(default=None, description="every precision's throughput")
+    memory_bandwidth: Spread | None = None
+    power: Spread | None = Field(
+        default=None, description="active_power (and energy_per_mac with per_op)"
+    )
+    uplink: Spread | None = Field(default=None, description="the radio's uplink rate")
+
+
 class DeviceGroup(Strict):
     """``count`` identical devices: same profile, arrivals, radio and gateway(s)."""
 
@@ -258,6 +294,26 @@ class DeviceGroup(Strict):
         description="Dirichlet concentration of each device's class mix; "
         "small is skewed, none draws images uniformly",
     )
+
+    spread: DeviceSpread | None = Field(
+        default=None,
+        description="per-device draws around the profile and radio; none: identical devices",
+    )
+
+    @model_validator(mode="after")
+    def _spread_has_a_figure(self) -> DeviceGroup:
+        spread = self.spread
+        if (
+            spread is not None
+            and spread.memory_bandwidth is not None
+            and self.profile.memory_bandwidth is None
+        ):
+            raise ValueError(
+                "spread.memory_bandwidth needs the profile's memory_bandwidth to spread "
+                "around; add one to the profile (e.g. profile: {base: ..., "
+                "memory_bandwidth: 4 GB/s}) or remove spread.memory_bandwidth"
+            )
+        return self
 
     @property
     def gateways(self) -> list[str]:

@@ -11,6 +11,7 @@ the fog knows how long the radio is busy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from fogsim.inference import InferenceOutcomes
 from fogsim.scenario.models import DeviceProfile, Scenario
 from fogsim.sim import battery
 from fogsim.sim.fifo import solve_fifo
+from fogsim.sim.population import draw_factors
 from fogsim.sim.radio import send_energy
 from fogsim.sim.roofline import roofline_seconds
 from fogsim.sim.routes import Kinds
@@ -45,34 +47,45 @@ class DeviceStage:
 
 
 def compute_tables(scenario: Scenario, kinds: Kinds) -> tuple[np.ndarray, np.ndarray]:
-    """Service time (s) and compute energy (J) per (device group, request kind)."""
-    ops = [kinds.device_ops(kind) for kind in range(kinds.count)]
-    seconds = np.zeros((len(scenario.devices), len(ops)))
+    """Service time (s) and compute energy (J) per (device group, request kind), for the
+    group's profile as it stands (each device's own factors are applied in device_tables)."""
+    seconds = np.zeros((len(scenario.devices), kinds.count))
     joules = np.zeros_like(seconds)
-    traffic, layers = device_traffic(kinds)
     for g, group in enumerate(scenario.devices):
-        profile = group.profile
-        per_mac = _energy_per_mac(profile) if profile.compute_energy == "per_op" else None
-        for k, by_precision in enumerate(ops):
-            for precision, macs in by_precision.items():
-                rate = profile.throughput.get(precision)
-                if rate is None:
-                    raise _missing(g, "throughput", precision)
-                seconds[g, k] += macs / rate
-                if per_mac is not None:
-                    if precision not in per_mac:
-                        raise _missing(g, "energy_per_mac", precision)
-                    joules[g, k] += macs * per_mac[precision]
-        # Compute-bound time so far; the roofline adds memory traffic and overhead
-        # (unchanged for a profile without memory_bandwidth and layer_overhead).
-        seconds[g] = roofline_seconds(
-            seconds[g], traffic, layers, profile.memory_bandwidth, profile.layer_overhead
-        )
-        if per_mac is None:
-            # The whole device draws active_power while it computes (idle power is
-            # counted only outside compute, in _idle_energy).
-            joules[g] = profile.active_power * seconds[g]
+        seconds[g], joules[g] = _times_and_energy(g, group.profile, kinds, 1.0, 1.0, 1.0)
     return seconds, joules
+
+
+def _times_and_energy(
+    g: int, profile: DeviceProfile, kinds: Kinds, speed: Any, memory: Any, power: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Roofline time and compute energy per request kind (last axis) of a profile whose
+    throughput, memory bandwidth and power are scaled by the given factors (a number, or
+    a column of per-device factors)."""
+    ops = [kinds.device_ops(kind) for kind in range(kinds.count)]
+    compute = np.zeros(len(ops))
+    op_joules = np.zeros(len(ops))
+    per_mac = _energy_per_mac(profile) if profile.compute_energy == "per_op" else None
+    for k, by_precision in enumerate(ops):
+        for precision, macs in by_precision.items():
+            rate = profile.throughput.get(precision)
+            if rate is None:
+                raise _missing(g, "throughput", precision)
+            compute[k] += macs / rate
+            if per_mac is not None:
+                if precision not in per_mac:
+                    raise _missing(g, "energy_per_mac", precision)
+                op_joules[k] += macs * per_mac[precision]
+    traffic, layers = device_traffic(kinds)
+    bandwidth = None if profile.memory_bandwidth is None else profile.memory_bandwidth * memory
+    # Compute-bound time, with memory traffic and overhead added by the roofline
+    # (unchanged for a profile without memory_bandwidth and layer_overhead).
+    seconds = roofline_seconds(compute / speed, traffic, layers, bandwidth, profile.layer_overhead)
+    if per_mac is not None:
+        return seconds, op_joules * power * np.ones_like(seconds)
+    # The whole device draws active_power while it computes (idle power is
+    # counted only outside compute, in _idle_energy).
+    return seconds, profile.active_power * power * seconds
 
 
 def device_traffic(kinds: Kinds) -> tuple[np.ndarray, np.ndarray]:
@@ -112,8 +125,7 @@ def run_devices(
     the radio's energy is known.
     """
     n = workload.size
-    seconds, joules = compute_tables(scenario, kinds)
-    service = seconds[workload.group, kind]
+    service, joules, uplink_bps = device_tables(scenario, workload, kinds, kind)
     drop = np.full(n, None, dtype=object)
     start, end = np.full(n, np.nan), np.full(n, np.nan)
     for g, group in enumerate(scenario.devices):
@@ -126,12 +138,41 @@ def run_devices(
         drop[rows[result.dropped]] = DEVICE_QUEUE_FULL
     bits = _bits_sent(kinds, kind, outcomes, workload)
     bits[drop != None] = 0.0  # noqa: E711 - elementwise comparison on an object array
-    compute_j = np.where(drop == None, joules[workload.group, kind], 0.0)  # noqa: E711
-    up_start, up_sent, up_end = _dedicated_uplinks(scenario, workload, end, bits)
+    compute_j = np.where(drop == None, joules, 0.0)  # noqa: E711
+    up_start, up_sent, up_end = _dedicated_uplinks(scenario, workload, end, bits, uplink_bps)
     idle_j = _idle_energy(scenario, workload, start, end)
     stage = DeviceStage(start, end, up_start, up_sent, up_end, bits, compute_j, idle_j, drop)
-    _stop_empty_devices(scenario, workload, stage)
+    _stop_empty_devices(scenario, workload, stage, uplink_bps)
     return stage
+
+
+def device_tables(
+    scenario: Scenario, workload: Workload, kinds: Kinds, kind: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each request's device service time (s), compute energy (J) and radio uplink rate
+    (bit/s): its group's, or, in a group with a ``spread``, its own device's."""
+    seconds, joules = compute_tables(scenario, kinds)
+    service, energy = seconds[workload.group, kind], joules[workload.group, kind]
+    uplink = np.array([group.radio.uplink for group in scenario.devices])[workload.group]
+    first = 0
+    for g, group in enumerate(scenario.devices):
+        if group.spread is not None:
+            rows = np.flatnonzero(workload.group == g)
+            f = draw_factors(scenario.seed, group)
+            own = workload.device[rows] - first
+            per_device_s, per_device_j = _times_and_energy(
+                g,
+                group.profile,
+                kinds,
+                f.throughput[:, None],
+                f.memory_bandwidth[:, None],
+                f.power[:, None],
+            )
+            service[rows] = per_device_s[own, kind[rows]]
+            energy[rows] = per_device_j[own, kind[rows]]
+            uplink[rows] = group.radio.uplink * f.uplink[own]
+        first += group.count
+    return service, energy, uplink
 
 
 def _bits_sent(
@@ -145,7 +186,11 @@ def _bits_sent(
 
 
 def _dedicated_uplinks(
-    scenario: Scenario, workload: Workload, compute_end: np.ndarray, bits: np.ndarray
+    scenario: Scenario,
+    workload: Workload,
+    compute_end: np.ndarray,
+    bits: np.ndarray,
+    uplink_bps: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each device's own radio link to its gateway, as a FIFO (gateways with dedicated access):
     when sending starts, when the last bit leaves, and when it reaches the gateway."""
@@ -159,9 +204,7 @@ def _dedicated_uplinks(
             continue
         # Requests leave the device in order of finishing their own part.
         rows = rows[np.lexsort((compute_end[rows], workload.device[rows]))]
-        result = solve_fifo(
-            workload.device[rows], compute_end[rows], bits[rows] / group.radio.uplink
-        )
+        result = solve_fifo(workload.device[rows], compute_end[rows], bits[rows] / uplink_bps[rows])
         start[rows], sent[rows] = result.start_s, result.end_s
         end[rows] = result.end_s + group.radio.delay
     return start, sent, end
@@ -190,7 +233,9 @@ def battery_capacity_j(scenario: Scenario, workload: Workload) -> np.ndarray:
     return np.array(capacity)[workload.group]
 
 
-def _stop_empty_devices(scenario: Scenario, workload: Workload, stage: DeviceStage) -> None:
+def _stop_empty_devices(
+    scenario: Scenario, workload: Workload, stage: DeviceStage, uplink_bps: np.ndarray
+) -> None:
     """Drop the requests whose device has certainly spent its battery before they begin.
 
     "Certainly": counting only what is known before the fog, with sending at its
@@ -199,7 +244,8 @@ def _stop_empty_devices(scenario: Scenario, workload: Workload, stage: DeviceSta
     capacity = battery_capacity_j(scenario, workload)
     if np.isinf(capacity).all():
         return
-    spent = stage.idle_j + stage.compute_j + _least_send_energy(scenario, workload, stage.bits)
+    least_send = _least_send_energy(scenario, workload, stage.bits, uplink_bps)
+    spent = stage.idle_j + stage.compute_j + least_send
     empty = battery.spent_before(spent, workload.device) > capacity
     stage.drop_reason[empty] = BATTERY_EMPTY
     for column in (
@@ -214,7 +260,9 @@ def _stop_empty_devices(scenario: Scenario, workload: Workload, stage: DeviceSta
     stage.compute_j[empty] = stage.idle_j[empty] = 0.0
 
 
-def _least_send_energy(scenario: Scenario, workload: Workload, bits: np.ndarray) -> np.ndarray:
+def _least_send_energy(
+    scenario: Scenario, workload: Workload, bits: np.ndarray, uplink_bps: np.ndarray
+) -> np.ndarray:
     """Sending energy with the radio at its own rate, or a shared cell all to itself."""
     cell_bps = np.array(
         [np.inf if g.cell is None else g.cell.bandwidth for g in scenario.network.gateway_nodes]
@@ -224,6 +272,6 @@ def _least_send_energy(scenario: Scenario, workload: Workload, bits: np.ndarray)
     for g, group in enumerate(scenario.devices):
         rows = np.flatnonzero((workload.group == g) & (bits > 0))
         gateway = workload.gateway[rows]
-        rate = np.where(shared[gateway], cell_bps[gateway], group.radio.uplink)
+        rate = np.where(shared[gateway], cell_bps[gateway], uplink_bps[rows])
         joules[rows] = send_energy(group.radio, bits[rows], bits[rows] / rate)
     return joules
