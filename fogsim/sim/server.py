@@ -6,6 +6,7 @@ nothing else from it, so a faster solver can stand in for its events.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Generator
@@ -14,6 +15,9 @@ from typing import Any
 
 import numpy as np
 import simpy
+
+from fogsim.sim.failures import Outages, availability
+from fogsim.sim.ratefn import RateFunction
 
 CLOUD_QUEUE_FULL = "cloud_queue_full"
 FOG_QUEUE_FULL = "fog_queue_full"
@@ -62,6 +66,10 @@ class Server:
     FIFO queue. At most ``queue_capacity`` items wait (those in service not
     counted; 0 makes a loss system); an item that would exceed it is dropped:
     its event succeeds with ``dropped=drop_reason``, nothing is raised.
+
+    With ``outages`` (a worker's number to its outage schedule) a worker fails and
+    recovers: while down it takes no batch, and the batch it holds pauses and resumes
+    where it stopped once the worker is up (preemptive resume).
     """
 
     def __init__(
@@ -74,6 +82,7 @@ class Server:
         max_wait_s: float = 0.0,
         queue_capacity: int | None = None,
         drop_reason: str = CLOUD_QUEUE_FULL,
+        outages: Callable[[int], Outages] | None = None,
     ) -> None:
         if not _is_count(workers, 1):
             raise ValueError(
@@ -102,12 +111,19 @@ class Server:
         self.peak_busy_workers = 0
         self.peak_queue = 0
         self._queue: deque[_Waiting] = deque()
-        self._idle: deque[simpy.Event] = deque()
+        self._idle: deque[tuple[int, simpy.Event]] = deque()
         self._busy = 0
         self._busy_done_s = 0.0
         self._running_since: dict[int, float] = {}
         self._timer_pending = False
         self._fired_deadline_s = -math.inf
+        self._up: list[RateFunction] | None = None  # each worker's availability, with outages
+        if outages is not None:
+            self._up = []
+            for worker in range(self.workers):
+                schedule, wakeups = itertools.tee(outages(worker))
+                self._up.append(availability(schedule))
+                env.process(self.recover(wakeups))
         for worker in range(self.workers):
             env.process(self.serve(worker))
 
@@ -144,12 +160,15 @@ class Server:
         env = self.env
         while True:
             handed = env.event()
-            self._idle.append(handed)
+            self._idle.append((worker, handed))
             self._dispatch()
             batch: list[_Waiting] = yield handed
             start = self._running_since[worker] = env.now
             work = batch[0].work_s if len(batch) == 1 else math.fsum(i.work_s for i in batch)
-            yield env.timeout(self.service_time(len(batch)) + work)
+            hold_s = self.service_time(len(batch)) + work
+            if self._up is not None:
+                hold_s = self._up[worker].finish_s(start, hold_s) - start
+            yield env.timeout(hold_s)
             end = env.now
             del self._running_since[worker]
             self._busy_done_s += end - start
@@ -162,6 +181,23 @@ class Server:
                     ServerOutcome(item.tag, item.enqueued_s, start, end, size, worker, None, share)
                 )
 
+    def recover(self, outages: Outages) -> Generator[simpy.Event, Any, None]:
+        """Hand waiting batches out again each time a worker is back up."""
+        for _down, up in outages:
+            yield self.env.timeout(up - self.env.now)
+            self._dispatch()
+
+    def _next_up_worker(self) -> simpy.Event | None:
+        """Take the first idle worker that is up now, if any."""
+        if self._up is None:
+            return self._idle.popleft()[1] if self._idle else None
+        now = self.env.now
+        for i, (worker, handed) in enumerate(self._idle):
+            if self._up[worker].rate_at(now) > 0:
+                del self._idle[i]
+                return handed
+        return None
+
     def _ready(self) -> bool:
         queue = self._queue
         if len(queue) >= self.max_batch:
@@ -173,13 +209,17 @@ class Server:
     def _dispatch(self) -> None:
         """Hand batches to idle workers while a batch is ready; else wake at the next deadline."""
         while self._idle and self._ready():
+            handed = self._next_up_worker()
+            if handed is None:
+                break  # the idle workers are down; recover dispatches again
             size = min(self.max_batch, len(self._queue))
             batch = [self._queue.popleft() for _ in range(size)]
             self._busy += 1
             self.batches += 1
             self.peak_busy_workers = max(self.peak_busy_workers, self._busy)
-            self._idle.popleft().succeed(batch)
-        if self._idle and self._queue and not self._timer_pending:
+            handed.succeed(batch)
+        # A ready queue left waiting has only down workers idle: recover dispatches it.
+        if self._idle and self._queue and not self._timer_pending and not self._ready():
             # The oldest item's deadline only moves later as items leave, so one
             # pending timer that re-dispatches when it fires is never late.
             deadline = self._queue[0].deadline_s
