@@ -23,6 +23,7 @@ from pydantic import (
 
 from fogsim.policies import EarlyExit, PolicySpec
 from fogsim.scenario import profiles
+from fogsim.scenario.failures import Failures
 
 # The network's models live in their own module; these names stay importable from here.
 from fogsim.scenario.network import Gateway as Gateway
@@ -333,6 +334,7 @@ class Server(Strict):
     workers: PositiveInt = 1
     batching: Batching = Batching()
     queue_capacity: PositiveInt | None = None
+    failures: Failures | None = None  # each worker fails on its own schedule
 
 
 class FogServer(Server):

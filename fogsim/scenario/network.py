@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fogsim.scenario.failures import Failures
 from fogsim.scenario.quantities import Bits, Seconds
 from fogsim.scenario.rates import LinkRate, VaryingRate
 
@@ -26,6 +27,7 @@ class LinkSpec(Strict):
     bandwidth: LinkRate
     delay: Seconds = 0.0
     sharing: Literal["ps", "fifo"] = "ps"
+    failures: Failures | None = Field(default=None, description="outages; work resumes after")
 
 
 class Gateway(Strict):
@@ -79,6 +81,7 @@ class NetLink(Strict):
     bandwidth: LinkRate
     delay: Seconds = 0.0
     sharing: Literal["ps", "fifo"] = "ps"
+    failures: Failures | None = Field(default=None, description="outages; work resumes after")
     downlink: LinkSpec | None = Field(
         default=None,
         description="the answers' direction as a shared link of its own; "
@@ -92,7 +95,8 @@ class NetLink(Strict):
     @property
     def up(self) -> LinkSpec:
         return LinkSpec.model_construct(
-            bandwidth=self.bandwidth, delay=self.delay, sharing=self.sharing
+            bandwidth=self.bandwidth, delay=self.delay, sharing=self.sharing,
+            failures=self.failures,
         )
 
 
@@ -160,6 +164,8 @@ def _link(name: str, source: str, to: str, spec: LinkSpec) -> NetLink:
 
 def _check_steady_cell(cell: LinkSpec | None) -> None:
     # The answer's last hop and the radios' energy read one rate per cell.
+    if cell is not None and cell.failures is not None:
+        raise ValueError("a shared cell cannot fail (yet); failures are supported on links")
     if cell is not None and isinstance(cell.bandwidth, VaryingRate):
         raise ValueError(
             "a shared cell's bandwidth must be a plain rate (e.g. 50 Mbps); "

@@ -9,7 +9,7 @@ follows its plan (``fogsim.sim.routes``) stage by stage; each stage consumes
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +17,12 @@ import numpy as np
 import simpy
 
 from fogsim.policies import Tier
+from fogsim.scenario.failures import Failures
 from fogsim.scenario.models import Scenario
 from fogsim.scenario.models import Server as ServerSpec
 from fogsim.scenario.network import LinkSpec
 from fogsim.scenario.rates import VaryingRate
+from fogsim.sim.failures import Outages, with_outages
 from fogsim.sim.link import Delivery, Link
 from fogsim.sim.ratefn import RateFunction
 from fogsim.sim.rng import Streams
@@ -75,7 +77,7 @@ class SharedStages:
         self.env = env
         self.answer_bits = scenario.network.answer_size
         # Varying link rates draw from the run's seed, one named stream per link.
-        streams = Streams(scenario.seed)
+        streams = self.streams = Streams(scenario.seed)
         self.links: dict[str, Link] = {
             f"cell:{g.name}": _link(env, f"cell:{g.name}", g.cell, streams)
             for g in topology.gateways
@@ -116,8 +118,13 @@ class SharedStages:
             max_wait_s=spec.batching.max_wait,
             queue_capacity=spec.queue_capacity,
             drop_reason=reason,
+            outages=None if spec.failures is None else self._outages(spec.failures, name),
         )
         self.tiers[name] = tier
+
+    def _outages(self, failures: Failures, name: str) -> Callable[[int], Outages]:
+        streams = self.streams
+        return lambda worker: failures.outages(streams.stream(f"failures/server/{name}/{worker}"))
 
     def feed(
         self,
@@ -155,8 +162,15 @@ class SharedStages:
 
 def _link(env: simpy.Environment, name: str, spec: LinkSpec, streams: Streams) -> Link:
     rate = None
+    changes = iter([(0.0, float(spec.bandwidth))])
     if isinstance(spec.bandwidth, VaryingRate):
-        rate = RateFunction(spec.bandwidth.profile.changes(streams.stream(f"link-rate/{name}")))
+        changes = spec.bandwidth.profile.changes(streams.stream(f"link-rate/{name}"))
+    if spec.failures is not None:
+        # A link down carries 0 bit/s: its transfers pause and resume (see sim.failures).
+        outages = spec.failures.outages(streams.stream(f"failures/link/{name}"))
+        changes = with_outages(changes, outages)
+    if isinstance(spec.bandwidth, VaryingRate) or spec.failures is not None:
+        rate = RateFunction(changes)
     return Link(env, name, spec.bandwidth, spec.delay, spec.sharing, rate)
 
 

@@ -1,0 +1,62 @@
+"""Failures named in a scenario: links and servers down at scripted times or at random
+(MTBF/MTTR), seeded by the run, with work resumed after each outage."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from sim_fixtures import FOG_NETWORK, FOG_SERVER, fog_scenario, three_part_outcomes
+
+from fogsim.scenario.failures import Failures
+from fogsim.sim.engine import simulate
+
+THREE = three_part_outcomes()
+
+
+def test_no_fog_batch_starts_while_the_fog_server_is_down(tmp_path: Path) -> None:
+    fog = [{**FOG_SERVER, "failures": {"at": [["5 s", "9 s"]]}}]
+    columns = simulate(fog_scenario(tmp_path, fog=fog), THREE).columns
+    start = columns["t_fog_start_s"][columns["answered_at"] == "fog"]
+    assert start.size > 0
+    assert not ((start >= 5.0) & (start < 9.0)).any()
+
+
+def test_a_link_outage_holds_transfers_until_it_is_back_up(tmp_path: Path) -> None:
+    network = copy.deepcopy(FOG_NETWORK)
+    network["links"][0]["failures"] = {"at": [["5 s", "9 s"]]}
+    columns = simulate(fog_scenario(tmp_path, network=network), THREE).columns
+    cloud = columns["answered_at"] == "cloud"
+    start, sent = columns["t_cloud_start_s"][cloud], columns["t_uplink_end_s"][cloud]
+    # Nothing reaches the cloud over gw->metro (5 ms) and core (20 ms) while gw->metro is
+    # down, and what was sent meanwhile arrives after it is back up.
+    assert not ((start > 5.0 + 0.03) & (start < 9.0 + 0.025)).any()
+    held = (sent > 5.0) & (sent < 9.0)
+    assert held.any() and (start[held] >= 9.0 + 0.025).all()
+
+
+def _random_failures(tmp_path: Path, seed: int):
+    network = copy.deepcopy(FOG_NETWORK)
+    network["links"][0]["failures"] = {"mtbf": "3 s", "mttr": "1 s"}
+    fog = [{**FOG_SERVER, "failures": {"mtbf": "4 s", "mttr": "500 ms"}}]
+    return simulate(fog_scenario(tmp_path, network=network, fog=fog, seed=seed), THREE)
+
+
+def test_random_failures_are_the_same_for_the_same_seed(tmp_path: Path) -> None:
+    first, again = _random_failures(tmp_path, 7), _random_failures(tmp_path, 7)
+    for name, column in first.columns.items():
+        np.testing.assert_array_equal(column, again.columns[name], err_msg=name)
+    other = _random_failures(tmp_path, 8).columns["latency_s"]
+    assert not np.array_equal(first.columns["latency_s"], other, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{"mtbf": "1 s"}, {"mtbf": "1 s", "mttr": "1 s", "at": [[1, 2]]}, {"at": [[3, 4], [2, 5]]}],
+)
+def test_a_bad_failures_spec_is_refused(spec: dict) -> None:
+    with pytest.raises(ValidationError):
+        Failures.model_validate(spec)
