@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sim_fixtures import FOG_NETWORK, FOG_SERVER, fog_scenario, three_part_outcomes
 
 from fogsim.scenario.failures import Failures
+from fogsim.scenario.network import Network
 from fogsim.sim.engine import simulate
 
 THREE = three_part_outcomes()
@@ -60,3 +61,16 @@ def test_random_failures_are_the_same_for_the_same_seed(tmp_path: Path) -> None:
 def test_a_bad_failures_spec_is_refused(spec: dict) -> None:
     with pytest.raises(ValidationError):
         Failures.model_validate(spec)
+
+
+def test_the_short_form_keeps_its_links_failures() -> None:
+    down = {"at": [["1 s", "2 s"]]}
+    network = Network.model_validate(
+        {
+            "gateways": [{"name": "g", "backhaul": {"bandwidth": "1 Mbps", "failures": down}}],
+            "cloud_link": {"bandwidth": "1 Gbps", "failures": {"mtbf": "1 h", "mttr": "1 s"}},
+        }
+    )
+    backhaul, cloud_link = network.explicit()[1]
+    assert backhaul.failures is not None and backhaul.failures.at == [(1.0, 2.0)]
+    assert cloud_link.failures is not None and cloud_link.failures.mtbf == 3600.0

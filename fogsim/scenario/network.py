@@ -159,6 +159,7 @@ def _link(name: str, source: str, to: str, spec: LinkSpec) -> NetLink:
         bandwidth=spec.bandwidth,
         delay=spec.delay,
         sharing=spec.sharing,
+        failures=spec.failures,
     )
 
 
