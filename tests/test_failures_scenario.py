@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
-from sim_fixtures import FOG_NETWORK, FOG_SERVER, fog_scenario, three_part_outcomes
+from sim_fixtures import BASE, FOG_NETWORK, FOG_SERVER, fog_scenario, three_part_outcomes
 
 from fogsim.scenario.failures import Failures
 from fogsim.scenario.network import Network
@@ -74,3 +76,50 @@ def test_the_short_form_keeps_its_links_failures() -> None:
     backhaul, cloud_link = network.explicit()[1]
     assert backhaul.failures is not None and backhaul.failures.at == [(1.0, 2.0)]
     assert cloud_link.failures is not None and cloud_link.failures.mtbf == 3600.0
+
+
+def _script(gaps: list[tuple[float, float]]) -> dict:
+    periods, t = [], 0.0
+    for gap, length in gaps:
+        periods.append([f"{t + gap} s", f"{t + gap + length} s"])
+        t += gap + length
+    return {"at": periods}
+
+
+failure_specs = st.one_of(
+    st.none(),
+    st.lists(st.tuples(st.floats(0.0, 3.0), st.floats(0.01, 2.0)), max_size=3).map(_script),
+    st.sampled_from([{"mtbf": "2 s", "mttr": "300 ms"}, {"mtbf": "500 ms", "mttr": "1 s"}]),
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    access=failure_specs, core=failure_specs, fog=failure_specs, cloud=failure_specs,
+    seed=st.integers(0, 1000),
+)
+def test_every_request_ends_in_one_state_under_random_failures_and_repeats(
+    tmp_path: Path, access, core, fog, cloud, seed: int
+) -> None:
+    network = copy.deepcopy(FOG_NETWORK)
+    network["links"][0]["failures"] = access
+    network["links"][1]["failures"] = core
+    changes = {
+        "network": network,
+        "fog": [{**FOG_SERVER, "failures": fog}],
+        "cloud": {**copy.deepcopy(BASE["cloud"]), "at": "dc", "failures": cloud},
+        "duration": "6 s",
+        "seed": seed,
+    }
+    result = simulate(fog_scenario(tmp_path, **changes), THREE)  # it checks accounting
+    again = simulate(fog_scenario(tmp_path, **changes), THREE)
+    columns = result.columns
+    answered = columns["answered_at"] != ""
+    assert (answered == np.char.startswith(columns["status"].astype(str), "answered")).all()
+    assert (columns["t_answer_s"][answered] <= 6.0 + 1e-9).all()
+    for name, column in columns.items():
+        np.testing.assert_array_equal(column, again.columns[name], err_msg=name)
+    for stats in result.servers.values():
+        assert stats["completed"] + stats["dropped"] <= stats["submitted"]
