@@ -147,7 +147,8 @@ def energy_breakdown(frame: pd.DataFrame) -> Figure:
     if not len(means):
         axes[0].set_title("no request was answered")
         return figure
-    labels = [f"{group} ({path})" for group, path in means.index]
+    # The path column keeps "edge" for the device; figures name the tier as the results do.
+    labels = [f"{group} ({'device' if path == 'edge' else path})" for group, path in means.index]
     positions = range(len(labels))
     colours = sns.color_palette("deep", 3)
     for ax, name, colour in zip(axes[:3], ENERGY_PARTS.values(), colours, strict=True):

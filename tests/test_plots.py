@@ -154,7 +154,7 @@ def test_energy_breakdown_gives_each_component_a_linear_panel_and_shares() -> No
     ends = [x + w for x, w in zip(starts, widths, strict=True)]
     assert max(ends) == pytest.approx(1.0)
     labels = [label.get_text() for label in compute.get_yticklabels()]
-    assert labels == ["cams (cloud)", "cams (edge)", "sensors (cloud)", "sensors (edge)"]
+    assert labels == ["cams (cloud)", "cams (device)", "sensors (cloud)", "sensors (device)"]
 
 
 def sweep_points(seeds: int) -> pd.DataFrame:
