@@ -89,3 +89,26 @@ def test_a_class_skew_draws_only_those_classes(tmp_path: Path) -> None:
     assert skewed.any()
     assert set(np.unique(frame.loc[skewed, "label"])) <= {0, 7}
     assert len(np.unique(frame.loc[~skewed, "label"])) == 10
+
+
+def test_fogsim_plot_draws_both_runs_over_time(runs: dict[str, Path], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    assert (runs["adapt"] / "figures/drift_over_time.png").stat().st_size > 0
+    out = tmp_path / "compared"
+    args = ["plot", str(runs["adapt"]), "--compare", str(runs["static"]), "-o", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "fogsim", *args], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert (out / "over_time_compared.svg").stat().st_size > 0
+    svg = (out / "over_time_compared.svg").read_text()
+    assert "street (drift-adapt)" in svg and "street (drift-static)" in svg
+    bad = subprocess.run(
+        [sys.executable, "-m", "fogsim", "plot", str(runs["adapt"]), "--compare", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert bad.returncode == 2 and "run directories" in bad.stderr
