@@ -135,3 +135,27 @@ def test_adapted_checkpoints_are_cached_by_what_they_learnt_from(drifted, tmp_pa
     card = load_checkpoint(first).card
     assert card["adaptation"]["parent_sha256"] == load_checkpoint(CHECKPOINT).sha256
     assert card["default_threshold"] == load_checkpoint(CHECKPOINT).card["default_threshold"]
+
+
+def test_training_time_and_energy_follow_the_device_profile() -> None:
+    from fogsim.errors import UserInputError
+    from fogsim.scenario.models import DeviceProfile
+    from fogsim.sim.adaptation import device_training_time_and_energy
+
+    cost = {
+        "training_macs": 2e9,
+        "param_bytes_moved": 4e8,
+        "gemm_energy_j": 0.5,
+        "param_movement_energy_j": 0.25,
+    }
+    base = {"throughput": {"int8": "1 GMAC/s"}, "idle_power": "1 W", "active_power": "3 W"}
+    seconds, joules = device_training_time_and_energy(DeviceProfile(**base), cost, "p")
+    assert (seconds, joules) == (pytest.approx(2.0), pytest.approx(6.0))
+    # Memory-bound: 400 MB at 100 MB/s is 4 s, more than the 2 s of compute.
+    slow = DeviceProfile(**base, memory_bandwidth="100 MB/s")
+    assert device_training_time_and_energy(slow, cost, "p")[0] == pytest.approx(4.0)
+    per_op = DeviceProfile(**base, compute_energy="per_op", energy_table="horowitz45nm-braintta")
+    assert device_training_time_and_energy(per_op, cost, "p")[1] == pytest.approx(0.75)
+    fp32_only = DeviceProfile(**{**base, "throughput": {"fp32": "1 GMAC/s"}})
+    with pytest.raises(UserInputError, match="int8 throughput"):
+        device_training_time_and_energy(fp32_only, cost, "devices[0].profile")

@@ -151,6 +151,12 @@ class DriftedGroup:
         a = self.spec.adaptation
         if a is None:
             return
+        if "device" not in self.base.exit_tiers:
+            raise UserInputError(
+                f"{self.where}.adaptation: {self.scenario.model.checkpoint.name} has no exit "
+                "on the device, so the devices cannot measure or train it; use a checkpoint "
+                "with an exit in its device part, or remove adaptation"
+            )
         name = self.spec.group
         labelled = self.streams.stream(f"drift/{name}/labels").random(self.rows.size) < a.labelled
         seeds = self.streams.stream(f"drift/{name}/train")
