@@ -17,7 +17,7 @@ from fogsim.nn.evaluate import predict
 from fogsim.nn.ops import part_of
 from fogsim.scenario.drift import Blur, Noise, Trigger
 from fogsim.sim.adaptation import adapt_checkpoint, next_trigger
-from fogsim.sim.device_jobs import DeviceJobs, idle_overlap_j, solve_with_jobs
+from fogsim.sim.device_jobs import DeviceJobs, charge_jobs, solve_with_jobs
 from fogsim.sim.fifo import solve_fifo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,9 @@ def test_a_job_takes_its_turn_in_the_device_queue() -> None:
     device = np.array([0, 0, 0, 1, 1])
     arrival = np.array([0.0, 1.0, 1.5, 0.0, 2.0])
     service = np.array([0.5, 0.5, 0.5, 1.0, 1.0])
-    jobs = DeviceJobs(np.array([0, 1], np.int32), np.array([1.0, 5.0]), np.array([2.0, 1.0]))
+    jobs = DeviceJobs(
+        np.array([0, 1], np.int32), np.array([1.0, 5.0]), np.array([2.0, 1.0]), np.array([7.0, 3.0])
+    )
     got = solve_with_jobs(device, arrival, service, None, jobs)
     # Device 0: request at 1.0 first (same instant: the request queues first), then the job
     # (1.5..3.5), then the request that arrived at 1.5 waits for it.
@@ -49,14 +51,19 @@ def test_a_job_takes_its_turn_in_the_device_queue() -> None:
     assert jobs.start_s[1] == 5.0 and jobs.end_s[1] == 6.0
     plain = solve_fifo(device, arrival, service)
     assert (got.end_s >= plain.end_s).all()
-    # The idle gap before the request that waited held the job: its idle energy is returned.
-    overlap = idle_overlap_j(jobs, device, got.start_s, np.full(5, 2.0))
-    np.testing.assert_allclose(overlap, [0.0, 0.0, 4.0, 0.0, 0.0])
+    # The request that waited behind the job is charged its energy, and the idle gap
+    # before it held the job: that idle energy is given back. Device 1's job came last.
+    job_j, idle_j = charge_jobs(jobs, device, got.start_s, np.full(5, 2.0))
+    np.testing.assert_allclose(job_j, [0.0, 0.0, 7.0, 0.0, 0.0])
+    np.testing.assert_allclose(idle_j, [0.0, 0.0, 4.0, 0.0, 0.0])
+    assert jobs.charged_to.tolist() == [2, -1]
+    np.testing.assert_allclose(jobs.per_request_j(5), job_j)
 
 
 def test_no_jobs_is_the_plain_fifo() -> None:
     device, arrival, service = np.array([0, 0]), np.array([0.0, 0.1]), np.array([0.3, 0.3])
-    for jobs in (None, DeviceJobs.none(), DeviceJobs(np.array([7], np.int32), [1.0], [1.0])):
+    elsewhere = DeviceJobs(np.array([7], np.int32), np.ones(1), np.ones(1), np.ones(1))
+    for jobs in (None, DeviceJobs.none(), elsewhere):
         got = solve_with_jobs(device, arrival, service, 2, jobs)  # type: ignore[arg-type]
         np.testing.assert_array_equal(got.end_s, solve_fifo(device, arrival, service, 2).end_s)
 

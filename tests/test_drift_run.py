@@ -45,6 +45,13 @@ def test_adaptation_is_recorded_with_its_cost(runs: dict[str, Path]) -> None:
     assert drift["adaptation_energy_j"] == pytest.approx(
         sum(e["energy_j"] for e in drift["adaptations"])
     )
+    # Each device's job is charged to the request that waited behind it, within its compute.
+    frame = pd.read_parquet(runs["adapt"] / "requests.parquet")
+    charged = frame["energy_adaptation_j"]
+    assert charged.sum() == pytest.approx(drift["adaptation_energy_j"])
+    assert (charged > 0).sum() == 4 * len(drift["adaptations"])
+    assert (frame["energy_compute_j"] >= charged).all()
+    assert (frame.loc[frame["group"] == "lobby", "energy_adaptation_j"] == 0).all()
     # On held-out drifted images (seen later, not trained on) the device exit does better.
     assert first["exit_accuracy_after"] > first["exit_accuracy_before"]
     static = json.loads((runs["static"] / "summary.json").read_text())["drift"]

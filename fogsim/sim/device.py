@@ -20,7 +20,7 @@ from fogsim.errors import UserInputError
 from fogsim.inference import InferenceOutcomes
 from fogsim.scenario.models import DeviceProfile, Scenario
 from fogsim.sim import battery
-from fogsim.sim.device_jobs import DeviceJobs, idle_overlap_j, solve_with_jobs
+from fogsim.sim.device_jobs import DeviceJobs, charge_jobs, solve_with_jobs
 from fogsim.sim.fifo import solve_fifo
 from fogsim.sim.population import draw_factors
 from fogsim.sim.radio import send_energy
@@ -150,7 +150,8 @@ def run_devices(
     idle_j = _idle_energy(scenario, workload, start, end)
     if jobs is not None:
         idle_w = np.array([group.profile.idle_power for group in scenario.devices])
-        idle_j -= idle_overlap_j(jobs, workload.device, start, idle_w[workload.group])
+        job_j, job_idle_j = charge_jobs(jobs, workload.device, start, idle_w[workload.group])
+        compute_j, idle_j = compute_j + job_j, idle_j - job_idle_j
     stage = DeviceStage(start, end, up_start, up_sent, up_end, bits, compute_j, idle_j, drop)
     _stop_empty_devices(scenario, workload, stage, uplink_bps)
     return stage

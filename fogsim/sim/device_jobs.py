@@ -2,7 +2,9 @@
 
 A job enters its device's FIFO queue at a time, like a request, and holds the device for
 its duration: requests that arrive after it wait until it is done. It joins the same
-Lindley recursion as the requests (``fogsim.sim.fifo``), so the times stay exact.
+Lindley recursion as the requests (``fogsim.sim.fifo``), so the times stay exact. Its
+energy is charged to the first request its device starts after it (the one that waited
+behind it), as compute energy, so that batteries and energy totals include it.
 """
 
 from __future__ import annotations
@@ -22,16 +24,26 @@ class DeviceJobs:
     device: np.ndarray  # int32, global device index
     at_s: np.ndarray  # float64
     seconds: np.ndarray  # float64
+    joules: np.ndarray  # float64, the device's energy for the job
     start_s: np.ndarray = field(init=False)
     end_s: np.ndarray = field(init=False)
+    charged_to: np.ndarray = field(init=False)  # the request charged with it, or -1
 
     def __post_init__(self) -> None:
         self.start_s = np.full(self.device.size, np.nan)
         self.end_s = np.full(self.device.size, np.nan)
+        self.charged_to = np.full(self.device.size, -1, dtype=np.int64)
 
     @classmethod
     def none(cls) -> DeviceJobs:
-        return cls(np.zeros(0, np.int32), np.zeros(0), np.zeros(0))
+        return cls(np.zeros(0, np.int32), np.zeros(0), np.zeros(0), np.zeros(0))
+
+    def per_request_j(self, n: int) -> np.ndarray:
+        """Each request's share of job energy (``charge_jobs`` must have run)."""
+        out = np.zeros(n)
+        charged = self.charged_to >= 0
+        np.add.at(out, self.charged_to[charged], self.joules[charged])
+        return out
 
 
 def solve_with_jobs(
@@ -64,18 +76,20 @@ def solve_with_jobs(
     return FifoResult(start[:n], end[:n], np.zeros(n, dtype=bool))
 
 
-def idle_overlap_j(
+def charge_jobs(
     jobs: DeviceJobs, device: np.ndarray, start_s: np.ndarray, idle_w: np.ndarray
-) -> np.ndarray:
-    """Per request, the idle energy its gap since the device's previous request counted
-    while a job held the device (the job's own energy is counted apart): the job's duration
-    at idle power, on the first request its device started after the job ended."""
-    overlap = np.zeros(device.size)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per request, the job energy it is charged (on the first request its device started
+    after a job ended) and the idle energy its gap since the device's previous request
+    counted while the job held the device (the job's duration at idle power), to take off."""
+    job_j, idle_j = np.zeros(device.size), np.zeros(device.size)
     # Requests are grouped by device in ascending order, and a FIFO starts them in order.
-    for d, end, seconds in zip(jobs.device, jobs.end_s, jobs.seconds, strict=True):
+    for j, (d, end) in enumerate(zip(jobs.device, jobs.end_s, strict=True)):
         lo, hi = np.searchsorted(device, d, "left"), np.searchsorted(device, d, "right")
         after = np.flatnonzero(start_s[lo:hi] >= end)  # NaN (never started) compares False
         if after.size:
             first = lo + int(after[0])
-            overlap[first] += seconds * idle_w[first]
-    return overlap
+            jobs.charged_to[j] = first
+            job_j[first] += jobs.joules[j]
+            idle_j[first] += jobs.seconds[j] * idle_w[first]
+    return job_j, idle_j

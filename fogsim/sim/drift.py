@@ -270,10 +270,12 @@ class DriftPlan:
     jobs: DeviceJobs = field(default_factory=DeviceJobs.none)
 
     def finish_columns(self, columns: dict[str, np.ndarray]) -> None:
-        """The per-request table's image is the dataset's; add the model version and drift."""
+        """The per-request table's image is the dataset's; add the model version, the drift
+        and the training energy charged to the request (within its ``energy_compute_j``)."""
         columns["image"] = self.image.astype(np.int32)
         columns["model_version"] = self.version
         columns["drifted"] = self.drifted
+        columns["energy_adaptation_j"] = self.jobs.per_request_j(self.image.size)
 
     def summary(self) -> dict[str, Any]:
         """The summary's ``drift`` key: each group's drift and every adaptation's cost."""
@@ -359,7 +361,7 @@ def _compose(
     drifted = np.zeros(workload.size, bool)
     blocks: list[InferenceOutcomes] = [base]
     offset = base.n_images
-    jobs: list[tuple[np.ndarray, float, float]] = []
+    jobs: list[tuple[np.ndarray, float, float, float]] = []  # devices, at, seconds, joules
     plan_groups = []
     for g in groups:
         rows, versions = g.rows, g.versions()
@@ -374,15 +376,16 @@ def _compose(
                 image_id[rows[positions[which]]] = offset + local
                 blocks.append(outcomes)
                 offset += outcomes.n_images
-        jobs += [(g.devices(), a.at_s, a.seconds) for a in g.adaptations]
+        jobs += [(g.devices(), a.at_s, a.seconds, a.energy_j) for a in g.adaptations]
         plan_groups.append(g)
     composite = dataclasses.replace(
         base, **{name: np.concatenate([getattr(b, name) for b in blocks]) for name in _ARRAYS}
     )
     device_jobs = DeviceJobs(
-        np.concatenate([d for d, _, _ in jobs]).astype(np.int32) if jobs else np.zeros(0, np.int32),
-        np.concatenate([np.full(d.size, t) for d, t, _ in jobs]) if jobs else np.zeros(0),
-        np.concatenate([np.full(d.size, s) for d, _, s in jobs]) if jobs else np.zeros(0),
+        np.concatenate([d for d, _, _, _ in jobs] or [np.zeros(0)]).astype(np.int32),
+        np.concatenate([np.full(d.size, t) for d, t, _, _ in jobs] or [np.zeros(0)]),
+        np.concatenate([np.full(d.size, s) for d, _, s, _ in jobs] or [np.zeros(0)]),
+        np.concatenate([np.full(d.size, j) for d, _, _, j in jobs] or [np.zeros(0)]),
     )
     return DriftPlan(
         composite,
