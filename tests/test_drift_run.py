@@ -119,3 +119,25 @@ def test_fogsim_plot_draws_both_runs_over_time(runs: dict[str, Path], tmp_path: 
         timeout=600,
     )
     assert bad.returncode == 2 and "run directories" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["drift[0].classes=[Shoe]"], "'Shoe' is no class"),
+        (["drift[0].classes=[10]"], "10 is no class"),
+        (
+            [
+                "devices[0].profile="
+                "{throughput: {fp32: 1 GMAC/s}, idle_power: 1 W, active_power: 2 W}"
+            ],
+            "no int8 throughput",
+        ),
+    ],
+)
+def test_validate_finds_what_would_stop_the_drift(overrides: list[str], expected: str) -> None:
+    from fogsim.scenario import ScenarioError, load_scenario
+
+    with pytest.raises(ScenarioError, match=expected) as info:
+        load_scenario(ROOT / "scenarios/drift-adapt.yaml", overrides, preflight=True)
+    assert "drift[0]" in str(info.value)

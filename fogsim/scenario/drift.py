@@ -145,3 +145,43 @@ def cross_checks(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]
                 )
             )
     return found
+
+
+def run_problems(
+    devices: list[Any], drift: list[GroupDrift], exit_tiers: tuple[str, ...], classes: list[str]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """What would stop a valid drift block once the network is known (``fogsim validate``):
+    classes the network does not have, and an adaptation that cannot train (no exit on the
+    device, no int8 throughput for RCT's GEMMs)."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    by_name = {group.name: group for group in devices}
+    for i, d in enumerate(drift):
+        for c in d.classes or []:
+            if not (c in classes or (isinstance(c, int) and 0 <= c < len(classes))):
+                found.append(
+                    (
+                        ("drift", i, "classes"),
+                        f"{c!r} is no class of the network's dataset "
+                        f"(classes: {', '.join(classes)}, or their indices)",
+                    )
+                )
+        if d.adaptation is None:
+            continue
+        if "device" not in exit_tiers:
+            found.append(
+                (
+                    ("drift", i, "adaptation"),
+                    "the network has no exit on the device, so the devices cannot measure or "
+                    "train it; use a checkpoint with a device exit, or remove adaptation",
+                )
+            )
+        if "int8" not in by_name[d.group].profile.throughput:
+            found.append(
+                (
+                    ("drift", i, "adaptation"),
+                    f"group {d.group!r}: RCT trains with int8 GEMMs, but its device profile "
+                    "gives no int8 throughput; add one, e.g. profile: {base: ..., "
+                    "throughput: {int8: ...}}",
+                )
+            )
+    return found
