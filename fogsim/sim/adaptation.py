@@ -123,7 +123,9 @@ def adapt_checkpoint(
     the same parent, images, labels and settings give the same file), and the training's
     cost (``fogsim.nn.adapt.fine_tune_cost``)."""
     ckpt = load_checkpoint(parent)
-    key = _key(ckpt.sha256, images, labels, how, table)
+    # An adapted parent is named by its own key: torch.save's bytes vary with the file name.
+    parent_id = ckpt.card.get("adaptation", {}).get("key", ckpt.sha256)
+    key = _key(parent_id, images, labels, how, table)
     path = Path(cache_dir) / f"adapted-{key[:32]}.pt"
     if path.is_file():
         cached = load_checkpoint(path)
@@ -135,6 +137,7 @@ def adapt_checkpoint(
         **ckpt.card,
         "adaptation": {
             "parent_sha256": ckpt.sha256,
+            "parent": parent_id,
             "key": key,
             "fine_tune": how.__dict__,
             "images": len(labels),
@@ -147,10 +150,10 @@ def adapt_checkpoint(
 
 
 def _key(
-    parent_sha: str, images: np.ndarray, labels: np.ndarray, how: FineTune, table: str | None
+    parent: str, images: np.ndarray, labels: np.ndarray, how: FineTune, table: str | None
 ) -> str:
     digest = hashlib.sha256()
-    settings = {"parent": parent_sha, "how": how.__dict__, "table": table}
+    settings = {"parent": parent, "how": how.__dict__, "table": table}
     digest.update(json.dumps(settings, sort_keys=True).encode())
     digest.update(repr((images.shape, str(torch.__version__))).encode())
     digest.update(np.ascontiguousarray(images, dtype=np.uint8).data)
