@@ -183,6 +183,10 @@ def run_figures(frame: pd.DataFrame, directory: Path) -> list[Path]:
     ]
     if "answered_at" in frame:  # runs from before the tiers have no such column
         paths += save(latency_cdf_by_tier(frame), directory, "latency_cdf_by_tier")
+    if "drifted" in frame:  # runs with a drift block (fogsim.sim.drift)
+        from fogsim.drift_figures import over_time
+
+        paths += save(over_time({"": frame}), directory, "drift_over_time")
     return paths
 
 

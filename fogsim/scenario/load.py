@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from fogsim.errors import UserInputError
+from fogsim.scenario.drift import cross_checks as drift_cross_checks
 from fogsim.scenario.models import Scenario
 from fogsim.scenario.overrides import apply_overrides, contains, format_steps
 from fogsim.scenario.preflight import problems as run_problems
@@ -152,7 +153,7 @@ def cross_checks(data: dict[str, Any]) -> list[tuple[Loc, str]]:
     dataset = data.get("dataset")
     if isinstance(dataset, dict) and dataset.get("name") is None and dataset.get("path") is None:
         found.append((("dataset",), "give a dataset name (e.g. fashion-mnist) or a path"))
-    return found
+    return found + drift_cross_checks(data)
 
 
 def _placed(loc: Loc, message: str, data: Any, source: YamlSource) -> Problem:

@@ -23,6 +23,7 @@ from pydantic import (
 
 from fogsim.policies import EarlyExit, PolicySpec
 from fogsim.scenario import profiles
+from fogsim.scenario.drift import GroupDrift
 from fogsim.scenario.failures import Failures
 
 # The network's models live in their own module; these names stay importable from here.
@@ -406,6 +407,9 @@ class Scenario(Strict):
     )
     policy: PolicySpec = EarlyExit()
     deadline: Deadline | None = None
+    drift: list[GroupDrift] = Field(
+        default_factory=list, description="drifted input per device group, and adaptation"
+    )
     outputs: Outputs = Outputs()
 
     @property

@@ -10,6 +10,7 @@ import zipfile
 
 from fogsim.errors import CheckpointError, DatasetNotFoundError, UserInputError
 from fogsim.scenario import footprint
+from fogsim.scenario.drift import run_problems as drift_problems
 from fogsim.scenario.models import DatasetSpec, Scenario
 from fogsim.scenario.source import Loc
 
@@ -47,8 +48,13 @@ def part_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
     from fogsim.nn.checkpoint import load_checkpoint
     from fogsim.topology import Topology
 
-    model = load_checkpoint(scenario.model.checkpoint).build()
-    found: list[tuple[Loc, str]] = []
+    ckpt = load_checkpoint(scenario.model.checkpoint)
+    model = ckpt.build()
+    found: list[tuple[Loc, str]] = list(
+        drift_problems(
+            scenario.devices, scenario.drift, model.exit_tiers, list(ckpt.card.get("classes", []))
+        )
+    )
     threshold = getattr(scenario.policy, "threshold", None)
     exits = len(model.exit_points)
     if isinstance(threshold, list) and len(threshold) != exits:

@@ -20,6 +20,7 @@ from fogsim.errors import UserInputError
 from fogsim.inference import InferenceOutcomes
 from fogsim.scenario.models import DeviceProfile, Scenario
 from fogsim.sim import battery
+from fogsim.sim.device_jobs import DeviceJobs, charge_jobs, solve_with_jobs
 from fogsim.sim.fifo import solve_fifo
 from fogsim.sim.population import draw_factors
 from fogsim.sim.radio import send_energy
@@ -117,8 +118,10 @@ def run_devices(
     outcomes: InferenceOutcomes,
     kinds: Kinds,
     kind: np.ndarray,
+    jobs: DeviceJobs | None = None,
 ) -> DeviceStage:
-    """Device compute, dedicated uplinks, compute and idle energy of every device.
+    """Device compute, dedicated uplinks, compute and idle energy of every device; ``jobs``
+    (on-device training) take their turns in the compute queues.
 
     Requests that find their device's battery certainly empty are dropped here,
     before they can load the shared fog; the engine settles the batteries once
@@ -131,8 +134,12 @@ def run_devices(
     for g, group in enumerate(scenario.devices):
         # Devices are numbered group by group, so each group is one contiguous block.
         rows = np.flatnonzero(workload.group == g)
-        result = solve_fifo(
-            workload.device[rows], workload.arrival_s[rows], service[rows], group.queue_capacity
+        result = solve_with_jobs(
+            workload.device[rows],
+            workload.arrival_s[rows],
+            service[rows],
+            group.queue_capacity,
+            jobs,
         )
         start[rows], end[rows] = result.start_s, result.end_s
         drop[rows[result.dropped]] = DEVICE_QUEUE_FULL
@@ -141,6 +148,10 @@ def run_devices(
     compute_j = np.where(drop == None, joules, 0.0)  # noqa: E711
     up_start, up_sent, up_end = _dedicated_uplinks(scenario, workload, end, bits, uplink_bps)
     idle_j = _idle_energy(scenario, workload, start, end)
+    if jobs is not None:
+        idle_w = np.array([group.profile.idle_power for group in scenario.devices])
+        job_j, job_idle_j = charge_jobs(jobs, workload.device, start, idle_w[workload.group])
+        compute_j, idle_j = compute_j + job_j, idle_j - job_idle_j
     stage = DeviceStage(start, end, up_start, up_sent, up_end, bits, compute_j, idle_j, drop)
     _stop_empty_devices(scenario, workload, stage, uplink_bps)
     return stage

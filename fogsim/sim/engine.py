@@ -14,6 +14,7 @@ from fogsim.policies import Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim import battery
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
+from fogsim.sim.drift import prepare_drift
 from fogsim.sim.radio import RadioUse, radio_energy
 from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
     STATUSES,
@@ -52,10 +53,12 @@ class SimResult:
     events_s: float = 0.0
     servers: dict[str, dict[str, float | str]] = field(default_factory=dict)
     stages: StageTable | None = None
+    drift: dict[str, object] | None = None  # fogsim.sim.drift.DriftPlan.summary
 
     def summary_extra(self) -> dict[str, object]:
         """What the run adds to its summary beyond the per-request table."""
-        return {"links": self.links, "cloud": self.cloud, "servers": self.servers}
+        extra = {"links": self.links, "cloud": self.cloud, "servers": self.servers}
+        return extra if self.drift is None else {**extra, "drift": self.drift}
 
 
 def simulate(
@@ -64,10 +67,13 @@ def simulate(
     """Simulate ``scenario`` with the per-image ``outcomes`` of its network."""
     streams = Streams(scenario.seed)
     workload = generate_workload(scenario, outcomes.labels, streams)
+    drift = prepare_drift(scenario, outcomes, workload)  # real inference and training, cached
+    if drift is not None:
+        outcomes, workload = drift.outcomes, drift.workload
     decision = scenario.policy.route(outcomes, workload.image_id)
     kinds = Kinds(outcomes)
     kind = kinds.of(decision)
-    device = run_devices(scenario, workload, outcomes, kinds, kind)
+    device = run_devices(scenario, workload, outcomes, kinds, kind, drift.jobs if drift else None)
     topology = Topology(scenario)
     journeys = _plan_journeys(scenario, workload, outcomes, device, Planner(topology, kinds), kind)
 
@@ -95,6 +101,8 @@ def simulate(
         energy,
         server_j,
     )
+    if drift is not None:
+        drift.finish_columns(columns)
     check_accounting(columns)
     servers = _server_stats(scenario, net)
     stages = StageTable(scenario, workload, kind, kinds, device, journeys)
@@ -105,6 +113,7 @@ def simulate(
         events_s,
         servers,
         stages,
+        drift.summary() if drift is not None else None,
     )
 
 
