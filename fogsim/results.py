@@ -11,7 +11,7 @@ import pandas as pd
 
 from fogsim.scenario.models import Scenario
 
-CATEGORIES = ("group", "gateway", "fog", "path", "answered_at", "status", "reason")
+CATEGORIES = ("group", "gateway", "fog", "path", "answered_at", "status", "reason", "failure")
 ENERGY_COMPONENTS = ("energy_compute_j", "energy_radio_j", "energy_idle_j")
 SERVER_ENERGY = ("energy_fog_j", "energy_cloud_j")
 TIERS = ("device", "fog", "cloud")

@@ -23,7 +23,7 @@ from pydantic import (
 
 from fogsim.policies import EarlyExit, PolicySpec
 from fogsim.scenario import profiles
-from fogsim.scenario.failures import Failures
+from fogsim.scenario.failures import Failures, Recovery
 
 # The network's models live in their own module; these names stay importable from here.
 from fogsim.scenario.network import Gateway as Gateway
@@ -406,6 +406,9 @@ class Scenario(Strict):
     )
     policy: PolicySpec = EarlyExit()
     deadline: Deadline | None = None
+    recovery: Recovery | None = Field(
+        default=None, description="retries and fallback when work is lost or an answer is late"
+    )
     outputs: Outputs = Outputs()
 
     @property

@@ -14,7 +14,7 @@ from fogsim.policies import Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim import battery
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
-from fogsim.sim.radio import RadioUse, radio_energy
+from fogsim.sim.radio import RadioUse, radio_energy, resend_energy
 from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
     STATUSES,
     AccountingError,
@@ -73,7 +73,14 @@ def simulate(
 
     env = simpy.Environment()
     net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
-    env.process(net.feed(journeys.ready_s, journeys.plans, journeys.plan, journeys.bits))
+    resend_s = None
+    if scenario.recovery is not None:
+        # A retry leaves the device as the first attempt did: over its own radio (sending
+        # and propagation, without waiting for its other requests), or on the shared cell.
+        rows = journeys.rows
+        resend_s = np.nan_to_num(device.uplink_end_s[rows] - device.uplink_start_s[rows])
+    feed = net.feed(journeys.ready_s, journeys.plans, journeys.plan, journeys.bits, resend_s)
+    env.process(feed)
     started = time.perf_counter()
     _run_until(env, scenario.duration, progress)
     events_s = time.perf_counter() - started
@@ -202,6 +209,9 @@ def _device_energy(
     """Radio energy from when the radio was really busy, then each battery spent in order."""
     use = _radio_use(scenario, workload, device, journeys, answer_s)
     radio_j = radio_energy(scenario, workload.group, workload.device, use)
+    retries = journeys.per_row(journeys.times.retries, workload.size, 0)
+    if retries.any():
+        radio_j += resend_energy(scenario, workload.group, use, retries)
     parts = [device.idle_j.copy(), device.compute_j.copy(), radio_j]
     empty = battery.drain(battery_capacity_j(scenario, workload), workload.device, parts)
     return DeviceEnergy(*parts, empty | (device.drop_reason == BATTERY_EMPTY))
