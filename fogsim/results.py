@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fogsim.resilience import resilience
 from fogsim.scenario.models import Scenario
 
 CATEGORIES = ("group", "gateway", "fog", "path", "answered_at", "status", "reason", "failure")
@@ -102,6 +103,7 @@ def summarize(scenario: Scenario, frame: pd.DataFrame, extra: dict[str, Any]) ->
             str(group): _component_means(part)
             for group, part in answered.groupby("group", observed=False)
         },
+        "resilience": resilience(scenario, frame),
         **extra,
     }
 
