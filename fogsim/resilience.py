@@ -15,10 +15,13 @@ import pandas as pd
 
 from fogsim.scenario.failures import Failures
 from fogsim.scenario.models import Scenario
+from fogsim.scenario.network import LinkSpec
+from fogsim.scenario.rates import VaryingRate
 from fogsim.sim.rng import Streams
 from fogsim.topology import Topology
 
 ANSWERED = ("answered_edge", "answered_fog", "answered_cloud")
+DEGRADED_RATE = 0.5  # a link below this share of its nominal rate counts as degraded
 
 
 def resilience(scenario: Scenario, frame: pd.DataFrame) -> dict[str, Any]:
@@ -62,18 +65,23 @@ def resilience(scenario: Scenario, frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def degraded_s(scenario: Scenario) -> dict[str, Any]:
-    """Seconds of the run during which some link or server was down (``any``), and each
-    failing element's own (a server: while at least one of its workers is down)."""
+    """Seconds of the run during which some element was degraded (``any``), and each
+    degraded element's own. A link is degraded while it is down or its rate is below half
+    its nominal rate (``DEGRADED_RATE``); a server while at least one worker is down."""
     streams = Streams(scenario.seed)
     duration = scenario.duration
     elements: dict[str, list[tuple[float, float]]] = {}
     for name, link in Topology(scenario).links.items():
-        if link.failures is not None:
-            elements[name] = _periods(link.failures, streams, f"failures/link/{name}", duration)
-        down = link.downlink
-        if down is not None and down.failures is not None:
-            key = f"{name}:down"
-            elements[key] = _periods(down.failures, streams, f"failures/link/{key}", duration)
+        specs = [(name, link.up)]
+        if link.downlink is not None:
+            specs.append((f"{name}:down", link.downlink))
+        for key, spec in specs:
+            periods = _slow_periods(spec, streams, key, duration)
+            if spec.failures is not None:
+                stream = f"failures/link/{key}"
+                periods += _periods(spec.failures, streams, stream, duration)
+            if periods:
+                elements[key] = periods
     for server in [*scenario.fog, *scenario.clouds]:
         if server.failures is None:
             continue
@@ -87,6 +95,29 @@ def degraded_s(scenario: Scenario) -> dict[str, Any]:
         "any": _union_s(every),
         "by_element": {name: _union_s(periods) for name, periods in elements.items()},
     }
+
+
+def _slow_periods(
+    spec: LinkSpec, streams: Streams, name: str, duration_s: float
+) -> list[tuple[float, float]]:
+    """When a link's varying rate is below ``DEGRADED_RATE`` of its nominal rate."""
+    if not isinstance(spec.bandwidth, VaryingRate):
+        return []
+    profile = spec.bandwidth.profile
+    floor = DEGRADED_RATE * profile.nominal
+    periods: list[tuple[float, float]] = []
+    slow_since = None
+    for at, rate in profile.changes(streams.stream(f"link-rate/{name}")):
+        if at >= duration_s:
+            break
+        if rate < floor and slow_since is None:
+            slow_since = at
+        elif rate >= floor and slow_since is not None:
+            periods.append((slow_since, at))
+            slow_since = None
+    if slow_since is not None:
+        periods.append((slow_since, duration_s))
+    return periods
 
 
 def _periods(

@@ -82,7 +82,7 @@ def _resilience_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     degraded = res["degraded_s"]
     if degraded["by_element"]:
         worst = max(degraded["by_element"].items(), key=lambda item: item[1])
-        note = f"some link or server down; longest: {worst[0]}, {si(worst[1], 's')}"
+        note = f"a link down or slow, or a server down; longest: {worst[0]}, {si(worst[1], 's')}"
         rows.append(("time degraded", si(degraded["any"], "s"), note))
     return rows
 

@@ -190,9 +190,15 @@ recoveries = st.one_of(
     access=failure_specs, core=failure_specs, fog=failure_specs, cloud=failure_specs,
     work=st.tuples(works, works, works, works), recovery=recoveries,
     downlink=st.booleans(), sharing=st.sampled_from(["ps", "fifo"]), seed=st.integers(0, 1000),
+    policy=st.sampled_from([
+        {"name": "early_exit", "threshold": 1.0},
+        {"name": "adaptive_exit", "threshold": 1.0, "degraded_threshold": 2.0,
+         "target": "50 ms"},
+    ]),
 )
 def test_every_request_ends_in_one_state_whatever_fails_and_repeats(
-    tmp_path: Path, access, core, fog, cloud, work, recovery, downlink, sharing, seed: int
+    tmp_path: Path, access, core, fog, cloud, work, recovery, downlink, sharing, seed: int,
+    policy: dict,
 ) -> None:
     network = copy.deepcopy(FOG_NETWORK)
     network["links"][0].update(failures=_failures(access, work[0]), sharing=sharing)
@@ -209,6 +215,7 @@ def test_every_request_ends_in_one_state_whatever_fails_and_repeats(
         "duration": "6 s",
         "seed": seed,
         "recovery": recovery,
+        "policy": policy,
     }
     result = simulate(fog_scenario(tmp_path, **changes), THREE)  # it checks accounting
     again = simulate(fog_scenario(tmp_path, **changes), THREE)

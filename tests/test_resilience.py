@@ -37,6 +37,17 @@ def test_time_degraded_is_the_union_of_outages_within_the_run(tmp_path: Path) ->
     assert degraded["any"] == 8.0
 
 
+def test_a_link_below_half_its_nominal_rate_is_degraded(tmp_path: Path) -> None:
+    network = copy.deepcopy(FOG_NETWORK)
+    step = {"generator": "step", "at": ["3 s", "5 s", "9 s", "12 s"],
+            "values": ["10 Mbps", "4 Mbps", "6 Mbps", "1 Mbps", "10 Mbps"]}
+    network["links"][0]["bandwidth"] = step
+    network["links"][0]["failures"] = {"at": [["4 s", "6 s"]]}
+    # Below 5 Mbps from 3 s to 5 s and from 9 s to 12 s; down from 4 s to 6 s.
+    degraded = degraded_s(fog_scenario(tmp_path, network=network))
+    assert degraded == {"any": 6.0, "by_element": {"gw->metro": 6.0}}
+
+
 def test_random_outages_are_the_ones_the_run_drew(tmp_path: Path) -> None:
     # A box slowed to 50 ms a batch, so that batches are running when it fails.
     slow = {**FOG_SERVER, "profile": {"base": "edge-server", "batch_overhead": "50 ms"}}

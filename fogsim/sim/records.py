@@ -3,7 +3,7 @@ the long table of stages, and the accounting check that every request ends in on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,6 +39,14 @@ class Journeys:
     plan: np.ndarray  # plan index of each row
     bits: np.ndarray  # (rows, 2): the device's payload and the fog's
     times: StageTimes = field(default=None)  # type: ignore[assignment]  # set after the run
+
+    def only(self, keep: np.ndarray) -> Journeys:
+        """The journeys of the rows ``keep`` marks, with their times."""
+        times = StageTimes(*(getattr(self.times, f.name)[keep] for f in fields(StageTimes)))
+        return Journeys(
+            self.rows[keep], self.ready_s[keep], self.plans, self.plan[keep], self.bits[keep],
+            times,
+        )
 
     @property
     def width(self) -> int:

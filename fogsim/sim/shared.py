@@ -98,6 +98,8 @@ class SharedStages:
         self.answer_bits = scenario.network.answer_size
         self.recovery: Recovery | None = scenario.recovery
         self.resend_s: list[float] = []  # per row: the device's radio time to send again
+        # Told (row, time) when an answer reaches the gateway: what an adaptive policy sees.
+        self.on_answer: Callable[[int, float], None] | None = None
         # Varying link rates draw from the run's seed, one named stream per link.
         streams = self.streams = Streams(scenario.seed)
         self.links: dict[str, Link] = {
@@ -166,15 +168,23 @@ class SharedStages:
         env = self.env
         if self.recovery is not None:
             self.resend_s = [0.0] * len(ready_s) if resend_s is None else resend_s.tolist()
-        routes = [_Route(self, plan) for plan in plans]
+        routes = self.bind(plans, payload_bits)
+        for row, (at, plan) in enumerate(zip(ready_s.tolist(), plan_of_row.tolist(), strict=True)):
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            self.enter(routes[plan], row)
+
+    def bind(self, plans: list[Plan], payload_bits: np.ndarray) -> list[_Route]:
+        """The plans bound to this run's links and servers, and the rows' payloads."""
         # Each payload as one list of floats: a list per request would cost far more memory.
         self.payloads = [payload_bits[:, 0].tolist()]
         uses_fog = any(step.payload for plan in plans for step in plan.steps)
         self.payloads.append(payload_bits[:, 1].tolist() if uses_fog else [])
-        for row, (at, plan) in enumerate(zip(ready_s.tolist(), plan_of_row.tolist(), strict=True)):
-            if at > env.now:
-                yield env.timeout(at - env.now)
-            _Journey(self, routes[plan], row).start()
+        return [_Route(self, plan) for plan in plans]
+
+    def enter(self, route: _Route, row: int) -> None:
+        """Row ``row`` reaches its first shared stage now."""
+        _Journey(self, route, row).start()
 
     def link_stats(self, duration_s: float) -> dict[str, dict[str, float]]:
         """Utilisation and traffic of every shared link (and downlink) over the run."""
@@ -333,6 +343,8 @@ class _Journey:
             return  # the attempt's timeout comes first and gives up on it
         self.over = True
         self.route.times.answer_at_gateway_s[self.row] = at_s
+        if self.net.on_answer is not None:
+            self.net.on_answer(self.row, at_s)
 
     def time_out(self, _event: simpy.Event) -> None:
         """No answer in time: try again after the back-off, or give up."""
