@@ -111,7 +111,12 @@ class AdaptiveRun:
         self.normal = policy.thresholds(outcomes)[self.exits]
         _check_direction(policy, self.rule, self.normal)
         table = outcomes.exit_entropy if self.rule == "entropy" else outcomes.exit_maxprob
-        self.confidence = table[:, self.exits]  # by image, per device exit
+        # By image and device exit, the level (see AdaptiveExit.level) above which the exit
+        # is confident: its threshold, moved that far, passes the image's confidence.
+        span = policy.degraded_threshold - self.normal
+        with np.errstate(divide="ignore", invalid="ignore"):
+            need = (table[:, self.exits].astype(np.float64) - self.normal) / span
+        self.need = np.where(span != 0, need, np.inf)
         self.kinds = kinds
 
     def journeys(self, plan_journeys: Any, device: DeviceStage, kind: np.ndarray) -> Journeys:
@@ -147,7 +152,9 @@ class AdaptiveRun:
         rate = self._uplink_bps(rows)
         delay = np.array([g.radio.delay for g in scenario.devices])[workload.group[rows]].tolist()
         bits = journeys.bits[:, 0].tolist()
-        confidence = self.confidence[workload.image_id[rows]]
+        need = self.need[workload.image_id[rows]].tolist()
+        exits = self.exits.tolist()
+        level = self.policy.level
         self.exit_of = np.full(count, -1, dtype=np.int16)  # per row: the exit taken, or -1
         self.uplink = np.full((count, 3), np.nan)  # per row: radio start, sent, arrival
         free_at: dict[int, float] = {}
@@ -159,7 +166,10 @@ class AdaptiveRun:
             now, own = env.now, devices[row]
             decided_at[row] = now
             seen = views.observe(own, now)
-            taken = self._exit(confidence[row], seen)
+            late = level(max(seen.rtt_s, seen.oldest_wait_s))
+            # The first device exit confident at thresholds moved that far, if any (none
+            # at 0: the fixed thresholds found none).
+            taken = next((e for e, n in zip(exits, need[row], strict=True) if n < late), -1)
             if taken >= 0:
                 self.exit_of[row] = taken
                 continue
@@ -176,15 +186,6 @@ class AdaptiveRun:
                 net.resend_s[row] = sent + delay[row] - start
             timer = env.timeout(sent + delay[row] - now)
             timer.callbacks.append(lambda _e, route=route, row=row: net.enter(route, row))
-
-    def _exit(self, confidence: np.ndarray, seen: Observation) -> int:
-        """The device exit the request takes now, or -1 to send it on."""
-        level = self.policy.level(max(seen.rtt_s, seen.oldest_wait_s))
-        if level <= 0.0:
-            return -1  # the fixed thresholds, which found no device exit confident
-        limits = self.normal + (self.policy.degraded_threshold - self.normal) * level
-        confident = confidence < limits if self.rule == "entropy" else confidence > limits
-        return int(self.exits[np.argmax(confident)]) if confident.any() else -1
 
     def _dedicated(self, rows: np.ndarray) -> list[bool]:
         gateways = self.scenario.network.gateway_nodes

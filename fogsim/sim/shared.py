@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,9 @@ class SharedStages:
         self.resend_s: list[float] = []  # per row: the device's radio time to send again
         # Told (row, time) when an answer reaches the gateway: what an adaptive policy sees.
         self.on_answer: Callable[[int, float], None] | None = None
+        # Attempts in the order of their timeouts (one timeout for all: see watch).
+        self._due: deque[_Journey] = deque()
+        self._watching = False
         # Varying link rates draw from the run's seed, one named stream per link.
         streams = self.streams = Streams(scenario.seed)
         self.links: dict[str, Link] = {
@@ -186,6 +190,36 @@ class SharedStages:
         """Row ``row`` reaches its first shared stage now."""
         _Journey(self, route, row).start()
 
+    def watch(self, journey: _Journey) -> None:
+        """Time the attempt out at its ``due_s`` unless it is over by then.
+
+        Every attempt has the same timeout, so they fall due in the order they began:
+        one pending timer, for the oldest attempt still running, serves them all (a timer
+        per attempt would cost an event each, though nearly all are answered in time).
+        """
+        self._due.append(journey)
+        if not self._watching:
+            self._arm()
+
+    def _arm(self) -> None:
+        due = self._due
+        while due and due[0].over:
+            due.popleft()
+        self._watching = bool(due)
+        if due:
+            at = due[0].due_s
+            self.env.timeout(max(0.0, at - self.env.now), at).callbacks.append(self._expire)
+
+    def _expire(self, timer: simpy.Event) -> None:
+        # Compare with the time the timer aimed at too: now + (at - now) can round below it.
+        now = max(self.env.now, timer.value)
+        due = self._due
+        while due and (due[0].over or due[0].due_s <= now):
+            journey = due.popleft()
+            if not journey.over:
+                journey.time_out()
+        self._arm()
+
     def link_stats(self, duration_s: float) -> dict[str, dict[str, float]]:
         """Utilisation and traffic of every shared link (and downlink) over the run."""
         stats = {}
@@ -269,9 +303,8 @@ class _Journey:
         """Begin the attempt (with recovery: and its timeout)."""
         recovery = self.net.recovery
         if recovery is not None:
-            env = self.net.env
-            self.due_s = env.now + recovery.timeout
-            env.timeout(recovery.timeout).callbacks.append(self.time_out)
+            self.due_s = self.net.env.now + recovery.timeout
+            self.net.watch(self)
         self.enter()
 
     def enter(self) -> None:
@@ -346,7 +379,7 @@ class _Journey:
         if self.net.on_answer is not None:
             self.net.on_answer(self.row, at_s)
 
-    def time_out(self, _event: simpy.Event) -> None:
+    def time_out(self) -> None:
         """No answer in time: try again after the back-off, or give up."""
         if self.over:
             return
