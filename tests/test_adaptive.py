@@ -12,6 +12,7 @@ from sim_fixtures import FOG_NETWORK, FOG_SERVER, fog_scenario, three_part_outco
 
 from fogsim.errors import UserInputError
 from fogsim.policies import AdaptiveExit
+from fogsim.scenario import ScenarioError, load_scenario
 from fogsim.sim.adaptive import DeviceViews
 from fogsim.sim.engine import simulate
 
@@ -129,3 +130,15 @@ def test_batteries_are_refused_with_the_group_named(tmp_path: Path) -> None:
     devices = [{**scenario.model_dump(mode="json")["devices"][0], "battery": "5 J"}]
     with pytest.raises(UserInputError, match=r"devices\[0\]\.battery"):
         simulate(fog_scenario(tmp_path, policy=ADAPTIVE, devices=devices), THREE)
+
+
+def test_validate_finds_what_the_run_would_refuse() -> None:
+    # The direction needs the checkpoint card's thresholds: fogsim validate reads them.
+    path = Path(__file__).resolve().parents[1] / "scenarios/bad-day.yaml"
+    bad = ["policy={name: adaptive_exit, degraded_threshold: 0.1, target: 1 s}",
+           "devices[1].battery=5 J"]
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path, bad, preflight=True)
+    text = str(caught.value)
+    assert "policy.degraded_threshold" in text and "devices[1].battery" in text
+    load_scenario(path, preflight=True)  # as shipped it is fine

@@ -106,10 +106,12 @@ class AdaptiveRun:
             scenario, policy, workload, decision
         )
         self.exits = np.flatnonzero(kinds.exit_tier == Tier.DEVICE)
-        _check(scenario, policy, self.exits)
         self.rule = policy.rule or outcomes.default_rule
-        self.normal = policy.thresholds(outcomes)[self.exits]
-        _check_direction(policy, self.rule, self.normal)
+        thresholds = policy.thresholds(outcomes)
+        found = problems(scenario, kinds.exit_tier, self.rule, thresholds)
+        if found:
+            raise UserInputError(found[0][1])
+        self.normal = thresholds[self.exits]
         table = outcomes.exit_entropy if self.rule == "entropy" else outcomes.exit_maxprob
         # By image and device exit, the level (see AdaptiveExit.level) above which the exit
         # is confident: its threshold, moved that far, passes the image's confidence.
@@ -216,30 +218,36 @@ class AdaptiveRun:
         return journeys.only(~exited)
 
 
-def _check(scenario: Scenario, policy: AdaptiveExit, exits: np.ndarray) -> None:
-    if exits.size == 0:
-        raise UserInputError(
+def problems(
+    scenario: Scenario, exit_tiers: np.ndarray, rule: str, thresholds: np.ndarray
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """What keeps the scenario's adaptive policy from running on a network whose exits sit
+    at ``exit_tiers`` with these thresholds: (where in the scenario, why)."""
+    policy = scenario.policy
+    assert isinstance(policy, AdaptiveExit)
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    on_device = np.asarray(exit_tiers) == Tier.DEVICE
+    if not on_device.any():
+        found.append(((("policy", "name")), (
             f"policy {policy.name}: the network has no exit on the device to adapt; "
             "use early_exit, or a checkpoint with a device exit"
-        )
+        )))
     for g, group in enumerate(scenario.devices):
         if group.battery is not None:
             # Which requests a device sends is known only as the run goes, so the batteries
             # cannot be spent ahead of it as fogsim.sim.device does.
-            raise UserInputError(
+            found.append((("devices", g, "battery"), (
                 f"devices[{g}].battery: policy {policy.name} does not model batteries yet; "
                 "remove the battery or use a fixed policy"
-            )
-
-
-def _check_direction(policy: AdaptiveExit, rule: str, normal: np.ndarray) -> None:
-    looser = policy.degraded_threshold >= normal if rule == "entropy" else (
-        policy.degraded_threshold <= normal
-    )
+            )))
+    normal = np.asarray(thresholds, dtype=np.float64)[on_device]
+    degraded = policy.degraded_threshold
+    looser = degraded >= normal if rule == "entropy" else degraded <= normal
     if not looser.all():
         side = "at or above" if rule == "entropy" else "at or below"
-        raise UserInputError(
-            f"policy.degraded_threshold ({policy.degraded_threshold}) must be {side} the "
-            f"device exits' threshold ({', '.join(f'{t:g}' for t in normal)}) under the "
-            f"{rule} rule, so that late answers let more requests exit on the device"
-        )
+        found.append((("policy", "degraded_threshold"), (
+            f"policy.degraded_threshold ({degraded}) must be {side} the device exits' "
+            f"threshold ({', '.join(f'{t:g}' for t in normal)}) under the {rule} rule, so "
+            "that late answers let more requests exit on the device"
+        )))
+    return found
