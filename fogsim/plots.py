@@ -174,6 +174,57 @@ def energy_breakdown(frame: pd.DataFrame) -> Figure:
     return figure
 
 
+OVER_TIME_BINS = 60  # time bins across the run
+
+
+def over_time(frame: pd.DataFrame, by: str | None = None) -> Figure:
+    """Latency (p50 and p95) and accuracy of the answered requests, the share answered on
+    the device, and the share of requests answered at all, by arrival time; one line per
+    value of ``by`` (a sweep's policies), whose lines show the p95 only."""
+    arrival = frame["t_arrival_s"].to_numpy()
+    width = max(float(np.nanmax(arrival)) if len(frame) else 1.0, 1e-9) / OVER_TIME_BINS
+    data = pd.DataFrame(
+        {
+            "t": (np.minimum(np.floor(arrival / width), OVER_TIME_BINS - 1) + 0.5) * width,
+            "group": _labels(frame[by]) if by else "",
+            "answered": frame["status"].astype(str).str.startswith("answered"),
+            "latency": frame["latency_s"],
+            "correct": frame["correct"],
+            "device": frame["answered_at"].astype(str) == "device",
+        }
+    )
+    figure, axes = subplots(4, 1, figsize=(10, 11), sharex=True)
+    for name, part in data.groupby("group", sort=True):
+        answered = part[part["answered"]].groupby("t")
+        latency = answered["latency"]
+        if not by:
+            axes[0].plot(latency.median().index, latency.median(), label="p50")
+        p95 = latency.quantile(0.95)
+        axes[0].plot(p95.index, p95, label=name if by else "p95")
+        axes[1].plot(answered["correct"].mean().index, answered["correct"].mean(), label=name)
+        axes[2].plot(answered["device"].mean().index, answered["device"].mean(), label=name)
+        share = part.groupby("t")["answered"].mean()
+        axes[3].plot(share.index, share, label=name)
+    axes[0].set(ylabel=f"latency of answered{', p95' if by else ''} (s)", yscale="log")
+    axes[1].set(ylabel="accuracy of answered")
+    axes[2].set(ylabel="answered on the device")
+    axes[3].set(ylabel="answered of generated", xlabel="arrival time (s)")
+    if by:
+        # One legend for all panels, below them, where it hides no line.
+        axes[3].legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize="small")
+    else:
+        axes[0].legend(fontsize="small")
+    figure.suptitle(f"Over time, in bins of {si(width, 's')} by arrival")
+    figure.tight_layout()
+    return figure
+
+
+def _labels(policies: pd.Series) -> pd.Series:
+    """Each row's policy label, each distinct policy read once."""
+    text = policies.astype(str)
+    return text.map({value: _policy_label(value) for value in text.unique()})
+
+
 def run_figures(frame: pd.DataFrame, directory: Path) -> list[Path]:
     """All figures of one run."""
     sns.set_theme(style="whitegrid", context="notebook")
@@ -183,10 +234,11 @@ def run_figures(frame: pd.DataFrame, directory: Path) -> list[Path]:
     ]
     if "answered_at" in frame:  # runs from before the tiers have no such column
         paths += save(latency_cdf_by_tier(frame), directory, "latency_cdf_by_tier")
+        paths += save(over_time(frame), directory, "over_time")
     if "drifted" in frame:  # runs with a drift block (fogsim.sim.drift)
-        from fogsim.drift_figures import over_time
+        from fogsim.drift_figures import over_time as drift_over_time
 
-        paths += save(over_time({"": frame}), directory, "drift_over_time")
+        paths += save(drift_over_time({"": frame}), directory, "drift_over_time")
     return paths
 
 
@@ -431,6 +483,7 @@ def sweep_figures(
         "threshold_tradeoff": lambda: threshold_tradeoff(done, dims),
         "energy_by_component": lambda: energy_by_component(done, dims),
         "policy_comparison": lambda: policy_comparison(done, dims),
+        "over_time_by_policy": lambda: _over_time(done, requests, dims),
     }
     paths: list[Path] = []
     skipped: dict[str, str] = {}
@@ -450,6 +503,18 @@ def _cdf(
         return latency_cdf_by_bandwidth(pd.DataFrame(), dims)
     keys = [k for k in (dims.bandwidth, dims.count) if k]
     return latency_cdf_by_bandwidth(requests(["status", "latency_s", "seed", *keys]), dims)
+
+
+def _over_time(
+    done: pd.DataFrame, requests: Callable[[list[str]], pd.DataFrame], dims: SweepDims
+) -> Figure | str:
+    if not dims.policies:
+        return f"the grid does not vary the policy ({dims.grid_text()})"
+    key = "policy" if "policy" in dims.grid else "policy.name"
+    if key not in dims.grid:
+        return f"the grid varies the policy by neither policy nor policy.name ({dims.grid_text()})"
+    columns = ["t_arrival_s", "status", "latency_s", "correct", "answered_at", key]
+    return over_time(requests(columns), by=key)
 
 
 def _ordered(values: pd.Series) -> list:

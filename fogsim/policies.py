@@ -14,14 +14,22 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from fogsim import units
 from fogsim.errors import UserInputError
 
 if TYPE_CHECKING:
     from fogsim.inference import InferenceOutcomes
 
 TIERS = ("device", "fog", "cloud")
+# A time in a policy's parameters (fogsim.scenario's types import this module).
+PositiveSeconds = Annotated[
+    float,
+    BeforeValidator(units.TIME.parse),
+    Field(gt=0),
+    PlainSerializer(units.TIME.format, return_type=str),
+]
 
 
 class Tier(IntEnum):
@@ -108,6 +116,39 @@ class EarlyExit(Policy):
         first = np.argmax(confident, axis=1)
         tier = np.where(exits, exit_tiers(outcomes)[first], Tier.CLOUD)
         return _decision(tier, np.zeros(len(image_ids), bool), np.where(exits, first, -1))
+
+
+class AdaptiveExit(EarlyExit):
+    """Early exit whose device exits loosen when answers come back late.
+
+    Each device watches only what it can: the round-trip times of its own answers
+    (smoothed) and how long its oldest unanswered request has waited. The later of the two,
+    against ``target``, sets how far its device exits' thresholds move from ``threshold``
+    towards ``degraded_threshold``: not at all at or below the target, fully at twice it.
+    So a device keeps more answers to itself while the way to the fog or cloud is slow or
+    broken, and goes back to the fixed thresholds once answers are fast again. Exits past
+    the device keep their fixed thresholds. Decided per request when the device has run
+    its part, during the simulation (``fogsim.sim.adaptive``).
+    """
+
+    name: Literal["adaptive_exit"] = "adaptive_exit"  # type: ignore[assignment]
+    degraded_threshold: float = Field(
+        description="the device exits' threshold when answers are late (entropy: higher "
+        "than threshold, maxprob: lower; either way it lets more requests exit)"
+    )
+    target: PositiveSeconds = Field(
+        description="the round trip a device is content with, e.g. 200 ms"
+    )
+    smoothing: float = Field(
+        default=0.3, gt=0, le=1, description="weight of the newest round trip in the average"
+    )
+    window: PositiveSeconds = Field(
+        default=5.0, description="a request unanswered for longer is given up on, not watched"
+    )
+
+    def level(self, late_s: float) -> float:
+        """How far (0 to 1) the thresholds move, for answers ``late_s`` seconds in coming."""
+        return min(1.0, max(0.0, late_s / self.target - 1.0))
 
 
 class DeviceOnly(Policy):

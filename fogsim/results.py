@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fogsim.resilience import resilience
 from fogsim.scenario.models import Scenario
 
-CATEGORIES = ("group", "gateway", "fog", "path", "answered_at", "status", "reason")
+CATEGORIES = ("group", "gateway", "fog", "path", "answered_at", "status", "reason", "failure")
 ENERGY_COMPONENTS = ("energy_compute_j", "energy_radio_j", "energy_idle_j")
 SERVER_ENERGY = ("energy_fog_j", "energy_cloud_j")
 TIERS = ("device", "fog", "cloud")
@@ -102,6 +103,7 @@ def summarize(scenario: Scenario, frame: pd.DataFrame, extra: dict[str, Any]) ->
             str(group): _component_means(part)
             for group, part in answered.groupby("group", observed=False)
         },
+        "resilience": resilience(scenario, frame),
         **extra,
     }
 

@@ -35,7 +35,8 @@ def headline_table(summary: dict[str, Any]) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("note")
-    for row in [*_count_rows(summary), *_latency_rows(summary), *_energy_rows(summary)]:
+    rows = [*_count_rows(summary), *_resilience_rows(summary)]
+    for row in [*rows, *_latency_rows(summary), *_energy_rows(summary)]:
         table.add_row(*row)
     return table
 
@@ -56,6 +57,33 @@ def _count_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         fallbacks = summary.get("deadline_fallbacks", 0)
         note = "answered on the device at the deadline"
         rows.append(("deadline fallbacks", f"{fallbacks:,}", note))
+    return rows
+
+
+def _resilience_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Availability, drops by reason, retries, fallbacks after failures, time degraded."""
+    res = summary.get("resilience")
+    if not res:
+        return []
+    within = "within the deadline" if summary.get("deadline_s") is not None else "by the end"
+    rows = [("availability", _percent(res["availability"]), f"answered {within} / generated")]
+    if res["availability_without_fallbacks"] != res["availability"]:
+        note = "the device's fallback answers left out"
+        rows.append(("  without fallbacks", _percent(res["availability_without_fallbacks"]), note))
+    for reason, count in sorted(res["dropped_by_reason"].items()):
+        rows.append((f"  dropped: {reason}", f"{count:,}", ""))
+    retries = res["retries"]
+    if retries["total"]:
+        note = f"{retries['requests']:,} requests retried, at most {retries['max']} times each"
+        rows.append(("retries", f"{retries['total']:,}", note))
+    if res["fallbacks"]["failure"]:
+        note = "every attempt failed: answered by the device's exit"
+        rows.append(("failure fallbacks", f"{res['fallbacks']['failure']:,}", note))
+    degraded = res["degraded_s"]
+    if degraded["by_element"]:
+        worst = max(degraded["by_element"].items(), key=lambda item: item[1])
+        note = f"a link down or slow, or a server down; longest: {worst[0]}, {si(worst[1], 's')}"
+        rows.append(("time degraded", si(degraded["any"], "s"), note))
     return rows
 
 

@@ -4,6 +4,7 @@ M/M/1 queue with server breakdowns."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -11,7 +12,12 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fogsim.sim.failures import exponential_outages, scripted_outages, with_outages
+from fogsim.sim.failures import (
+    Availability,
+    exponential_outages,
+    scripted_outages,
+    with_outages,
+)
 from fogsim.sim.link import Link
 from fogsim.sim.ratefn import RateFunction
 from fogsim.sim.server import Server
@@ -179,3 +185,88 @@ def test_every_item_is_served_once_never_by_a_down_worker_and_alike_on_a_rerun(
         spans = sorted((o.start_s, o.end_s) for o in outcomes if o.worker == worker)
         assert all(a[1] <= b[0] + 1e-12 for a, b in itertools.pairwise(dict.fromkeys(spans)))
     assert len(batches) == server.batches
+
+
+@pytest.mark.parametrize(
+    ("work", "expected"),
+    [("resume", (4.0, "paused")), ("restart", (6.0, "restarted")), ("lost", (2.0, "lost"))],
+)
+def test_work_caught_by_a_failure_resumes_restarts_or_is_lost(work: str, expected) -> None:
+    # 3 s of work from 0 s, down from 2 s to 3 s: resumed, its last second ends at 4 s;
+    # restarted from scratch at 3 s it ends at 6 s; lost, it ends at 2 s undone.
+    up = Availability(scripted_outages([(2.0, 3.0)]))
+    assert up.attempt(0.0, 3.0, work) == expected
+    assert up.attempt(3.0, 3.0, work) == (6.0, "")  # after the outage: untouched
+
+
+def test_a_restart_waits_for_an_up_period_long_enough() -> None:
+    # 2 s of work: the up periods [1, 2) and [3, 4) are too short, [5, inf) is not.
+    up = Availability(scripted_outages([(1.0, 2.0), (2.5, 3.0), (4.0, 5.0)]))
+    assert up.attempt(0.0, 2.0, "restart") == (7.0, "restarted")
+    assert up.next_down_s(0.0) == 1.0 and up.next_down_s(1.5) == 1.5
+    assert up.up_s(1.5) == 2.0 and up.up_s(2.2) == 2.2
+    assert up.down_s_between(0.0, 10.0) == pytest.approx(2.5)
+    assert up.next_down_s(6.0) == math.inf
+
+
+def _link_with_work(env: simpy.Environment, discipline: str, periods, work: str) -> Link:
+    schedule, own = itertools.tee(scripted_outages(periods))
+    rate = RateFunction(with_outages(iter([(0.0, 1000.0)]), schedule))
+    return Link(env, "l", 1000.0, 0.5, discipline, rate, Availability(own), work)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("discipline", ["ps", "fifo"])
+@pytest.mark.parametrize(
+    ("work", "sent", "hit"),
+    [("resume", 4.0, "paused"), ("restart", 5.0, "restarted"), ("lost", 1.0, "lost")],
+)
+def test_a_link_failure_pauses_restarts_or_loses_a_transfer(
+    discipline: str, work: str, sent: float, hit: str
+) -> None:
+    # 2000 bits at 1000 bit/s, 0.5 s of propagation, down from 1 s to 3 s: resumed, the
+    # last bit leaves at 4 s; restarted at 3 s, at 5 s; lost, it ends at 1 s, undelivered.
+    env = simpy.Environment()
+    link = _link_with_work(env, discipline, [(1.0, 3.0)], work)
+    done = link.transmit(2000)
+    env.run()
+    assert (done.value, done.hit) == (pytest.approx(sent), hit)
+    if hit != "lost":
+        assert env.now == pytest.approx(sent + 0.5)  # then it arrives
+    assert link.lost == (hit == "lost") and link.bits_carried == (0 if hit == "lost" else 2000)
+
+
+def test_processor_sharing_restarts_every_transfer_in_progress() -> None:
+    # Two 1000-bit transfers share 1000 bit/s; down at 1 s (500 bits each) until 3 s:
+    # both start again; at 4 s a 0.5-bit one joins (untouched) and takes 1.5 bits' time of
+    # the link, so the two end together at 5 s + 1 ms / 2.
+    env = simpy.Environment()
+    link = _link_with_work(env, "ps", [(1.0, 3.0)], "restart")
+    first, second = link.transmit(1000), link.transmit(1000)
+    env.run(until=4.0)
+    third = link.transmit(0.5)
+    env.run()
+    assert first.value == pytest.approx(5.0005) and second.value == pytest.approx(5.0005)
+    assert first.hit == second.hit == "restarted" and third.hit == ""
+
+
+def test_a_fifo_transfer_waiting_out_an_outage_is_not_lost() -> None:
+    # The first transfer is lost at 1 s; the second, waiting behind it, begins at 3 s.
+    env = simpy.Environment()
+    link = _link_with_work(env, "fifo", [(1.0, 3.0)], "lost")
+    first, second = link.transmit(2000), link.transmit(1000)
+    env.run()
+    assert (first.hit, second.hit) == ("lost", "")
+    assert (second.started_s, second.value) == (3.0, pytest.approx(4.0))
+
+
+def test_a_lost_batch_ends_at_the_failure_and_the_next_waits_for_the_worker() -> None:
+    env = simpy.Environment()
+    server = Server(
+        env, "s", 1, lambda _n: 0.0, work="lost",
+        outages=lambda _w: scripted_outages([(1.0, 2.5)]),
+    )
+    first, second = server.submit("a", 2.0), server.submit("b", 2.0)
+    env.run()
+    assert (first.value.end_s, first.value.hit) == (1.0, "lost")
+    assert (second.value.start_s, second.value.end_s, second.value.hit) == (2.5, 4.5, "")
+    assert (server.lost, server.completed) == (1, 1)

@@ -32,6 +32,7 @@ SWEEP_FIGURES = {
     "threshold_tradeoff",
     "energy_by_component",
     "policy_comparison",
+    "over_time_by_policy",
 }
 
 
@@ -81,7 +82,7 @@ def test_threshold_and_policy_figures(client: Client, tmp_path: Path) -> None:
     )
     assert set(policies.points["policy_name"]) == {"cloud_only", "edge_only", "early_exit"}
     paths, skipped = sweep_figures(policies.points, policies.read_requests, ["policy"], tmp_path)
-    assert stems(paths) == {"policy_comparison", "energy_by_component"}
+    assert stems(paths) == {"policy_comparison", "energy_by_component", "over_time_by_policy"}
 
 
 def test_dimensions_are_read_from_the_grid_keys() -> None:
@@ -101,7 +102,7 @@ def test_plot_command_on_a_run_directory(tmp_path: Path) -> None:
     assert not (tmp_path / "run/figures").exists()
     done = fogsim("plot", str(tmp_path / "run"))
     assert done.returncode == 0, done.stderr
-    for stem in ("latency_cdf", "energy_breakdown"):
+    for stem in ("latency_cdf", "energy_breakdown", "over_time"):
         assert (tmp_path / "run/figures" / f"{stem}.svg").stat().st_size > 0
 
 

@@ -24,9 +24,11 @@ COLUMN_BYTES = {
     **dict.fromkeys(("request",), 8),
     **dict.fromkeys(("device", "image", "batch_size"), 4),
     # Text columns become categoricals of one-byte codes.
-    **dict.fromkeys(("group", "gateway", "fog", "path", "answered_at", "status", "reason"), 1),
+    **dict.fromkeys(
+        ("group", "gateway", "fog", "path", "answered_at", "status", "reason", "failure"), 1
+    ),
     **dict.fromkeys(("late", "correct"), 1),
-    **dict.fromkeys(("exit", "prediction", "label"), 2),
+    **dict.fromkeys(("exit", "prediction", "label", "retries"), 2),
     **dict.fromkeys(
         (
             "t_arrival_s",

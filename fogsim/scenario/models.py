@@ -24,7 +24,7 @@ from pydantic import (
 from fogsim.policies import EarlyExit, PolicySpec
 from fogsim.scenario import profiles
 from fogsim.scenario.drift import GroupDrift
-from fogsim.scenario.failures import Failures
+from fogsim.scenario.failures import Failures, Recovery
 
 # The network's models live in their own module; these names stay importable from here.
 from fogsim.scenario.network import Gateway as Gateway
@@ -409,6 +409,9 @@ class Scenario(Strict):
     deadline: Deadline | None = None
     drift: list[GroupDrift] = Field(
         default_factory=list, description="drifted input per device group, and adaptation"
+    )
+    recovery: Recovery | None = Field(
+        default=None, description="retries and fallback when work is lost or an answer is late"
     )
     outputs: Outputs = Outputs()
 

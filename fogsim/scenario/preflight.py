@@ -7,6 +7,9 @@ They read files (a checkpoint, a dataset's layout) but run no inference, so
 from __future__ import annotations
 
 import zipfile
+from typing import Any
+
+import numpy as np
 
 from fogsim.errors import CheckpointError, DatasetNotFoundError, UserInputError
 from fogsim.scenario import footprint
@@ -65,6 +68,8 @@ def part_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
                 f"({', '.join(model.exit_tiers)}); give one number, or one per exit",
             )
         )
+    if scenario.policy.name == "adaptive_exit":
+        found += _adaptive_problems(scenario, load_checkpoint(scenario.model.checkpoint), model)
     if "fog" not in model.tiers or scenario.policy.name in ("device_only", "edge_only"):
         return found
     topology = Topology(scenario)
@@ -81,6 +86,25 @@ def part_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
                 )
                 break
     return found
+
+
+def _adaptive_problems(scenario: Scenario, checkpoint: Any, model: Any) -> list[tuple[Loc, str]]:
+    """The adaptive policy against the network's exits and the card's thresholds."""
+    from fogsim.policies import TIERS
+    from fogsim.sim import adaptive
+
+    policy = scenario.policy
+    exits = len(model.exit_points)
+    threshold = policy.threshold
+    if isinstance(threshold, list) and len(threshold) != exits:
+        return []  # reported above
+    if threshold is None:
+        thresholds = checkpoint.default_thresholds(exits)
+    else:
+        thresholds = threshold if isinstance(threshold, list) else [threshold] * exits
+    tiers = [TIERS.index(tier) for tier in model.exit_tiers]
+    rule = policy.rule or checkpoint.default_rule
+    return adaptive.problems(scenario, np.array(tiers), rule, np.array(thresholds))
 
 
 def fit_problem(scenario: Scenario) -> str | None:

@@ -10,12 +10,13 @@ import simpy
 from tqdm import tqdm
 
 from fogsim.inference import InferenceOutcomes
-from fogsim.policies import Tier
+from fogsim.policies import AdaptiveExit, Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim import battery
+from fogsim.sim.adaptive import AdaptiveRun
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
 from fogsim.sim.drift import prepare_drift
-from fogsim.sim.radio import RadioUse, radio_energy
+from fogsim.sim.radio import RadioUse, radio_energy, resend_energy
 from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
     STATUSES,
     AccountingError,
@@ -75,15 +76,39 @@ def simulate(
     kind = kinds.of(decision)
     device = run_devices(scenario, workload, outcomes, kinds, kind, drift.jobs if drift else None)
     topology = Topology(scenario)
-    journeys = _plan_journeys(scenario, workload, outcomes, device, Planner(topology, kinds), kind)
+    planner = Planner(topology, kinds)
+
+    def plan_journeys(device: DeviceStage, kind: np.ndarray) -> Journeys:
+        return _plan_journeys(scenario, workload, outcomes, device, planner, kind)
+
+    adaptive = None
+    if isinstance(scenario.policy, AdaptiveExit):
+        adaptive = AdaptiveRun(scenario, outcomes, kinds, workload, decision)
+        journeys = adaptive.journeys(plan_journeys, device, kind)
+    else:
+        journeys = plan_journeys(device, kind)
 
     env = simpy.Environment()
     net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
-    env.process(net.feed(journeys.ready_s, journeys.plans, journeys.plan, journeys.bits))
+    if adaptive is not None:
+        hop = _last_hop_s(scenario, topology)[workload.group, workload.gateway][journeys.rows]
+        env.process(adaptive.feed(net, journeys, hop))
+    else:
+        resend_s = None
+        if scenario.recovery is not None:
+            # A retry leaves the device as the first attempt did: over its own radio
+            # (sending and propagation, without waiting for its other requests), or on the
+            # shared cell.
+            rows = journeys.rows
+            resend_s = np.nan_to_num(device.uplink_end_s[rows] - device.uplink_start_s[rows])
+        feed = net.feed(journeys.ready_s, journeys.plans, journeys.plan, journeys.bits, resend_s)
+        env.process(feed)
     started = time.perf_counter()
     _run_until(env, scenario.duration, progress)
     events_s = time.perf_counter() - started
     journeys.times = net.times
+    if adaptive is not None:
+        journeys = adaptive.settle(device, journeys)
 
     answer_s = _answer_at_device(scenario, topology, workload, journeys)
     energy = _device_energy(scenario, workload, device, journeys, answer_s)
@@ -158,6 +183,16 @@ def _answer_at_device(
 ) -> np.ndarray:
     """When each answer reached its device: at the gateway, then the last hop without
     contention (the device's own downlink, or the shared cell)."""
+    last_hop = _last_hop_s(scenario, topology)
+    answer = np.full(workload.size, np.nan)
+    rows = journeys.rows
+    hop = last_hop[workload.group[rows], workload.gateway[rows]]
+    answer[rows] = journeys.times.answer_at_gateway_s + hop
+    return answer
+
+
+def _last_hop_s(scenario: Scenario, topology: Topology) -> np.ndarray:
+    """Seconds an answer takes from the gateway to the device, by (device group, gateway)."""
     answer_bits = scenario.network.answer_size
     last_hop = np.zeros((len(scenario.devices), len(topology.gateways)))
     for j, gateway in enumerate(topology.gateways):
@@ -166,11 +201,7 @@ def _answer_at_device(
                 last_hop[g, j] = gateway.cell.delay + answer_bits / gateway.cell.bandwidth
             else:
                 last_hop[g, j] = group.radio.delay + answer_bits / group.radio.downlink
-    answer = np.full(workload.size, np.nan)
-    rows = journeys.rows
-    hop = last_hop[workload.group[rows], workload.gateway[rows]]
-    answer[rows] = journeys.times.answer_at_gateway_s + hop
-    return answer
+    return last_hop
 
 
 def _server_stats(scenario: Scenario, net: SharedStages) -> dict[str, dict[str, float | str]]:
@@ -211,6 +242,9 @@ def _device_energy(
     """Radio energy from when the radio was really busy, then each battery spent in order."""
     use = _radio_use(scenario, workload, device, journeys, answer_s)
     radio_j = radio_energy(scenario, workload.group, workload.device, use)
+    retries = journeys.per_row(journeys.times.retries, workload.size, 0)
+    if retries.any():
+        radio_j += resend_energy(scenario, workload.group, use, retries)
     parts = [device.idle_j.copy(), device.compute_j.copy(), radio_j]
     empty = battery.drain(battery_capacity_j(scenario, workload), workload.device, parts)
     return DeviceEnergy(*parts, empty | (device.drop_reason == BATTERY_EMPTY))

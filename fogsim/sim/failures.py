@@ -2,10 +2,12 @@
 to a rate.
 
 An outage schedule is an iterator of ``(down_s, up_s)`` periods, in time order and not
-overlapping. A down element does no work and keeps what it was doing: a link sends at
-0 bit/s and a worker's batch pauses, both resuming where they stopped when it is up again
-(preemptive resume). Both reuse :class:`RateFunction`, so processor sharing, FIFO and
-batches stay exact across outages.
+overlapping. A down element does no work. What it was doing when it failed is, as the scenario
+says (``WORK``): resumed where it stopped once it is up again (preemptive resume: a link
+sends at 0 bit/s and a worker's batch pauses, both through :class:`RateFunction`, so
+processor sharing, FIFO and batches stay exact), restarted from scratch once it is up
+(preemptive repeat), or lost. :class:`Availability` answers when an element next fails
+and comes back, which restarts and losses need.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 from fogsim.sim.ratefn import RateFunction
 
 Outages = Iterator[tuple[float, float]]
+WORK = ("resume", "restart", "lost")  # what becomes of the work in progress at a failure
+PAUSED, RESTARTED, LOST = "paused", "restarted", "lost"  # what a failure did to one piece
 
 
 def exponential_outages(mtbf_s: float, mttr_s: float, rng: np.random.Generator) -> Outages:
@@ -82,7 +86,55 @@ def with_outages(changes: Iterator[tuple[float, float]], outages: Outages) -> It
         pending = next(changes, None)
 
 
-def availability(outages: Outages) -> RateFunction:
-    """1 while up, 0 while down: the seconds of work done between two times, and when a
-    piece of work started at a time is through."""
-    return RateFunction(with_outages(iter([(0.0, 1.0)]), outages))
+class Availability(RateFunction):
+    """1 while up, 0 while down: the seconds of work done between two times, when a piece
+    of work started at a time is through, and when the element next fails or recovers."""
+
+    def __init__(self, outages: Outages) -> None:
+        super().__init__(with_outages(iter([(0.0, 1.0)]), outages))
+
+    def next_down_s(self, time_s: float) -> float:
+        """When the element next fails at or after ``time_s`` (infinity: never again)."""
+        i = self._index(time_s)
+        while True:
+            if self.rates_bps[i] == 0.0:
+                return max(time_s, self.times_s[i])
+            while i + 1 >= len(self.times_s) and not self._ended:
+                self._extend()
+            if i + 1 >= len(self.times_s):
+                return math.inf
+            i += 1
+
+    def up_s(self, time_s: float) -> float:
+        """``time_s`` if the element is up then, else when it is back up."""
+        i = self._index(time_s)
+        if self.rates_bps[i] > 0.0:
+            return time_s
+        while i + 1 >= len(self.times_s):
+            self._extend()  # a schedule ends up (see RateFunction), so this ends
+        return self.times_s[i + 1]
+
+    def down_s_between(self, start_s: float, end_s: float) -> float:
+        """Seconds the element is down between two times."""
+        return (end_s - start_s) - self.bits_between(start_s, end_s)
+
+    def attempt(self, start_s: float, work_s: float, work: str) -> tuple[float, str]:
+        """When ``work_s`` seconds of work begun at ``start_s`` (the element up) end, and
+        what failures did to it: ``""``, ``PAUSED``, ``RESTARTED`` or ``LOST`` (it ended,
+        unfinished, when the element failed)."""
+        if work == "resume":
+            end = self.finish_s(start_s, work_s)
+            return end, (PAUSED if self.next_down_s(start_s) < end else "")
+        hit = ""
+        while True:
+            down = self.next_down_s(start_s)
+            if start_s + work_s <= down:
+                return start_s + work_s, hit
+            if work == "lost":
+                return down, LOST
+            start_s, hit = self.up_s(down), RESTARTED
+
+
+def availability(outages: Outages) -> Availability:
+    """The element's :class:`Availability` over its outage schedule."""
+    return Availability(outages)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from typing import Literal
+from collections.abc import Generator
+from typing import Any, Literal
 
 import simpy
 from simpy.events import NORMAL
 
+from fogsim.sim.failures import LOST, PAUSED, RESTARTED, WORK, Availability
 from fogsim.sim.ratefn import RateFunction
 
 Discipline = Literal["ps", "fifo"]
@@ -20,9 +22,12 @@ class Delivery(simpy.Event):
 
     Its value is the time serialization ended: the sender was transmitting until then,
     from ``started_s`` on (FIFO: when its turn came; processor sharing: at once).
+    ``hit`` says what a failure of the link did to it: ``""``, ``"paused"``,
+    ``"restarted"`` or ``"lost"`` (it then succeeds when the link failed, undelivered).
     """
 
     started_s: float = math.nan
+    hit: str = ""
 
     def arrive_after(self, delay_s: float, sent_s: float) -> None:
         # Trigger with a delay, as simpy.Timeout does: one event per transfer,
@@ -44,6 +49,10 @@ class Link:
     With a ``rate`` function the capacity follows it over time (``bandwidth_bps`` is
     then only the nominal rate): both disciplines stay exact, since the bits a transfer
     gets between two instants are the integral of the rate (see ``RateFunction``).
+
+    With ``up`` (the link's :class:`Availability`; ``rate`` is then 0 while it is down)
+    the transfers in progress when it fails are, as ``work`` says, resumed, restarted
+    from their first bit once it is up, or lost.
     """
 
     def __init__(
@@ -54,6 +63,8 @@ class Link:
         delay_s: float,
         discipline: Discipline = "ps",
         rate: RateFunction | None = None,
+        up: Availability | None = None,
+        work: str = "resume",
     ) -> None:
         if not (bandwidth_bps > 0 and math.isfinite(bandwidth_bps)):
             # With a rate function it is still the positive nominal rate that counters report.
@@ -62,12 +73,19 @@ class Link:
             raise ValueError(f"link {name!r}: delay must be non-negative, got {delay_s!r}")
         if discipline not in ("ps", "fifo"):
             raise ValueError(f"link {name!r}: discipline must be 'ps' or 'fifo': {discipline!r}")
+        if work not in WORK:
+            raise ValueError(f"link {name!r}: work must be one of {WORK}, got {work!r}")
+        if up is not None and rate is None:
+            raise ValueError(f"link {name!r}: a link that fails needs its rate with the outages")
         self.env = env
         self.name = name
         self.bandwidth_bps = float(bandwidth_bps)
         self.delay_s = float(delay_s)
         self.discipline = discipline
         self.rate = rate
+        self.up = up
+        self.work = work
+        self.lost = 0
         self.peak_concurrency = 0
         self._bits_done = 0.0
         self._done = 0
@@ -83,10 +101,13 @@ class Link:
         self._generation = 0
         self._busy_s = 0.0
         self._busy_since_s = 0.0
-        # FIFO: finish times are known on arrival; (end, bits) of unfinished transfers.
-        self._fifo_pending: deque[tuple[float, float]] = deque()
+        # FIFO: finish times are known on arrival; (end, bits, delivered) of unfinished
+        # transfers.
+        self._fifo_pending: deque[tuple[float, float, bool]] = deque()
         self._fifo_free_at_s = 0.0
         self._fifo_work_s = 0.0
+        if up is not None and discipline == "ps":
+            env.process(self.fail())
 
     def transmit(self, bits: float) -> Delivery:
         """Send ``bits``; the returned event succeeds when the last bit arrives."""
@@ -207,6 +228,46 @@ class Link:
         else:
             self._busy_s += now - self._busy_since_s
 
+    def fail(self) -> Generator[simpy.Event, Any, None]:
+        """At each failure, pause, restart or lose the transfers in progress."""
+        assert self.up is not None
+        env, up = self.env, self.up
+        down = up.next_down_s(0.0)
+        while math.isfinite(down):
+            yield env.timeout(down - env.now)
+            if self._flows:
+                self._advance(env.now)
+                {"resume": self._pause, "restart": self._restart, "lost": self._lose}[
+                    self.work
+                ]()
+            down = up.next_down_s(up.up_s(down))
+
+    def _pause(self) -> None:
+        for *_, done in self._flows:
+            done.hit = done.hit or PAUSED
+
+    def _restart(self) -> None:
+        """Every transfer in progress starts again from its first bit."""
+        virtual = self._virtual_bits
+        flows = [(virtual + bits, seq, bits, done) for _, seq, bits, done in self._flows]
+        for *_, done in flows:
+            done.hit = RESTARTED
+        heapq.heapify(flows)
+        self._flows = flows
+        self._schedule_wakeup()
+
+    def _lose(self) -> None:
+        """Every transfer in progress ends undelivered, now."""
+        now = self.env.now
+        for *_, done in self._flows:
+            done.hit = LOST
+            done.arrive_after(0.0, now)
+        self.lost += len(self._flows)
+        self._flows = []
+        self._generation += 1  # the pending wake-up is stale
+        self._wakeup_pending = False
+        self._busy_s += now - self._busy_since_s
+
     # FIFO -------------------------------------------------------------------
 
     def _send_fifo(self, bits: float, done: Delivery) -> None:
@@ -216,18 +277,47 @@ class Link:
         if self.rate is None:
             serialize_s = bits / self.bandwidth_bps
             end = done.started_s + serialize_s
-        else:
+        elif self.up is None:
             end = self.rate.finish_s(done.started_s, bits)
+            serialize_s = end - done.started_s
+        else:
+            done.started_s, end, done.hit = self._fifo_attempt(done.started_s, bits)
             serialize_s = end - done.started_s
         self._fifo_free_at_s = end
         self._fifo_work_s += serialize_s
-        self._fifo_pending.append((end, bits))
+        delivered = done.hit != LOST
+        self._fifo_pending.append((end, bits, delivered))
         self.peak_concurrency = max(self.peak_concurrency, len(self._fifo_pending))
-        done.arrive_after(end - now + self.delay_s, end)
+        if delivered:
+            done.arrive_after(end - now + self.delay_s, end)
+        else:
+            self.lost += 1
+            done.arrive_after(end - now, end)
+
+    def _fifo_attempt(self, start_s: float, bits: float) -> tuple[float, float, str]:
+        """A transfer whose turn comes at ``start_s`` on a link that fails: when it begins,
+        when it ends (delivered, or lost at a failure), and what failures did to it."""
+        assert self.rate is not None and self.up is not None
+        rate, up = self.rate, self.up
+        if self.work == "resume":
+            end = rate.finish_s(start_s, bits)
+            return start_s, end, PAUSED if up.next_down_s(start_s) < end else ""
+        # A transfer that waits out an outage has not begun: it begins once the link is up.
+        began = attempt = up.up_s(start_s)
+        hit = ""
+        while True:
+            end, down = rate.finish_s(attempt, bits), up.next_down_s(attempt)
+            if end <= down:
+                return began, end, hit
+            if self.work == "lost":
+                return began, down, LOST
+            attempt, hit = up.up_s(down), RESTARTED
 
     def _settle_fifo(self) -> None:
         """Count the transfers that finished serializing by now."""
         pending, now = self._fifo_pending, self.env.now
         while pending and pending[0][0] <= now:
-            self._bits_done += pending.popleft()[1]
-            self._done += 1
+            _, bits, delivered = pending.popleft()
+            if delivered:
+                self._bits_done += bits
+                self._done += 1

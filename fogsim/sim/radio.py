@@ -59,6 +59,21 @@ def radio_energy(
     return joules
 
 
+def resend_energy(
+    scenario: Scenario, group: np.ndarray, use: RadioUse, retries: np.ndarray
+) -> np.ndarray:
+    """Joules each request's radio spent sending it again, once per retry, each send as long
+    as the one recorded (no tail: the retries' tails overlap the sends they follow)."""
+    joules = np.zeros(group.size)
+    airtime = np.nan_to_num(use.tx_end_s - use.tx_start_s)
+    for g, spec in enumerate(scenario.devices):
+        rows = np.flatnonzero((group == g) & (retries > 0))
+        if rows.size:
+            once = send_energy(spec.radio, use.bits_sent[rows], airtime[rows])
+            joules[rows] = retries[rows] * once
+    return joules
+
+
 def _subset(use: RadioUse, rows: np.ndarray) -> RadioUse:
     return RadioUse(*(getattr(use, name)[rows] for name in RadioUse.__dataclass_fields__))
 

@@ -3,7 +3,7 @@ the long table of stages, and the accounting check that every request ends in on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,7 +13,7 @@ from fogsim.policies import TIERS, Decision, Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage
 from fogsim.sim.routes import Kinds, Plan
-from fogsim.sim.shared import DROP_REASONS, StageTimes
+from fogsim.sim.shared import DROP_REASONS, FAILURES, RETRIES_EXHAUSTED, StageTimes
 from fogsim.sim.workload import Workload
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 STATUSES = ("answered_edge", "answered_fog", "answered_cloud", "dropped", "unfinished")
 ANSWERED = STATUSES[:3]
+FAILURE_FALLBACK = "failure_fallback"
 STAGE_COLUMNS = ("request", "stage", "kind", "at", "bytes", "t_enqueue_s", "t_start_s", "t_end_s")
 
 
@@ -38,6 +39,14 @@ class Journeys:
     plan: np.ndarray  # plan index of each row
     bits: np.ndarray  # (rows, 2): the device's payload and the fog's
     times: StageTimes = field(default=None)  # type: ignore[assignment]  # set after the run
+
+    def only(self, keep: np.ndarray) -> Journeys:
+        """The journeys of the rows ``keep`` marks, with their times."""
+        times = StageTimes(*(getattr(self.times, f.name)[keep] for f in fields(StageTimes)))
+        return Journeys(
+            self.rows[keep], self.ready_s[keep], self.plans, self.plan[keep], self.bits[keep],
+            times,
+        )
 
     @property
     def width(self) -> int:
@@ -103,6 +112,18 @@ class Journeys:
         out[self.rows] = np.array(DROP_REASONS, dtype=object)[self.times.dropped]
         return out
 
+    def per_row(self, values: np.ndarray, n: int, fill: object) -> np.ndarray:
+        """Spread one value per row over all ``n`` requests (``fill`` where none)."""
+        out = np.full(n, fill, dtype=values.dtype)
+        out[self.rows] = values
+        return out
+
+    def failure(self, n: int) -> np.ndarray:
+        """Per request, the worst a failure did to it (see ``FAILURES``; empty: nothing)."""
+        out = np.full(n, "", dtype=object)
+        out[self.rows] = np.array(FAILURES, dtype=object)[self.times.failure]
+        return out
+
 
 def request_columns(
     scenario: Scenario,
@@ -125,7 +146,6 @@ def request_columns(
     on_device = tier == Tier.DEVICE
     device_dropped = (device.drop_reason != None) | energy.battery_empty  # noqa: E711
     server_reason = journeys.dropped_reason(n)
-    server_dropped = server_reason != ""
     answer = np.where(on_device, device.compute_end_s, answer_s)
     n_exits = kinds.n_exits
     exit_used = decision.exit_index.astype(np.int16).copy()
@@ -134,20 +154,35 @@ def request_columns(
         outcomes.exit_pred[image, np.clip(exit_used, 0, n_exits - 1)],
         outcomes.cloud_pred[image],
     )
+    device_exits = np.flatnonzero(kinds.exit_tier == Tier.DEVICE)
+    gave_up = journeys.per_row(times.gave_up_s, n, np.nan)
+    recovery = scenario.recovery
+    rescued = np.zeros(n, dtype=bool)
+    if recovery is not None and recovery.then == "fallback" and device_exits.size:
+        # Every attempt failed: the device answers with its own last exit, where it ran
+        # its part (a raw image leaves nothing on the device to answer with).
+        rescued = (server_reason == RETRIES_EXHAUSTED) & ~decision.raw
+        server_reason[rescued] = ""
+        last = int(device_exits[-1])
+        answer[rescued] = gave_up[rescued]
+        prediction[rescued] = outcomes.exit_pred[image[rescued], last]
+        exit_used[rescued] = last
+    server_dropped = server_reason != ""
     reason = np.where(device_dropped, device.drop_reason, "").astype(object)
     reason[server_dropped] = server_reason[server_dropped]
+    reason[rescued] = FAILURE_FALLBACK
     # A device whose battery ran out answers nothing more, whatever else befell the request.
     reason[energy.battery_empty] = BATTERY_EMPTY
     dropped = device_dropped | server_dropped
     done = ~dropped & (answer <= scenario.duration)
     answered_tier = np.where(done, tier, -1)
+    answered_tier[done & rescued] = Tier.DEVICE
     late = np.zeros(n, dtype=bool)
 
     deadline = scenario.deadline
     if deadline is not None:
         due = workload.arrival_s + deadline.latency
         late = ~dropped & ~(answer <= due) & (due <= scenario.duration)
-        device_exits = np.flatnonzero(kinds.exit_tier == Tier.DEVICE)
         # A fallback needs the device's part run whole: its features were sent on.
         ran_device_part = ~on_device & ~decision.raw & (device.compute_end_s <= due)
         fallback = late & ran_device_part & (device_exits.size > 0)
@@ -161,7 +196,7 @@ def request_columns(
         else:
             fallback[:] = False
         unfinished = answered_tier < 0
-        reason[late & ~fallback & ~unfinished] = "late"
+        reason[late & ~fallback & ~unfinished & ~rescued] = "late"
         reason[late & ~fallback & unfinished & ~dropped] = "late_unfinished"
     answered = answered_tier >= 0
     status = np.full(n, "unfinished", dtype=object)
@@ -235,6 +270,8 @@ def request_columns(
         "prediction": np.where(answered, prediction, -1).astype(np.int16),
         "label": labels.astype(np.int16),
         "correct": answered & (prediction == labels),
+        "retries": journeys.per_row(times.retries, n, 0),
+        "failure": journeys.failure(n),
     }
 
 
@@ -362,3 +399,20 @@ def check_accounting(columns: dict[str, np.ndarray]) -> None:
         raise AccountingError("a dropped request has no reason")
     if columns["correct"][~answered].any():
         raise AccountingError("a request that was not answered counts as correct")
+    _check_failures(columns, answered)
+
+
+def _check_failures(columns: dict[str, np.ndarray], answered: np.ndarray) -> None:
+    """Reasons that come from failures agree with what failures did to the request."""
+    reason, failure = columns["reason"], columns["failure"]
+    if (columns["retries"] < 0).any():
+        raise AccountingError("a request has a negative number of retries")
+    if (failure[reason == "work_lost"] != "lost").any():
+        raise AccountingError("a request dropped for lost work has no lost work")
+    for ended in (RETRIES_EXHAUSTED, FAILURE_FALLBACK):
+        if not np.isin(failure[reason == ended], ("timed_out", "lost")).all():
+            raise AccountingError(f"a request ended as {ended} without a failed attempt")
+    if (columns["answered_at"][reason == FAILURE_FALLBACK] != "device").any():
+        raise AccountingError("a failure fallback was not answered on the device")
+    if (~answered & (reason == FAILURE_FALLBACK)).any():
+        raise AccountingError("a failure fallback was not answered")

@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from fogsim.sim.failures import Outages, availability
-from fogsim.sim.ratefn import RateFunction
+from fogsim.sim.failures import LOST, WORK, Availability, Outages
 
 CLOUD_QUEUE_FULL = "cloud_queue_full"
 FOG_QUEUE_FULL = "fog_queue_full"
@@ -32,7 +31,9 @@ class ServerOutcome:
     """What happened to one submitted item; times are NaN and ``batch_size`` 0 when dropped.
 
     ``share`` is the item's part of its batch's work (its work over the batch's, or an
-    equal part when no item carries work): its share of the batch's energy.
+    equal part when no item carries work): its share of the batch's energy. ``hit`` says
+    what a failure of its worker did to its batch: ``""`` (nothing), ``"paused"``,
+    ``"restarted"`` or ``"lost"`` (``end_s`` is then when the worker failed).
     """
 
     tag: Any
@@ -43,6 +44,7 @@ class ServerOutcome:
     worker: int
     dropped: str | None = None
     share: float = 0.0
+    hit: str = ""
 
 
 @dataclass(slots=True)
@@ -68,8 +70,10 @@ class Server:
     its event succeeds with ``dropped=drop_reason``, nothing is raised.
 
     With ``outages`` (a worker's number to its outage schedule) a worker fails and
-    recovers: while down it takes no batch, and the batch it holds pauses and resumes
-    where it stopped once the worker is up (preemptive resume).
+    recovers: while down it takes no batch. The batch it holds when it fails is, as
+    ``work`` says, resumed where it stopped once the worker is up (preemptive resume),
+    restarted from scratch then (preemptive repeat), or lost: its items end at the failure
+    with ``hit="lost"``.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class Server:
         queue_capacity: int | None = None,
         drop_reason: str = CLOUD_QUEUE_FULL,
         outages: Callable[[int], Outages] | None = None,
+        work: str = "resume",
     ) -> None:
         if not _is_count(workers, 1):
             raise ValueError(
@@ -96,6 +101,8 @@ class Server:
             raise ValueError(f"server {name!r}: max_wait_s must be >= 0, got {max_wait_s!r}")
         if queue_capacity is not None and not _is_count(queue_capacity, 0):
             raise ValueError(f"server {name!r}: queue_capacity must be >= 0: {queue_capacity!r}")
+        if work not in WORK:
+            raise ValueError(f"server {name!r}: work must be one of {WORK}, got {work!r}")
         self.env = env
         self.name = name
         self.workers = int(workers)
@@ -104,7 +111,9 @@ class Server:
         self.max_wait_s = float(max_wait_s)
         self.queue_capacity = None if queue_capacity is None else int(queue_capacity)
         self.drop_reason = drop_reason
+        self.work = work
         self.submitted = 0
+        self.lost = 0
         self.dropped = 0
         self.completed = 0
         self.batches = 0
@@ -117,12 +126,12 @@ class Server:
         self._running_since: dict[int, float] = {}
         self._timer_pending = False
         self._fired_deadline_s = -math.inf
-        self._up: list[RateFunction] | None = None  # each worker's availability, with outages
+        self._up: list[Availability] | None = None  # each worker's, with outages
         if outages is not None:
             self._up = []
             for worker in range(self.workers):
                 schedule, wakeups = itertools.tee(outages(worker))
-                self._up.append(availability(schedule))
+                self._up.append(Availability(schedule))
                 env.process(self.recover(wakeups))
         for worker in range(self.workers):
             env.process(self.serve(worker))
@@ -166,19 +175,26 @@ class Server:
             start = self._running_since[worker] = env.now
             work = batch[0].work_s if len(batch) == 1 else math.fsum(i.work_s for i in batch)
             hold_s = self.service_time(len(batch)) + work
+            hit = ""
             if self._up is not None:
-                hold_s = self._up[worker].finish_s(start, hold_s) - start
+                end, hit = self._up[worker].attempt(start, hold_s, self.work)
+                hold_s = end - start
             yield env.timeout(hold_s)
             end = env.now
             del self._running_since[worker]
             self._busy_done_s += end - start
             self._busy -= 1
-            self.completed += len(batch)
             size = len(batch)
+            if hit == LOST:
+                self.lost += size
+            else:
+                self.completed += size
             for item in batch:
                 share = item.work_s / work if work > 0 else 1.0 / size
                 item.done.succeed(
-                    ServerOutcome(item.tag, item.enqueued_s, start, end, size, worker, None, share)
+                    ServerOutcome(
+                        item.tag, item.enqueued_s, start, end, size, worker, None, share, hit
+                    )
                 )
 
     def recover(self, outages: Outages) -> Generator[simpy.Event, Any, None]:

@@ -8,7 +8,9 @@ follows its plan (``fogsim.sim.routes``) stage by stage; each stage consumes
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +19,12 @@ import numpy as np
 import simpy
 
 from fogsim.policies import Tier
-from fogsim.scenario.failures import Failures
+from fogsim.scenario.failures import Failures, Recovery
 from fogsim.scenario.models import Scenario
 from fogsim.scenario.models import Server as ServerSpec
 from fogsim.scenario.network import LinkSpec
 from fogsim.scenario.rates import VaryingRate
-from fogsim.sim.failures import Outages, with_outages
+from fogsim.sim.failures import LOST, PAUSED, RESTARTED, Availability, Outages, with_outages
 from fogsim.sim.link import Delivery, Link
 from fogsim.sim.ratefn import RateFunction
 from fogsim.sim.rng import Streams
@@ -30,7 +32,12 @@ from fogsim.sim.routes import Plan
 from fogsim.sim.server import CLOUD_QUEUE_FULL, FOG_QUEUE_FULL, Server, ServerOutcome
 from fogsim.topology import Topology
 
-DROP_REASONS = ("", FOG_QUEUE_FULL, CLOUD_QUEUE_FULL)
+WORK_LOST = "work_lost"  # its work was lost on a failed element, and no recovery
+RETRIES_EXHAUSTED = "retries_exhausted"  # every attempt was lost or timed out
+DROP_REASONS = ("", FOG_QUEUE_FULL, CLOUD_QUEUE_FULL, WORK_LOST, RETRIES_EXHAUSTED)
+# What failures did to a request, the worst over its attempts (index: the severity).
+TIMED_OUT = "timed_out"
+FAILURES = ("", PAUSED, RESTARTED, TIMED_OUT, LOST)
 
 
 @dataclass
@@ -45,6 +52,17 @@ class StageTimes:
     cell_sent_s: np.ndarray  # per row: the device's radio sent its last bit on the cell
     answer_at_gateway_s: np.ndarray  # per row: the answer reached the gateway
     dropped: np.ndarray  # int8 per row: index into DROP_REASONS
+    retries: np.ndarray  # int16 per row: attempts after the first (see Recovery)
+    failure: np.ndarray  # int8 per row: index into FAILURES
+    gave_up_s: np.ndarray  # per row: when its last attempt failed (NaN: it did not)
+
+    def clear(self, row: int) -> None:
+        """Forget a row's stage times: a new attempt begins (only the last one is kept)."""
+        for grid in (self.enqueue_s, self.start_s, self.end_s):
+            grid[row] = np.nan
+        self.batch_size[row] = 0
+        self.share[row] = 0.0
+        self.cell_sent_s[row] = np.nan
 
     @classmethod
     def empty(cls, rows: int, stages: int) -> StageTimes:
@@ -60,6 +78,9 @@ class StageTimes:
             np.full(rows, np.nan),
             np.full(rows, np.nan),
             np.zeros(rows, np.int8),
+            np.zeros(rows, np.int16),
+            np.zeros(rows, np.int8),
+            np.full(rows, np.nan),
         )
 
 
@@ -76,6 +97,13 @@ class SharedStages:
     ) -> None:
         self.env = env
         self.answer_bits = scenario.network.answer_size
+        self.recovery: Recovery | None = scenario.recovery
+        self.resend_s: list[float] = []  # per row: the device's radio time to send again
+        # Told (row, time) when an answer reaches the gateway: what an adaptive policy sees.
+        self.on_answer: Callable[[int, float], None] | None = None
+        # Attempts in the order of their timeouts (one timeout for all: see watch).
+        self._due: deque[_Journey] = deque()
+        self._watching = False
         # Varying link rates draw from the run's seed, one named stream per link.
         streams = self.streams = Streams(scenario.seed)
         self.links: dict[str, Link] = {
@@ -119,6 +147,7 @@ class SharedStages:
             queue_capacity=spec.queue_capacity,
             drop_reason=reason,
             outages=None if spec.failures is None else self._outages(spec.failures, name),
+            work="resume" if spec.failures is None else spec.failures.work,
         )
         self.tiers[name] = tier
 
@@ -132,19 +161,64 @@ class SharedStages:
         plans: list[Plan],
         plan_of_row: np.ndarray,
         payload_bits: np.ndarray,
+        resend_s: np.ndarray | None = None,
     ) -> Generator[simpy.Event, Any, None]:
         """Release each row into its first shared stage when it is ready (rows sorted by
-        ready time). One feeder keeps only the requests in flight in the event queue."""
+        ready time). One feeder keeps only the requests in flight in the event queue.
+
+        ``resend_s`` (per row) is how long the device's own radio takes to send the request
+        again before a retry reaches the shared stages (0 on a shared cell, which is one).
+        """
         env = self.env
-        routes = [_Route(self, plan) for plan in plans]
+        if self.recovery is not None:
+            self.resend_s = [0.0] * len(ready_s) if resend_s is None else resend_s.tolist()
+        routes = self.bind(plans, payload_bits)
+        for row, (at, plan) in enumerate(zip(ready_s.tolist(), plan_of_row.tolist(), strict=True)):
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            self.enter(routes[plan], row)
+
+    def bind(self, plans: list[Plan], payload_bits: np.ndarray) -> list[_Route]:
+        """The plans bound to this run's links and servers, and the rows' payloads."""
         # Each payload as one list of floats: a list per request would cost far more memory.
         self.payloads = [payload_bits[:, 0].tolist()]
         uses_fog = any(step.payload for plan in plans for step in plan.steps)
         self.payloads.append(payload_bits[:, 1].tolist() if uses_fog else [])
-        for row, (at, plan) in enumerate(zip(ready_s.tolist(), plan_of_row.tolist(), strict=True)):
-            if at > env.now:
-                yield env.timeout(at - env.now)
-            _Journey(self, routes[plan], row).enter()
+        return [_Route(self, plan) for plan in plans]
+
+    def enter(self, route: _Route, row: int) -> None:
+        """Row ``row`` reaches its first shared stage now."""
+        _Journey(self, route, row).start()
+
+    def watch(self, journey: _Journey) -> None:
+        """Time the attempt out at its ``due_s`` unless it is over by then.
+
+        Every attempt has the same timeout, so they fall due in the order they began:
+        one pending timer, for the oldest attempt still running, serves them all (a timer
+        per attempt would cost an event each, though nearly all are answered in time).
+        """
+        self._due.append(journey)
+        if not self._watching:
+            self._arm()
+
+    def _arm(self) -> None:
+        due = self._due
+        while due and due[0].over:
+            due.popleft()
+        self._watching = bool(due)
+        if due:
+            at = due[0].due_s
+            self.env.timeout(max(0.0, at - self.env.now), at).callbacks.append(self._expire)
+
+    def _expire(self, timer: simpy.Event) -> None:
+        # Compare with the time the timer aimed at too: now + (at - now) can round below it.
+        now = max(self.env.now, timer.value)
+        due = self._due
+        while due and (due[0].over or due[0].due_s <= now):
+            journey = due.popleft()
+            if not journey.over:
+                journey.time_out()
+        self._arm()
 
     def link_stats(self, duration_s: float) -> dict[str, dict[str, float]]:
         """Utilisation and traffic of every shared link (and downlink) over the run."""
@@ -161,17 +235,21 @@ class SharedStages:
 
 
 def _link(env: simpy.Environment, name: str, spec: LinkSpec, streams: Streams) -> Link:
-    rate = None
+    rate, up = None, None
     changes = iter([(0.0, float(spec.bandwidth))])
     if isinstance(spec.bandwidth, VaryingRate):
         changes = spec.bandwidth.profile.changes(streams.stream(f"link-rate/{name}"))
     if spec.failures is not None:
-        # A link down carries 0 bit/s: its transfers pause and resume (see sim.failures).
+        # A link down carries 0 bit/s (see sim.failures); its availability says when it
+        # fails, for the transfers that restart or are lost then.
         outages = spec.failures.outages(streams.stream(f"failures/link/{name}"))
-        changes = with_outages(changes, outages)
+        schedule, own = itertools.tee(outages)
+        changes = with_outages(changes, schedule)
+        up = Availability(own)
     if isinstance(spec.bandwidth, VaryingRate) or spec.failures is not None:
         rate = RateFunction(changes)
-    return Link(env, name, spec.bandwidth, spec.delay, spec.sharing, rate)
+    work = "resume" if spec.failures is None else spec.failures.work
+    return Link(env, name, spec.bandwidth, spec.delay, spec.sharing, rate, up, work)
 
 
 class _Route:
@@ -202,13 +280,15 @@ class _Route:
 
 
 class _Journey:
-    """One request on its way through its shared stages and back to its gateway.
+    """One attempt of a request on its way through its shared stages and back to its gateway.
 
     A chain of callbacks rather than a process per request: each stage's completion
-    starts the next one, so a request costs only its own events.
+    starts the next one, so a request costs only its own events. With the scenario's
+    ``recovery`` an attempt that has no answer back by its timeout is over: it finishes
+    the stage it is in, unheeded, and a new attempt of the request follows its back-off.
     """
 
-    __slots__ = ("net", "route", "row", "stage", "back")
+    __slots__ = ("net", "route", "row", "stage", "back", "due_s", "over")
 
     def __init__(self, net: SharedStages, route: _Route, row: int) -> None:
         self.net = net
@@ -216,6 +296,16 @@ class _Journey:
         self.row = row
         self.stage = 0
         self.back = 0
+        self.due_s = math.inf
+        self.over = False  # answered, dropped or timed out: later callbacks change nothing
+
+    def start(self) -> None:
+        """Begin the attempt (with recovery: and its timeout)."""
+        recovery = self.net.recovery
+        if recovery is not None:
+            self.due_s = self.net.env.now + recovery.timeout
+            self.net.watch(self)
+        self.enter()
 
     def enter(self) -> None:
         """Queue at the current stage, or start the way back after the last one."""
@@ -224,7 +314,7 @@ class _Journey:
             if route.back:
                 self.return_answer(None)
             else:
-                route.times.answer_at_gateway_s[self.row] = route.env.now + route.back_fixed_s
+                self.answer(route.env.now + route.back_fixed_s)
             return
         compute, resource, step = route.stages[stage]
         route.times.enqueue_s[self.row, stage] = route.env.now
@@ -235,34 +325,93 @@ class _Journey:
             resource.transmit(bits).callbacks.append(self.delivered)
 
     def delivered(self, delivery: Delivery) -> None:
+        if self.over:
+            return
         route, row, stage = self.route, self.row, self.stage
         times = route.times
         times.start_s[row, stage] = delivery.started_s
         times.end_s[row, stage] = route.env.now
+        if delivery.hit:
+            self.hit(delivery.hit)
+            if delivery.hit == LOST:
+                return
         if stage == 0 and route.on_cell:
             times.cell_sent_s[row] = delivery.value
         self.stage += 1
         self.enter()
 
     def served(self, event: simpy.Event) -> None:
+        if self.over:
+            return
         outcome: ServerOutcome = event.value
         times, row = self.route.times, self.row
         if outcome.dropped is not None:
             times.dropped[row] = DROP_REASONS.index(outcome.dropped)
+            self.over = True
             return
         times.start_s[row, self.stage] = outcome.start_s
         times.end_s[row, self.stage] = outcome.end_s
         times.batch_size[row, self.stage] = outcome.batch_size
         times.share[row, self.stage] = outcome.share
+        if outcome.hit:
+            self.hit(outcome.hit)
+            if outcome.hit == LOST:
+                return
         self.stage += 1
         self.enter()
 
-    def return_answer(self, _event: simpy.Event | None) -> None:
+    def hit(self, what: str) -> None:
+        """A failure paused, restarted or lost this attempt's work; a loss without
+        recovery drops the request (with recovery, its timeout will notice)."""
+        times, row = self.route.times, self.row
+        times.failure[row] = max(times.failure[row], FAILURES.index(what))
+        if what == LOST and self.net.recovery is None:
+            times.dropped[row] = DROP_REASONS.index(WORK_LOST)
+            times.gave_up_s[row] = self.net.env.now
+            self.over = True
+
+    def answer(self, at_s: float) -> None:
+        """The answer reaches the gateway at ``at_s``: the request's, if before the timeout."""
+        if at_s > self.due_s:
+            return  # the attempt's timeout comes first and gives up on it
+        self.over = True
+        self.route.times.answer_at_gateway_s[self.row] = at_s
+        if self.net.on_answer is not None:
+            self.net.on_answer(self.row, at_s)
+
+    def time_out(self) -> None:
+        """No answer in time: try again after the back-off, or give up."""
+        if self.over:
+            return
+        self.over = True
+        net, times, row = self.net, self.route.times, self.row
+        recovery = net.recovery
+        assert recovery is not None
+        times.failure[row] = max(times.failure[row], FAILURES.index(TIMED_OUT))
+        retry = int(times.retries[row])
+        if retry >= recovery.retries:
+            times.dropped[row] = DROP_REASONS.index(RETRIES_EXHAUSTED)
+            times.gave_up_s[row] = net.env.now
+            return
+        times.retries[row] = retry + 1
+        timer = net.env.timeout(recovery.wait_s(retry) + net.resend_s[row])
+        timer.callbacks.append(self._again)
+
+    def _again(self, _event: simpy.Event) -> None:
+        self.route.times.clear(self.row)
+        _Journey(self.net, self.route, self.row).start()
+
+    def return_answer(self, delivery: Delivery | None) -> None:
         """Cross the contended downlinks in turn; the rest of the way back takes fixed time."""
+        if self.over:
+            return
+        if delivery is not None and delivery.hit:
+            self.hit(delivery.hit)
+            if delivery.hit == LOST:
+                return
         back = self.route.back
         if self.back == len(back):
-            now = self.net.env.now
-            self.net.times.answer_at_gateway_s[self.row] = now + self.route.back_fixed_s
+            self.answer(self.net.env.now + self.route.back_fixed_s)
             return
         fixed_s, link = back[self.back]
         self.back += 1

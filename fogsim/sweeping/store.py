@@ -146,6 +146,11 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
         flat[f"energy_{stat}_j"] = value
     for tier, share in summary.get("exit_fraction_by_tier", {}).items():
         flat[f"exit_fraction_{tier}"] = share
+    resilience = summary.get("resilience")
+    if resilience:
+        flat["availability"] = resilience["availability"]
+        flat["retries"] = resilience["retries"]["total"]
+        flat["degraded_s"] = resilience["degraded_s"]["any"]
     return flat
 
 
