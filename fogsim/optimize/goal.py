@@ -126,5 +126,7 @@ def _closest(goal: Goal, truth: Truth, stuck: np.ndarray) -> str:
         values = metric(truth, c.metric)[stuck]
         best = values.min(axis=1) if c.op == "<=" else values.max(axis=1)
         reach = best.max() if c.op == "<=" else best.min()
-        hints.append(f"{c.metric} {c.op} {reach:.4g} is reachable on all of them")
+        dim = METRICS[c.metric]
+        unit = f" {dim.base}" if dim is not None else ""
+        hints.append(f"{c.metric} {c.op} {reach:.4g}{unit} is reachable on all of them")
     return "loosen the constraint: " + "; ".join(hints)
