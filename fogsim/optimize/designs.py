@@ -1,5 +1,6 @@
 """The design space: the shipped checkpoints that fit a scenario's dataset, each with an exit
-threshold on a grid, and what real inference says of each design.
+threshold on a grid, and what real inference says of each design. Three-part checkpoints
+count only in a scenario with fog servers, where their middle part can run.
 
 A design runs one checkpoint under the ``early_exit`` policy with the entropy rule and one
 threshold shared by every exit. What it does on an image does not depend on the device, so
@@ -90,6 +91,8 @@ def design_space(
     models: list[InferenceOutcomes] = []
     for path in shipped_checkpoints(scenario):
         outcomes = run_inference(path, dataset, progress=progress)
+        if outcomes.fog_ops and not scenario.fog:
+            continue  # a three-part network needs a fog server to run its middle part
         models.append(outcomes)
         for threshold in thresholds:
             designs.append(describe(path, outcomes, threshold, len(models) - 1))

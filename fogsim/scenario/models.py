@@ -406,6 +406,9 @@ class Scenario(Strict):
     )
     policy: PolicySpec = EarlyExit()
     deadline: Deadline | None = None
+    plan: (
+        Annotated[ScenarioPath, _existing_file("plan", "make one with `fogsim optimize`")] | None
+    ) = Field(default=None, description="a per-device plan: each device runs its own design")
     outputs: Outputs = Outputs()
 
     @property
