@@ -192,3 +192,13 @@ def test_a_plan_from_another_scenario_is_refused(tmp_path, city):
         )
     with pytest.raises(UserInputError, match="not found"):
         read_plan(tmp_path / "none.parquet", scenario, space.names)
+
+
+def test_the_contracts_command_needs_no_objective(tmp_path):
+    out = tmp_path / "plan.parquet"
+    sets = [a for s in SMALL for a in ("--set", s)]
+    result = invoke("optimize", str(CITY), *sets, "--method", "proxy", "-o", str(out), "--json")
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["objective"] == "energy" and summary["constraints"] == []
+    assert summary["violations"] == 0 and out.is_file()

@@ -11,7 +11,7 @@ import typer
 def optimize(
     scenario: Path = typer.Argument(..., help="Scenario YAML file."),
     objective: str = typer.Option(
-        ..., help="What to minimise on each device: energy, latency or error."
+        "energy", help="What to minimise on each device: energy, latency or error."
     ),
     constraint: list[str] = typer.Option(
         [],
