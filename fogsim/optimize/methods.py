@@ -72,17 +72,19 @@ def _proxy(
     scenario: Scenario, space: DesignSpace, devices: Population, goal: Goal, path: Path | None
 ) -> Planned:
     started = time.perf_counter()
-    profile = profiler.load(path or proxy.default_profile(space))
+    path = path or proxy.default_profile(space)
+    profile = profiler.load(path)
+    planning = time.perf_counter()
     choice = proxy.choose(scenario, space, devices, goal, profile)
-    seconds = time.perf_counter() - started
+    done = time.perf_counter()
     truth = ground_truth(scenario, space, devices)
     tau = rank.kendall_tau(goal.cost(choice.predicted)[0], goal.cost(truth))
     report = {
-        "profile": str(path or proxy.default_profile(space)),
+        "profile": str(path),
         "feasibility_checks": choice.checks,
         "kendall_tau": _stats(tau),
     }
-    return Planned("proxy", choice.design, seconds, seconds, report)
+    return Planned("proxy", choice.design, done - started, done - planning, report)
 
 
 def _learned(
