@@ -202,3 +202,11 @@ def test_the_contracts_command_needs_no_objective(tmp_path):
     summary = json.loads(result.stdout)
     assert summary["objective"] == "energy" and summary["constraints"] == []
     assert summary["violations"] == 0 and out.is_file()
+
+
+def test_the_same_scenario_and_seed_give_the_same_plan_bytes(tmp_path):
+    first, out = _optimize(tmp_path, "--method", "proxy")
+    assert first.code == 0, first.stderr
+    once = out.read_bytes()
+    again, _ = _optimize(tmp_path, "--method", "proxy")
+    assert again.code == 0 and out.read_bytes() == once
