@@ -30,7 +30,17 @@ def _root() -> None:
 def _register() -> None:
     # Imported here so that `fogsim --help` stays quick and each command module
     # owns its own options.
-    from fogsim.commands import data, partition, plot, profile, run, sweep, train, validate
+    from fogsim.commands import (
+        data,
+        optimize,
+        partition,
+        plot,
+        profile,
+        run,
+        sweep,
+        train,
+        validate,
+    )
     from fogsim.commands import eval as evaluate
 
     app.command("run")(run.run)
@@ -41,6 +51,7 @@ def _register() -> None:
     app.command("plot")(plot.plot)
     app.command("profile")(profile.profile)
     app.command("partition")(partition.partition)
+    app.command("optimize")(optimize.optimize)
     app.add_typer(data.app, name="data", help="Datasets: where they are, what they hold.")
 
 

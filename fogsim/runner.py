@@ -72,6 +72,10 @@ def run(
 
 
 def _simulate(scenario: Scenario, directory: Path | None, progress: bool) -> RunResult:
+    if scenario.plan is not None:  # each device runs its own design (fogsim.optimize)
+        from fogsim.optimize.planned import run_plan
+
+        return run_plan(scenario, directory, progress)
     outcomes = outcomes_for(scenario, progress=progress)
     started = time.perf_counter()
     sim = simulate(scenario, outcomes, progress=progress)

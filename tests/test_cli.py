@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["run", "validate", "train", "eval", "data", "sweep", "plot"]
+COMMANDS = ["run", "validate", "train", "eval", "data", "sweep", "plot", "optimize"]
 
 
 def fogsim(*args: str) -> subprocess.CompletedProcess:

@@ -38,13 +38,22 @@ def run(
     result = run_scenario(
         scenario,
         out_dir=out,
-        overrides=set_,
+        overrides=[_plan_from_here(assignment) for assignment in set_],
         overwrite=overwrite,
         progress=not quiet,
         max_memory=limit,
     )
     print_summary(result.summary)
     Console().print(f"wrote {result.directory}  ({result.wall_s:.2f} s simulating)")
+
+
+def _plan_from_here(assignment: str) -> str:
+    """``--set plan=P``: a plan named on the command line is relative to where it is typed
+    (``plan:`` in the file stays relative to the scenario, as its other paths)."""
+    key, _, value = assignment.partition("=")
+    if key.strip() != "plan" or not value or Path(value).is_absolute():
+        return assignment
+    return f"plan={Path(value).resolve()}"
 
 
 def print_summary(summary: dict) -> None:
@@ -56,3 +65,7 @@ def print_summary(summary: dict) -> None:
     groups = group_energy_table(summary)
     if groups is not None:
         console.print(groups)
+    if "plan" in summary:
+        from fogsim.optimize.planned import plan_table
+
+        console.print(plan_table(summary["plan"]))

@@ -413,6 +413,9 @@ class Scenario(Strict):
     recovery: Recovery | None = Field(
         default=None, description="retries and fallback when work is lost or an answer is late"
     )
+    plan: (
+        Annotated[ScenarioPath, _existing_file("plan", "make one with `fogsim optimize`")] | None
+    ) = Field(default=None, description="a per-device plan: each device runs its own design")
     outputs: Outputs = Outputs()
 
     @property

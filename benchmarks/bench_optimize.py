@@ -1,0 +1,178 @@
+"""Many devices, one optimiser (issue 14): every target figure, measured on the heterogeneous
+city (10,000 devices, the shipped checkpoints that fit Fashion-MNIST x 13 thresholds).
+
+1. The learned predictor's error on held-out devices (every design on each): MAPE of
+   latency and energy, accuracy's absolute error.
+2. Each method's plan under the true model: violations, regret against exhaustive search,
+   the share of held-out devices within 2% of the optimum; the proxy's Kendall tau.
+3. Time to plan the 10,000 devices per method (median of --repeats) and the speed-up over
+   exhaustive search, planning alone and with the learned method's training; and against
+   an exhaustive search that would simulate every design (one whole-city simulation of one
+   design, timed, times the number of designs: extrapolated, not run).
+4. The per-device plan (exhaustive and learned) against the best single design for every
+   device, both simulated on the same workload: accuracy, deadline-miss rate, mean device
+   energy per request.
+
+    python benchmarks/bench_optimize.py [--repeats 3] [--goal energy accuracy>=0.88 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fogsim.optimize import methods
+from fogsim.optimize.designs import design_space
+from fogsim.optimize.features import design_features
+from fogsim.optimize.goal import make_goal
+from fogsim.optimize.learned import Optimiser, Predictor, one_thread
+from fogsim.optimize.planned import best_single_design, headline, run_single
+from fogsim.optimize.planrun import simulate_plan
+from fogsim.optimize.population import population
+from fogsim.optimize.truth import ground_truth
+from fogsim.results import requests_frame, summarize
+from fogsim.scenario import load_scenario
+
+CITY = Path(__file__).resolve().parents[1] / "scenarios/city-heterogeneous.yaml"
+GOALS = [
+    ("energy", ["accuracy>=0.88", "latency<=100 ms"]),
+    ("energy", ["accuracy>=0.86"]),
+    ("energy", ["accuracy>=0.9"]),
+    ("latency", ["accuracy>=0.89"]),
+]
+
+
+def median_time(run, repeats: int) -> tuple[float, object]:  # noqa: ANN001
+    times, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times)), result
+
+
+def predictor_error(scenario, space, devices) -> dict:  # noqa: ANN001
+    """Every held-out device, every design."""
+    train, held = methods.split_devices(scenario, devices)
+    design_x = design_features(space)
+    measured = ground_truth(scenario, space, devices, train)
+    with one_thread():
+        predictor = Predictor.fit(
+            design_x, devices.features[train], measured, methods.TRAIN_PAIRS, scenario.seed
+        )
+        return methods.predictor_error(
+            scenario, space, devices, predictor, design_x, held, most=held.size
+        ) | {"held_out_devices": int(held.size), "train_devices": int(train.size)}
+
+
+def learned_planning_alone(scenario, space, devices, goal, repeats: int) -> float:  # noqa: ANN001
+    """Seconds for the trained optimiser to plan every device (training excluded)."""
+    train, _ = methods.split_devices(scenario, devices)
+    design_x = design_features(space)
+    measured = ground_truth(scenario, space, devices, train)
+    with one_thread():
+        predictor = Predictor.fit(
+            design_x, devices.features[train], measured, methods.TRAIN_PAIRS, scenario.seed
+        )
+        optimiser = Optimiser.fit(
+            predictor,
+            design_x,
+            devices.features[train],
+            goal,
+            measured,
+            methods.OPTIMISER_SAMPLES,
+            scenario.seed,
+        )
+        # Planning from the scenario: draw the population's features, one forward pass.
+        seconds, _ = median_time(
+            lambda: optimiser.choose(population(scenario).features, goal), repeats
+        )
+    return seconds
+
+
+def simulated(scenario, space, planned, single: int) -> dict:  # noqa: ANN001
+    sim = simulate_plan(scenario, space, planned)
+    ours = headline(summarize(scenario, requests_frame(sim.columns), sim.summary_extra()))
+    theirs = headline(run_single(scenario, space, single, progress=False))
+    return {
+        "plan": ours,
+        "best_single": {"design": space.names[single], **theirs},
+        "active_energy_saving": 1 - ours["mean_active_energy_j"] / theirs["mean_active_energy_j"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="Print one JSON object only.")
+    args = parser.parse_args()
+    scenario = load_scenario(CITY)
+    space, devices = design_space(scenario), population(scenario)
+    truth = ground_truth(scenario, space, devices)
+    _, held = methods.split_devices(scenario, devices)
+    one_design_s, _ = median_time(
+        lambda: run_single(scenario, space, 0, progress=False), max(1, args.repeats // 3)
+    )
+    report: dict = {
+        "simulate_one_design_s": one_design_s,
+        "exhaustive_by_simulation_s_extrapolated": one_design_s * len(space.designs),
+        "devices": devices.size,
+        "designs": len(space.designs),
+        "predictor_error_held_out": predictor_error(scenario, space, devices),
+        "goals": [],
+    }
+    for objective, constraints in GOALS:
+        goal = make_goal(objective, constraints)
+        entry: dict = {"goal": goal.describe(), "methods": {}}
+        plans = {}
+        for method in methods.METHODS:
+            runs = [
+                methods.plan(method, scenario, space, devices, goal) for _ in range(args.repeats)
+            ]
+            planned = runs[-1]
+            # The methods' own clocks: scoring and reporting (tau, predictor error) excluded.
+            seconds = float(np.median([r.seconds for r in runs]))
+            scored = methods.score(goal, truth, planned.design)
+            held_scored = methods.score(goal, _rows(truth, held), planned.design[held])
+            entry["methods"][method] = {
+                "seconds_median": seconds,
+                "plan_seconds_median": float(np.median([r.plan_seconds for r in runs])),
+                "violations": scored["violations"],
+                "true_objective_mean": scored["true_objective_mean"],
+                "regret": scored["regret"],
+                "held_out_within_2pct": held_scored["regret"]["within_2pct"],
+                **{k: v for k, v in planned.report.items() if k == "kendall_tau"},
+            }
+            plans[method] = planned.design
+        exhaustive_s = entry["methods"]["exhaustive"]["seconds_median"]
+        alone = learned_planning_alone(scenario, space, devices, goal, args.repeats)
+        entry["learned_planning_alone_s"] = alone
+        entry["speedup_over_exhaustive"] = {
+            "learned_planning_alone": exhaustive_s / alone,
+            "learned_with_training": exhaustive_s / entry["methods"]["learned"]["seconds_median"],
+            "proxy": exhaustive_s / entry["methods"]["proxy"]["seconds_median"],
+        }
+        by_simulation = report["exhaustive_by_simulation_s_extrapolated"]
+        entry["speedup_over_exhaustive_by_simulation"] = {
+            "learned_planning_alone": by_simulation / alone,
+            "learned_with_training": by_simulation / entry["methods"]["learned"]["seconds_median"],
+            "proxy": by_simulation / entry["methods"]["proxy"]["seconds_median"],
+        }
+        single = best_single_design(scenario, space, goal)
+        entry["simulated"] = {
+            m: simulated(scenario, space, plans[m], single) for m in ("exhaustive", "learned")
+        }
+        report["goals"].append(entry)
+    print(json.dumps(report, indent=2))
+
+
+def _rows(truth, rows):  # noqa: ANN001, ANN202
+    return type(truth)(truth.latency_s[rows], truth.energy_j[rows], truth.accuracy, truth.exit_rate)
+
+
+if __name__ == "__main__":
+    main()

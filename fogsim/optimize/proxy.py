@@ -1,0 +1,136 @@
+"""Approach 1: predictors on one proxy device, its ranking reused on every device.
+
+The proxy is this machine, measured with ``fogsim profile`` (a table of median seconds per
+row of the network): a request's compute on the proxy is the sum of the measured rows its
+device part runs, to its exit or to the split (a lookup table, as nn-Meter and Ren et al.
+build). Quantized checkpoints cannot be traced by ``fogsim profile``, and this machine runs
+their layers in fp32 anyway, so every checkpoint of the same architecture takes the
+profiled fp32 network's times. The proxy sends over the first device group's radio at its
+nominal rate and draws that group's active power while it computes. Designs are ranked on
+the proxy by the predicted objective; each device then takes the first design in that order
+that passes a feasibility check on the device itself (one design at a time, under the true
+model), as Ren et al. reuse a proxy's ranking relying on monotonicity between devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fogsim.errors import UserInputError
+from fogsim.optimize.designs import DesignSpace
+from fogsim.optimize.goal import Goal, require_feasible
+from fogsim.optimize.population import Population
+from fogsim.optimize.truth import Truth, ground_truth
+from fogsim.partition.profiler import Profile
+from fogsim.scenario.models import Scenario
+from fogsim.sim.radio import send_energy
+from fogsim.sim.routes import Kinds
+
+
+@dataclass(frozen=True)
+class ProxyChoice:
+    """Each device's design, the proxy's ranking and predictions, and the checks it cost."""
+
+    design: np.ndarray  # (devices,)
+    order: np.ndarray  # design indices, best first on the proxy
+    predicted: Truth  # (1, designs): the proxy's predicted costs
+    checks: int  # (device, design) feasibility checks made on the devices
+
+
+def default_profile(space: DesignSpace) -> Path:
+    """``models/profiles/<fp32 checkpoint>.parquet`` beside the shipped checkpoints."""
+    folder = space.designs[0].checkpoint.parent / "profiles"
+    for design in space.designs:
+        path = folder / f"{design.checkpoint.stem}.parquet"
+        if path.is_file():
+            return path
+    raise UserInputError(
+        f"no proxy profile in {folder} for any of the checkpoints; measure one with "
+        f"`fogsim profile {space.designs[0].checkpoint} -o {folder}/NAME.parquet`"
+    )
+
+
+def device_rows_seconds(profile: Profile) -> tuple[float, float]:
+    """Seconds of the device part's trunk (stem and blocks to the split) and of its exit
+    heads, summed from the profile's rows."""
+    table = profile.table
+    names = table["layer"].astype(str).tolist()
+    if "net.split_quant" not in names:
+        raise UserInputError(
+            "the proxy profile is not of a fogsim checkpoint (no net.split_quant row); "
+            "profile a shipped checkpoint with `fogsim profile models/NAME.pt`"
+        )
+    split = names.index("net.split_quant")
+    trunk = exits = 0.0
+    in_exit = False
+    rows = table["time_s"].iloc[1 : split + 1]
+    for name, seconds in zip(names[1 : split + 1], rows, strict=True):
+        if name.startswith("net."):
+            in_exit = name.startswith("net.exits.")
+        # Function rows (relu, mean) belong to the module row before them.
+        if in_exit:
+            exits += float(seconds)
+        else:
+            trunk += float(seconds)
+    return trunk, exits
+
+
+def proxy_predictions(scenario: Scenario, space: DesignSpace, profile: Profile) -> Truth:
+    """The proxy's predicted latency and energy of every design (a 1 x designs table)."""
+    trunk, exits = device_rows_seconds(profile)
+    group = scenario.devices[0]
+    radio, power = group.radio, group.profile.active_power
+    latency, energy = [], []
+    for design in space.designs:
+        kinds = Kinds(space.models[design.model])
+        runs = np.array([bool(kinds.device_ops(k)) for k in range(kinds.count)], dtype=float)
+        compute_s = runs * (trunk + exits)
+        sends = design.kind_bits > 0
+        airtime = design.kind_bits / radio.uplink
+        send_s = np.where(sends, airtime + radio.delay, 0.0)
+        send_j = send_energy(radio, design.kind_bits, airtime)
+        latency.append(design.kind_share @ (compute_s + send_s))
+        energy.append(design.kind_share @ (compute_s * power + send_j))
+    accuracy = space.accuracy
+    exit_rate = np.array([d.exit_rate for d in space.designs])
+    return Truth(np.array([latency]), np.array([energy]), accuracy, exit_rate)
+
+
+def choose(
+    scenario: Scenario, space: DesignSpace, devices: Population, goal: Goal, profile: Profile
+) -> ProxyChoice:
+    """Each device's first design, in the proxy's order, that it can run within the goal."""
+    predicted = proxy_predictions(scenario, space, profile)
+    # Device-independent constraints (accuracy, exit rate) are known exactly: they prune
+    # the ranking once; only the others need a check on each device.
+    alone = Goal(goal.objective, tuple(c for c in goal.constraints if _design_only(c.metric)))
+    on_device = tuple(c for c in goal.constraints if not _design_only(c.metric))
+    cost = goal.cost(predicted)[0]
+    ok = alone.feasible(predicted)[0]
+    if not ok.any():
+        require_feasible(goal, predicted)  # names the constraint no design meets
+    order = np.flatnonzero(ok)[np.argsort(cost[ok], kind="stable")]
+    chosen = np.full(devices.size, -1)
+    if not on_device:
+        chosen[:] = order[0]
+        return ProxyChoice(chosen, order, predicted, 0)
+    checks, left = 0, np.arange(devices.size)
+    check = Goal(goal.objective, on_device)
+    for design in order:
+        truth = ground_truth(scenario, space, devices, left, np.array([design]))
+        checks += left.size
+        passes = check.feasible(truth)[:, 0]
+        chosen[left[passes]] = design
+        left = left[~passes]
+        if left.size == 0:
+            break
+    if left.size:
+        require_feasible(goal, ground_truth(scenario, space, devices, left))
+    return ProxyChoice(chosen, order, predicted, checks)
+
+
+def _design_only(metric: str) -> bool:
+    return metric in ("accuracy", "error", "exit_rate")
