@@ -1,4 +1,5 @@
-"""One simulation run: workload, devices, the shared stages in SimPy, and per-request records."""
+"""One simulation run: workload, devices, the shared stages (in SimPy, or solved by the
+fast engine where it is exact), and per-request records."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fogsim.policies import Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim import battery
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
+from fogsim.sim.fast import FastEngineUnsupported, FastStages, NotExact, why_not_fast
 from fogsim.sim.radio import RadioUse, radio_energy
 from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
     STATUSES,
@@ -30,6 +32,7 @@ from fogsim.sim.workload import Workload, generate_workload
 from fogsim.topology import Topology
 
 PROGRESS_STEPS = 200
+ENGINES = ("simpy", "fast", "auto")  # auto: fast where it is exact, else SimPy
 
 
 @dataclass
@@ -52,16 +55,33 @@ class SimResult:
     events_s: float = 0.0
     servers: dict[str, dict[str, float | str]] = field(default_factory=dict)
     stages: StageTable | None = None
+    engine: str = "simpy"  # which engine solved the shared stages
 
     def summary_extra(self) -> dict[str, object]:
         """What the run adds to its summary beyond the per-request table."""
-        return {"links": self.links, "cloud": self.cloud, "servers": self.servers}
+        return {
+            "links": self.links,
+            "cloud": self.cloud,
+            "servers": self.servers,
+            "engine": self.engine,
+        }
 
 
 def simulate(
-    scenario: Scenario, outcomes: InferenceOutcomes, *, progress: bool = False
+    scenario: Scenario,
+    outcomes: InferenceOutcomes,
+    *,
+    progress: bool = False,
+    engine: str = "auto",
 ) -> SimResult:
-    """Simulate ``scenario`` with the per-image ``outcomes`` of its network."""
+    """Simulate ``scenario`` with the per-image ``outcomes`` of its network.
+
+    ``engine`` solves the shared stages: ``simpy`` (the reference), ``fast`` (exact where
+    routes are feed-forward and resources steady; an error elsewhere) or ``auto`` (fast
+    where it applies, SimPy otherwise). Both give identical results.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     streams = Streams(scenario.seed)
     workload = generate_workload(scenario, outcomes.labels, streams)
     decision = scenario.policy.route(outcomes, workload.image_id)
@@ -71,11 +91,14 @@ def simulate(
     topology = Topology(scenario)
     journeys = _plan_journeys(scenario, workload, outcomes, device, Planner(topology, kinds), kind)
 
-    env = simpy.Environment()
-    net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
-    env.process(net.feed(journeys.ready_s, journeys.plans, journeys.plan, journeys.bits))
     started = time.perf_counter()
-    _run_until(env, scenario.duration, progress)
+    net = None if engine == "simpy" else _solve_fast(scenario, topology, journeys, engine)
+    used = "fast" if net is not None else "simpy"
+    if net is None:
+        env = simpy.Environment()
+        net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
+        env.process(net.feed(journeys.ready_s, journeys.plans, journeys.plan, journeys.bits))
+        _run_until(env, scenario.duration, progress)
     events_s = time.perf_counter() - started
     journeys.times = net.times
 
@@ -105,7 +128,29 @@ def simulate(
         events_s,
         servers,
         stages,
+        used,
     )
+
+
+def _solve_fast(
+    scenario: Scenario, topology: Topology, journeys: Journeys, engine: str
+) -> FastStages | None:
+    """The shared stages solved by the fast engine, or None where only SimPy is exact
+    (``engine="fast"`` then raises, naming why)."""
+    reason = why_not_fast(scenario, topology)
+    if reason is None:
+        net = FastStages(scenario, topology, journeys)
+        try:
+            net.solve()
+            return net
+        except NotExact as exc:
+            reason = str(exc)
+    if engine == "fast":
+        raise FastEngineUnsupported(
+            f"--engine fast cannot simulate {scenario.name!r} exactly: {reason}; "
+            "use --engine simpy (or auto, which falls back to SimPy by itself)"
+        )
+    return None
 
 
 def _plan_journeys(
@@ -164,7 +209,9 @@ def _answer_at_device(
     return answer
 
 
-def _server_stats(scenario: Scenario, net: SharedStages) -> dict[str, dict[str, float | str]]:
+def _server_stats(
+    scenario: Scenario, net: SharedStages | FastStages
+) -> dict[str, dict[str, float | str]]:
     specs = {**{f.name: f for f in scenario.fog}, **{c.name: c for c in scenario.clouds}}
     stats: dict[str, dict[str, float | str]] = {}
     for name, server in net.servers.items():
@@ -174,7 +221,9 @@ def _server_stats(scenario: Scenario, net: SharedStages) -> dict[str, dict[str, 
 
 
 def _cloud_total(
-    servers: dict[str, dict[str, float | str]], net: SharedStages, duration_s: float
+    servers: dict[str, dict[str, float | str]],
+    net: SharedStages | FastStages,
+    duration_s: float,
 ) -> dict[str, float]:
     """The clouds together, under the summary's ``cloud`` key (one cloud: its own figures)."""
     clouds = {name: s for name, s in servers.items() if s["tier"] == "cloud"}
