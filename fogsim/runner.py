@@ -45,12 +45,14 @@ def run(
     overwrite: bool = False,
     progress: bool = False,
     max_memory: float | str | None = None,
+    engine: str = "auto",
 ) -> RunResult:
     """Simulate a scenario (a file or a loaded ``Scenario``) and, if ``write``, save its run.
 
     Everything that would stop the run is checked before it starts: the scenario's
     files, its memory estimate against ``max_memory`` (bytes, or text like "8GB";
     default: half the available memory) and, if ``write``, the run directory.
+    ``engine`` solves the shared stages (``fogsim.sim.engine.ENGINES``).
     """
     if isinstance(max_memory, str):
         max_memory = parse_memory(max_memory, "max_memory")
@@ -63,18 +65,20 @@ def run(
         if found:
             raise ScenarioError(scenario.name, [Problem(loc, text) for loc, text in found])
     if not write:
-        return _simulate(scenario, None, progress)
+        return _simulate(scenario, None, progress, engine)
     directory = Path(out_dir) if out_dir else default_run_dir(scenario)
     with claim_run_dir(directory, overwrite=overwrite) as claim:
-        result = _simulate(scenario, directory, progress)
+        result = _simulate(scenario, directory, progress, engine)
         claim.write(result, figures=scenario.outputs.figures)
     return result
 
 
-def _simulate(scenario: Scenario, directory: Path | None, progress: bool) -> RunResult:
+def _simulate(
+    scenario: Scenario, directory: Path | None, progress: bool, engine: str
+) -> RunResult:
     outcomes = outcomes_for(scenario, progress=progress)
     started = time.perf_counter()
-    sim = simulate(scenario, outcomes, progress=progress)
+    sim = simulate(scenario, outcomes, progress=progress, engine=engine)
     wall_s = time.perf_counter() - started
     frame = requests_frame(sim.columns)
     summary = summarize(scenario, frame, sim.summary_extra())

@@ -37,6 +37,8 @@ def headline_table(summary: dict[str, Any]) -> Table:
     table.add_column("note")
     for row in [*_count_rows(summary), *_latency_rows(summary), *_energy_rows(summary)]:
         table.add_row(*row)
+    if "engine" in summary:
+        table.add_row("engine", summary["engine"], "what solved the shared stages")
     return table
 
 
