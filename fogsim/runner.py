@@ -73,9 +73,7 @@ def run(
     return result
 
 
-def _simulate(
-    scenario: Scenario, directory: Path | None, progress: bool, engine: str
-) -> RunResult:
+def _simulate(scenario: Scenario, directory: Path | None, progress: bool, engine: str) -> RunResult:
     outcomes = outcomes_for(scenario, progress=progress)
     started = time.perf_counter()
     sim = simulate(scenario, outcomes, progress=progress, engine=engine)

@@ -39,10 +39,9 @@ def run(
 ) -> None:
     """Simulate SCENARIO; write the resolved scenario, requests.parquet, stages.parquet,
     summary.json and figures."""
+    from fogsim.errors import UserInputError
     from fogsim.runner import run as run_scenario
     from fogsim.scenario.footprint import parse_memory
-
-    from fogsim.errors import UserInputError
     from fogsim.sim.engine import ENGINES
 
     if engine not in ENGINES:

@@ -229,12 +229,26 @@ def solve_link(
     stats = np.zeros(5)
     kernel = _ps if sharing == "ps" else _fifo
     emitted = kernel(
-        arrive_s, bits, float(bandwidth_bps), float(delay_s), float(until_s),
-        start, sent, delivered, order, stats,
+        arrive_s,
+        bits,
+        float(bandwidth_bps),
+        float(delay_s),
+        float(until_s),
+        start,
+        sent,
+        delivered,
+        order,
+        stats,
     )
     if emitted == TIE:
         return None
     return LinkSolution(
-        start, sent, delivered, order[:emitted],
-        float(stats[0]), int(stats[1]) + int(stats[3]), float(stats[2]), int(stats[4]),
+        start,
+        sent,
+        delivered,
+        order[:emitted],
+        float(stats[0]),
+        int(stats[1]) + int(stats[3]),
+        float(stats[2]),
+        int(stats[4]),
     )

@@ -87,8 +87,23 @@ def fsum(values: np.ndarray) -> float:
 
 
 @numba.njit(cache=True)
-def _serve(arrive, work, workers, max_batch, max_wait, capacity, overhead, until,
-           start, end, size_of, share, dropped, order, stats):
+def _serve(
+    arrive,
+    work,
+    workers,
+    max_batch,
+    max_wait,
+    capacity,
+    overhead,
+    until,
+    start,
+    end,
+    size_of,
+    share,
+    dropped,
+    order,
+    stats,
+):
     """Events in time order: arrivals, batch ends (by end, then dispatch order) and the
     deadline timer. Returns how many answers were given, or TIE when events of different
     kinds fell on one instant (SimPy orders those by event id, unknown here)."""
@@ -160,7 +175,7 @@ def _serve(arrive, work, workers, max_batch, max_wait, capacity, overhead, until
         ):
             idle -= 1
             size = min(max_batch, tail - head)
-            total = work[queue[head]] if size == 1 else fsum(work[queue[head:head + size]])
+            total = work[queue[head]] if size == 1 else fsum(work[queue[head : head + size]])
             b_first[batches] = head
             b_size[batches] = size
             b_start[batches] = now
@@ -218,8 +233,21 @@ def solve_server(
     stats = np.zeros(5)
     capacity = -1 if queue_capacity is None else int(queue_capacity)
     emitted = _serve(
-        arrive_s, work_s, int(workers), int(max_batch), float(max_wait_s), capacity,
-        float(overhead_s), float(until_s), start, end, size_of, share, dropped, order, stats,
+        arrive_s,
+        work_s,
+        int(workers),
+        int(max_batch),
+        float(max_wait_s),
+        capacity,
+        float(overhead_s),
+        float(until_s),
+        start,
+        end,
+        size_of,
+        share,
+        dropped,
+        order,
+        stats,
     )
     if emitted == TIE:
         return None

@@ -167,7 +167,11 @@ class FastStages:
             bits = self.journeys.bits[rows, np.maximum(payload, 0)]
             bits[payload < 0] = self.answer_bits
             solution = solve_link(
-                arrive, bits, resource.bandwidth_bps, resource.delay_s, resource.sharing,
+                arrive,
+                bits,
+                resource.bandwidth_bps,
+                resource.delay_s,
+                resource.sharing,
                 self.until_s,
             )
             if solution is None:
@@ -178,7 +182,8 @@ class FastStages:
             spec = resource.spec
             work_s = np.array([plans[p].steps[k].work_s for p, k in uses])[use]
             server = solve_server(
-                arrive, work_s,
+                arrive,
+                work_s,
                 workers=spec.workers,
                 max_batch=spec.batching.max_batch,
                 max_wait_s=spec.batching.max_wait,
@@ -233,8 +238,9 @@ class FastStages:
         if link.name.startswith("cell:"):
             first = mine & (stage == 0)
             times.cell_sent_s[rows[first]] = sol.sent_s[first]
-        self._advance(rows[through], stage[through], plan[through], sol.delivered_s[through],
-                      seq[through])
+        self._advance(
+            rows[through], stage[through], plan[through], sol.delivered_s[through], seq[through]
+        )
 
     def _record_server(self, server: _Server, sol: ServerSolution, rows, stage, plan) -> None:
         done = ~np.isnan(sol.end_s)
