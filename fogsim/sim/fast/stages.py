@@ -124,30 +124,33 @@ class FastStages:
 
     def solve(self) -> None:
         """Fill ``times`` and the counters, resource by resource; NotExact if it cannot."""
-        journeys, until = self.journeys, self.until_s
-        rows = journeys.rows.size
-        depth = max((len(r.stages) for r in self.routes), default=0) + 1
-        # Per row and stage: when it reaches the stage (NaN: never, before the end of the
-        # run), and its place in the order its stage's resource scheduled its completion.
-        self._arrive = np.full((rows, depth), np.nan)
-        self._seq = np.zeros((rows, depth), np.int64)
-        self._plan_rows = _rows_by_plan(journeys.plan, len(journeys.plans))
+        journeys, routes = self.journeys, self.routes
+        depth = max((len(r.stages) for r in routes), default=0) + 1
+        # Per plan and stage: its resource (-1 past the last), its payload (-1: the answer)
+        # or work, and the fixed time before it (downlinks on the way back).
+        self._resource = np.full((len(routes), depth), -1, np.int64)
+        self._payload = np.full((len(routes), depth), -1, np.int64)
+        self._work = np.zeros((len(routes), depth))
+        self._before = np.zeros((len(routes), depth))
+        for p, (route, plan) in enumerate(zip(routes, journeys.plans, strict=True)):
+            self._resource[p, : len(route.stages)] = route.stages
+            self._before[p, : len(route.stages)] = route.before_s
+            for k, step in enumerate(plan.steps):
+                self._payload[p, k] = step.payload
+                self._work[p, k] = step.work_s
+        self._forward = np.array([r.forward for r in routes], np.int64)
+        self._back_fixed = np.array([r.back_fixed_s for r in routes])
+        self._stage = np.zeros(journeys.rows.size, np.int64)  # each row's next stage
+        # What each resource's sources sent it: (source id, rows, arrival times), each in
+        # the order the source scheduled them.
+        self._inbox: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        feeder = len(self.resources) * 2  # a source id apart from every resource's
         entered = _feeder_times(journeys.ready_s)
-        entered[~(entered < until)] = np.nan
-        self._arrive[:, 0] = entered
-        self._seq[:, 0] = np.arange(rows)
-        for p, route in enumerate(self.routes):
-            if not route.stages:  # nothing shared: the answer starts back at once
-                these = self._plan_rows[p]
-                self.times.answer_at_gateway_s[these] = entered[these] + route.back_fixed_s
-        uses: dict[int, list[tuple[int, int]]] = {}
-        for p, route in enumerate(self.routes):
-            for k, r in enumerate(route.stages):
-                uses.setdefault(r, []).append((p, k))
-        for r in _topological(self.routes, len(self.resources)):
-            if r in uses:
-                self._solve_resource(r, uses[r])
-        self._record_enqueues()
+        rows = np.flatnonzero(entered < self.until_s)  # the feeder releases them in row order
+        self._send(feeder, rows, entered[rows])
+        for r in _topological(routes, len(self.resources)):
+            if r in self._inbox:
+                self._solve_resource(r)
         # In the scenario's order, as SharedStages keeps them; an idle server counted zero.
         idle = {s.name: ServerCounters(s.spec.workers, 0, 0, 0, 0, 0.0) for s in self._servers()}
         self.servers = {name: self.servers.get(name, idle[name]) for name in idle}
@@ -155,15 +158,50 @@ class FastStages:
     def _servers(self) -> list[_Server]:
         return [r for r in self.resources if isinstance(r, _Server)]
 
-    def _solve_resource(self, r: int, uses: list[tuple[int, int]]) -> None:
+    def _send(self, source: int, rows: np.ndarray, done_s: np.ndarray) -> None:
+        """Rows that left ``source`` at ``done_s`` (per row, in the order it scheduled
+        them): on to their next stage's inbox, or the answer starts its fixed way back."""
+        plan, stage = self.journeys.plan[rows], self._stage[rows]
+        dest = self._resource[plan, stage]
+        last = dest < 0
+        self.times.answer_at_gateway_s[rows[last]] = done_s[last] + self._back_fixed[plan[last]]
+        before = self._before[plan, stage]
+        # A timer of ``before`` fires at ``now + before``; without one the next stage is
+        # entered at once, at the same instant. The timer is a source of its own.
+        at = np.where(before > 0, done_s + before, done_s)
+        go = ~last & (at < self.until_s)
+        rows, dest, at = rows[go], dest[go], at[go]
+        source_id = np.where(before[go] > 0, source + len(self.resources), source)
+        by_dest = np.argsort(dest.astype(np.int32), kind="stable")
+        bounds = np.flatnonzero(np.diff(dest[by_dest])) + 1
+        for part in np.split(by_dest, bounds):
+            if part.size:
+                inbox = self._inbox.setdefault(int(dest[part[0]]), [])
+                inbox.append((source_id[part], rows[part], at[part]))
+
+    def _arrivals(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows reaching resource ``r`` and their arrival times, ordered as SimPy
+        processes them: by time, then each source's own order (a merge of sorted runs)."""
+        parts = self._inbox.pop(r)
+        source = np.concatenate([part[0] for part in parts])
+        rows = np.concatenate([part[1] for part in parts])
+        arrive = np.concatenate([part[2] for part in parts])
+        order = np.argsort(arrive, kind="stable")
+        arrive, source = arrive[order], source[order]
+        if ((arrive[1:] == arrive[:-1]) & (source[1:] != source[:-1])).any():
+            name = self.resources[r].name
+            raise NotExact(f"arrivals from two places at one instant at {name!r}")
+        return rows[order], arrive
+
+    def _solve_resource(self, r: int) -> None:
         resource = self.resources[r]
-        rows, stage, plan, use, arrive = self._arrivals(r, uses)
-        plans = self.journeys.plans
+        rows, arrive = self._arrivals(r)
+        plan, stage = self.journeys.plan[rows], self._stage[rows]
+        forward = stage < self._forward[plan]
+        self.times.enqueue_s[rows[forward], stage[forward]] = arrive[forward]
         if isinstance(resource, _Link):
             # A plan's own stage carries its payload; a downlink on the way back, the answer.
-            payload = np.array(
-                [plans[p].steps[k].payload if k < self.routes[p].forward else -1 for p, k in uses]
-            )[use]
+            payload = self._payload[plan, stage]
             bits = self.journeys.bits[rows, np.maximum(payload, 0)]
             bits[payload < 0] = self.answer_bits
             solution = solve_link(
@@ -177,13 +215,12 @@ class FastStages:
             if solution is None:
                 raise NotExact(f"two events at one instant at link {resource.name!r}")
             self._links[resource.name] = solution
-            self._record_link(resource, solution, rows, stage, plan)
+            self._record_link(r, resource, solution, rows, stage, forward)
         else:
             spec = resource.spec
-            work_s = np.array([plans[p].steps[k].work_s for p, k in uses])[use]
             server = solve_server(
                 arrive,
-                work_s,
+                self._work[plan, stage],
                 workers=spec.workers,
                 max_batch=spec.batching.max_batch,
                 max_wait_s=spec.batching.max_wait,
@@ -194,94 +231,31 @@ class FastStages:
             if server is None:
                 raise NotExact(f"two events at one instant at server {resource.name!r}")
             self.servers[resource.name] = server.counters
-            self._record_server(resource, server, rows, stage, plan)
+            self._record_server(r, resource, server, rows, stage)
 
-    def _arrivals(self, r: int, uses: list[tuple[int, int]]):
-        """The rows reaching resource ``r`` ordered as SimPy processes them: their stage,
-        plan, index into ``uses`` and arrival time."""
-        parts_rows, parts_src, parts_seq, counts = [], [], [], []
-        timer_base = len(self.resources)
-        for p, k in uses:
-            candidates = self._plan_rows[p]
-            reached = candidates[self._arrive[candidates, k] < self.until_s]
-            route = self.routes[p]
-            if k == 0:
-                src = -1  # the feeder, which releases rows in row order
-            else:
-                src = route.stages[k - 1] + (timer_base if route.before_s[k] > 0 else 0)
-            parts_rows.append(reached)
-            parts_src.append(np.full(reached.size, src, np.int64))
-            parts_seq.append(self._seq[reached, max(k - 1, 0)])
-            counts.append(reached.size)
-        rows = np.concatenate(parts_rows)
-        use = np.repeat(np.arange(len(uses)), counts)
-        stage = np.array([k for _, k in uses], np.int64)[use]
-        plan = np.array([p for p, _ in uses], np.int64)[use]
-        arrive = self._arrive[rows, stage]
-        src = np.concatenate(parts_src)
-        order = np.lexsort((np.concatenate(parts_seq), src, arrive))
-        arrive, src = arrive[order], src[order]
-        if ((arrive[1:] == arrive[:-1]) & (src[1:] != src[:-1])).any():
-            name = self.resources[r].name
-            raise NotExact(f"arrivals from two places at one instant at {name!r}")
-        return rows[order], stage[order], plan[order], use[order], np.ascontiguousarray(arrive)
-
-    def _record_link(self, link: _Link, sol: LinkSolution, rows, stage, plan) -> None:
-        through = sol.delivered_s < self.until_s
-        seq = np.empty(rows.size, np.int64)
-        seq[sol.order] = np.arange(sol.order.size)
-        forward = stage < np.array([r.forward for r in self.routes])[plan]
-        mine = through & forward
+    def _record_link(self, r: int, link: _Link, sol: LinkSolution, rows, stage, forward) -> None:
+        mine = (sol.delivered_s < self.until_s) & forward
         times = self.times
         times.start_s[rows[mine], stage[mine]] = sol.start_s[mine]
         times.end_s[rows[mine], stage[mine]] = sol.delivered_s[mine]
         if link.name.startswith("cell:"):
             first = mine & (stage == 0)
             times.cell_sent_s[rows[first]] = sol.sent_s[first]
-        self._advance(
-            rows[through], stage[through], plan[through], sol.delivered_s[through], seq[through]
-        )
+        emitted = sol.order[sol.delivered_s[sol.order] < self.until_s]
+        self._stage[rows[emitted]] += 1
+        self._send(r, rows[emitted], sol.delivered_s[emitted])
 
-    def _record_server(self, server: _Server, sol: ServerSolution, rows, stage, plan) -> None:
+    def _record_server(self, r: int, server: _Server, sol: ServerSolution, rows, stage) -> None:
         done = ~np.isnan(sol.end_s)
-        seq = np.empty(rows.size, np.int64)
-        seq[sol.order] = np.arange(sol.order.size)
         times = self.times
-        r, k = rows[done], stage[done]
-        times.start_s[r, k] = sol.start_s[done]
-        times.end_s[r, k] = sol.end_s[done]
-        times.batch_size[r, k] = sol.batch_size[done]
-        times.share[r, k] = sol.share[done]
+        row, k = rows[done], stage[done]
+        times.start_s[row, k] = sol.start_s[done]
+        times.end_s[row, k] = sol.end_s[done]
+        times.batch_size[row, k] = sol.batch_size[done]
+        times.share[row, k] = sol.share[done]
         times.dropped[rows[sol.dropped]] = server.drop_code
-        self._advance(r, k, plan[done], sol.end_s[done], seq[done])
-
-    def _advance(self, rows, stage, plan, done_s, seq) -> None:
-        """Rows that finished ``stage`` at ``done_s``: on to the next stage, or the answer
-        starts its fixed way back to the gateway."""
-        self._seq[rows, stage] = seq
-        length = np.array([len(r.stages) for r in self.routes], np.int64)[plan]
-        last = stage + 1 == length
-        back = np.array([r.back_fixed_s for r in self.routes])[plan]
-        self.times.answer_at_gateway_s[rows[last]] = done_s[last] + back[last]
-        go = ~last
-        rows, nxt, plan, done_s = rows[go], stage[go] + 1, plan[go], done_s[go]
-        before = np.zeros(rows.size)
-        for p, route in enumerate(self.routes):
-            if any(route.before_s):
-                mine = plan == p
-                before[mine] = np.array(route.before_s)[nxt[mine]]
-        # A timer of ``before`` fires at ``now + before``; without one the next stage is
-        # entered at once, at the same instant.
-        at = np.where(before > 0, done_s + before, done_s)
-        at[~(at < self.until_s)] = np.nan
-        self._arrive[rows, nxt] = at
-
-    def _record_enqueues(self) -> None:
-        forward = np.array([r.forward for r in self.routes], np.int64)[self.journeys.plan]
-        width = self.times.enqueue_s.shape[1]
-        for k in range(width):
-            mine = k < forward
-            self.times.enqueue_s[mine, k] = self._arrive[mine, k]
+        self._stage[rows[sol.order]] += 1
+        self._send(r, rows[sol.order], sol.end_s[sol.order])
 
     def link_stats(self, duration_s: float) -> dict[str, dict[str, float]]:
         """Utilisation and traffic of every shared link, as ``SharedStages.link_stats``."""
@@ -299,12 +273,6 @@ class FastStages:
                 "peak_concurrency": sol.peak_concurrency if sol else 0,
             }
         return stats
-
-
-def _rows_by_plan(plan: np.ndarray, count: int) -> list[np.ndarray]:
-    order = np.argsort(plan, kind="stable")
-    bounds = np.searchsorted(plan[order], np.arange(count + 1))
-    return [order[bounds[p] : bounds[p + 1]] for p in range(count)]
 
 
 def _topological(routes: list[_Route], count: int) -> list[int]:
