@@ -21,8 +21,9 @@ from fogsim.policies import Tier
 from fogsim.scenario.models import Scenario
 from fogsim.scenario.models import Server as ServerSpec
 from fogsim.sim.fast.links import LinkSolution, solve_link
-from fogsim.sim.fast.servers import ServerCounters, ServerSolution, solve_server
+from fogsim.sim.fast.servers import ServerCounters, solve_server
 from fogsim.sim.fast.support import NotExact
+from fogsim.sim.fast.tables import record_link, record_server, route_outputs, take_inputs
 from fogsim.sim.records import Journeys
 from fogsim.sim.routes import Plan
 from fogsim.sim.server import CLOUD_QUEUE_FULL, FOG_QUEUE_FULL
@@ -159,25 +160,24 @@ class FastStages:
         return [r for r in self.resources if isinstance(r, _Server)]
 
     def _send(self, source: int, rows: np.ndarray, done_s: np.ndarray) -> None:
-        """Rows that left ``source`` at ``done_s`` (per row, in the order it scheduled
-        them): on to their next stage's inbox, or the answer starts its fixed way back."""
-        plan, stage = self.journeys.plan[rows], self._stage[rows]
-        dest = self._resource[plan, stage]
-        last = dest < 0
-        self.times.answer_at_gateway_s[rows[last]] = done_s[last] + self._back_fixed[plan[last]]
-        before = self._before[plan, stage]
-        # A timer of ``before`` fires at ``now + before``; without one the next stage is
-        # entered at once, at the same instant. The timer is a source of its own.
-        at = np.where(before > 0, done_s + before, done_s)
-        go = ~last & (at < self.until_s)
-        rows, dest, at = rows[go], dest[go], at[go]
-        source_id = np.where(before[go] > 0, source + len(self.resources), source)
-        by_dest = np.argsort(dest.astype(np.int32), kind="stable")
-        bounds = np.flatnonzero(np.diff(dest[by_dest])) + 1
-        for part in np.split(by_dest, bounds):
-            if part.size:
-                inbox = self._inbox.setdefault(int(dest[part[0]]), [])
-                inbox.append((source_id[part], rows[part], at[part]))
+        """Rows that left ``source`` at ``done_s`` (in the order it scheduled them): on to
+        their next stage's inbox, or the answer starts its fixed way back."""
+        dest, at, source_id, offsets, order = route_outputs(
+            rows,
+            done_s,
+            self.journeys.plan,
+            self._stage,
+            self._resource,
+            self._before,
+            self._back_fixed,
+            self.times.answer_at_gateway_s,
+            self.until_s,
+            source,
+            len(self.resources),
+        )
+        for d in np.flatnonzero(np.diff(offsets)):
+            part = order[offsets[d] : offsets[d + 1]]
+            self._inbox.setdefault(int(d), []).append((source_id[part], rows[part], at[part]))
 
     def _arrivals(self, r: int) -> tuple[np.ndarray, np.ndarray]:
         """The rows reaching resource ``r`` and their arrival times, ordered as SimPy
@@ -196,66 +196,55 @@ class FastStages:
     def _solve_resource(self, r: int) -> None:
         resource = self.resources[r]
         rows, arrive = self._arrivals(r)
-        plan, stage = self.journeys.plan[rows], self._stage[rows]
-        forward = stage < self._forward[plan]
-        self.times.enqueue_s[rows[forward], stage[forward]] = arrive[forward]
-        if isinstance(resource, _Link):
-            # A plan's own stage carries its payload; a downlink on the way back, the answer.
-            payload = self._payload[plan, stage]
-            bits = self.journeys.bits[rows, np.maximum(payload, 0)]
-            bits[payload < 0] = self.answer_bits
-            solution = solve_link(
-                arrive,
-                bits,
-                resource.bandwidth_bps,
-                resource.delay_s,
-                resource.sharing,
-                self.until_s,
+        journeys, times, until = self.journeys, self.times, self.until_s
+        link = isinstance(resource, _Link)
+        stage, amount = take_inputs(
+            rows,
+            arrive,
+            journeys.plan,
+            self._stage,
+            self._forward,
+            link,
+            self._payload,
+            self._work,
+            journeys.bits,
+            self.answer_bits,
+            times.enqueue_s,
+        )
+        if link:
+            sol = solve_link(
+                arrive, amount, resource.bandwidth_bps, resource.delay_s, resource.sharing, until
             )
-            if solution is None:
+            if sol is None:
                 raise NotExact(f"two events at one instant at link {resource.name!r}")
-            self._links[resource.name] = solution
-            self._record_link(r, resource, solution, rows, stage, forward)
+            self._links[resource.name] = sol
+            out_rows, out_s = record_link(
+                rows, stage, journeys.plan, self._forward, sol.start_s, sol.sent_s,
+                sol.delivered_s, sol.order, until, resource.name.startswith("cell:"),
+                times.start_s, times.end_s, times.cell_sent_s, self._stage,
+            )  # fmt: skip
         else:
             spec = resource.spec
             server = solve_server(
                 arrive,
-                self._work[plan, stage],
+                amount,
                 workers=spec.workers,
                 max_batch=spec.batching.max_batch,
                 max_wait_s=spec.batching.max_wait,
                 queue_capacity=spec.queue_capacity,
                 overhead_s=spec.profile.batch_overhead,
-                until_s=self.until_s,
+                until_s=until,
             )
             if server is None:
                 raise NotExact(f"two events at one instant at server {resource.name!r}")
             self.servers[resource.name] = server.counters
-            self._record_server(r, resource, server, rows, stage)
-
-    def _record_link(self, r: int, link: _Link, sol: LinkSolution, rows, stage, forward) -> None:
-        mine = (sol.delivered_s < self.until_s) & forward
-        times = self.times
-        times.start_s[rows[mine], stage[mine]] = sol.start_s[mine]
-        times.end_s[rows[mine], stage[mine]] = sol.delivered_s[mine]
-        if link.name.startswith("cell:"):
-            first = mine & (stage == 0)
-            times.cell_sent_s[rows[first]] = sol.sent_s[first]
-        emitted = sol.order[sol.delivered_s[sol.order] < self.until_s]
-        self._stage[rows[emitted]] += 1
-        self._send(r, rows[emitted], sol.delivered_s[emitted])
-
-    def _record_server(self, r: int, server: _Server, sol: ServerSolution, rows, stage) -> None:
-        done = ~np.isnan(sol.end_s)
-        times = self.times
-        row, k = rows[done], stage[done]
-        times.start_s[row, k] = sol.start_s[done]
-        times.end_s[row, k] = sol.end_s[done]
-        times.batch_size[row, k] = sol.batch_size[done]
-        times.share[row, k] = sol.share[done]
-        times.dropped[rows[sol.dropped]] = server.drop_code
-        self._stage[rows[sol.order]] += 1
-        self._send(r, rows[sol.order], sol.end_s[sol.order])
+            out_rows, out_s = record_server(
+                rows, stage, server.start_s, server.end_s, server.batch_size, server.share,
+                server.dropped, resource.drop_code, server.order,
+                times.start_s, times.end_s, times.batch_size, times.share, times.dropped,
+                self._stage,
+            )  # fmt: skip
+        self._send(r, out_rows, out_s)
 
     def link_stats(self, duration_s: float) -> dict[str, dict[str, float]]:
         """Utilisation and traffic of every shared link, as ``SharedStages.link_stats``."""
