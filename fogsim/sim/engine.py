@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
@@ -15,7 +16,7 @@ from fogsim.policies import Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim import battery
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
-from fogsim.sim.fast import FastEngineUnsupported, FastStages, NotExact, why_not_fast
+from fogsim.sim.fast import FastEngineUnsupported, NotExact, why_not_fast
 from fogsim.sim.radio import RadioUse, radio_energy
 from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
     STATUSES,
@@ -30,6 +31,9 @@ from fogsim.sim.routes import Kinds, Planner
 from fogsim.sim.shared import SharedStages, server_energy_j
 from fogsim.sim.workload import Workload, generate_workload
 from fogsim.topology import Topology
+
+if TYPE_CHECKING:
+    from fogsim.sim.fast.stages import FastStages
 
 PROGRESS_STEPS = 200
 ENGINES = ("simpy", "fast", "auto")  # auto: fast where it is exact, else SimPy
@@ -92,7 +96,10 @@ def simulate(
     journeys = _plan_journeys(scenario, workload, outcomes, device, Planner(topology, kinds), kind)
 
     started = time.perf_counter()
-    net = None if engine == "simpy" else _solve_fast(scenario, topology, journeys, engine)
+    # With no request on the shared stages there is nothing to solve: auto spares the
+    # fast engine's start-up (numba) and runs the empty SimPy network.
+    idle = engine == "auto" and journeys.rows.size == 0
+    net = None if engine == "simpy" or idle else _solve_fast(scenario, topology, journeys, engine)
     used = "fast" if net is not None else "simpy"
     if net is None:
         env = simpy.Environment()
@@ -139,6 +146,8 @@ def _solve_fast(
     (``engine="fast"`` then raises, naming why)."""
     reason = why_not_fast(scenario, topology)
     if reason is None:
+        from fogsim.sim.fast.stages import FastStages  # numba: only where it is needed
+
         net = FastStages(scenario, topology, journeys)
         try:
             net.solve()
