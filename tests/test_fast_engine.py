@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sim_fixtures import BASE, FOG_NETWORK, synthetic_outcomes, three_part_outcomes
 
+from fogsim.errors import UserInputError
 from fogsim.results import requests_frame, stages_frame
 from fogsim.runner import outcomes_for, run
 from fogsim.scenario import load_scenario, scenario_from_data
@@ -201,3 +202,21 @@ def test_simultaneous_arrivals_from_two_gateways_fall_back_to_simpy(tmp_path: Pa
     with pytest.raises(FastEngineUnsupported, match="at one instant"):
         simulate(scenario, TWO_PART, engine="fast")
     assert np.isfinite(auto.columns["latency_s"]).any()
+
+
+def test_a_sweep_runs_on_either_engine_with_the_same_results(client, tmp_path: Path) -> None:
+    from fogsim.sweeping import sweep
+
+    campus = ROOT / "scenarios/campus.yaml"
+    grid = ["network.gateways[0].backhaul.bandwidth=1Mbps,100Mbps"]
+    small = ["duration=10 s", "devices[0].count=10"]
+    results = {
+        engine: sweep(
+            campus, grid, overrides=small, out_dir=tmp_path / engine, client=client, engine=engine
+        )
+        for engine in ("simpy", "fast")
+    }
+    assert list(results["fast"].points["status"]) == ["done"] * 2
+    pd.testing.assert_frame_equal(results["simpy"].requests, results["fast"].requests)
+    with pytest.raises(UserInputError, match="choose one of simpy, fast, auto"):
+        sweep(campus, grid, overrides=small, out_dir=tmp_path / "x", client=client, engine="warp")
