@@ -220,3 +220,16 @@ def test_a_sweep_runs_on_either_engine_with_the_same_results(client, tmp_path: P
     pd.testing.assert_frame_equal(results["simpy"].requests, results["fast"].requests)
     with pytest.raises(UserInputError, match="choose one of simpy, fast, auto"):
         sweep(campus, grid, overrides=small, out_dir=tmp_path / "x", client=client, engine="warp")
+
+
+@pytest.mark.parametrize("duration_s", [0.7999999999999999, 5.6000000000000005, 1400.0])
+def test_a_run_with_a_progress_bar_ends_at_the_duration_itself(duration_s: float) -> None:
+    """SimPy with the bar stops 200 times; its last stop must be the duration the fast
+    engine solves to, not ``duration * 200 / 200``, which can round away from it."""
+    import simpy
+
+    from fogsim.sim.engine import _run_until
+
+    env = simpy.Environment()
+    _run_until(env, duration_s, progress=True)
+    assert env.now == duration_s

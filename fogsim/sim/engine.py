@@ -297,5 +297,8 @@ def _run_until(env: simpy.Environment, duration_s: float, progress: bool) -> Non
         return
     with tqdm(total=duration_s, unit="sim s", desc="simulating", leave=False) as bar:
         for step in range(1, PROGRESS_STEPS + 1):
-            env.run(until=duration_s * step / PROGRESS_STEPS)
+            # The last stop is the duration itself, not duration * 200 / 200, which can
+            # round away from it: with or without a bar, the run ends at the same instant.
+            until = duration_s if step == PROGRESS_STEPS else duration_s * step / PROGRESS_STEPS
+            env.run(until=until)
             bar.update(env.now - bar.n)
