@@ -3,9 +3,10 @@ three-tier scenario (5,000 devices, 26 fog servers, a three-part network) at abo
 
 Prints simulated requests per second (median of several repeats, simulation
 only: the network's per-image outcomes are computed once and cached, as in a
-real run) and the process's peak memory, for each policy.
+real run) for each policy on each engine, the fast engine's speed-up over SimPy
+in the same run, and the process's peak memory.
 
-    .venv/bin/python benchmarks/bench_sim.py [--repeats 3] [--checkpoint PATH]
+    .venv/bin/python benchmarks/bench_sim.py [--repeats 3] [--engines simpy,fast]
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ def main() -> None:
     parser.add_argument("--duration", default="1400 s", help="simulated time (city: ~1M requests)")
     parser.add_argument("--checkpoint", help="override the city scenario's checkpoint")
     parser.add_argument("--three-tier-duration", default="1100 s", help="three-tier: ~1M requests")
+    parser.add_argument("--engines", default="simpy,fast", help="comma-separated: simpy, fast")
     args = parser.parse_args()
+    engines = args.engines.split(",")
     overrides = [f"duration={args.duration}"]
     if args.checkpoint:
         overrides.append(f"model.checkpoint={Path(args.checkpoint).resolve()}")
     print(
-        f"{'scenario':<11} {'policy':<12} {'devices':>8} {'requests':>10} {'offloaded':>10} "
-        f"{'median s':>9} {'requests/s':>11}"
+        f"{'scenario':<11} {'policy':<12} {'engine':<6} {'devices':>8} {'requests':>10} "
+        f"{'offloaded':>10} {'median s':>9} {'requests/s':>11} {'vs simpy':>9}"
     )
     runs = [("city", policy, overrides) for policy in ("early_exit", "edge_only", "cloud_only")]
     three = [f"duration={args.three_tier_duration}"]
@@ -45,18 +48,23 @@ def main() -> None:
             ROOT / f"scenarios/{name}.yaml", [*changes, f"policy={{name: {policy}}}"]
         )
         outcomes = outcomes_for(scenario)
-        times = []
-        for _ in range(args.repeats):
-            started = time.perf_counter()
-            result = simulate(scenario, outcomes)
-            times.append(time.perf_counter() - started)
-        n = result.columns["request"].size
-        offloaded = int((result.columns["bytes_sent"] > 0).sum())
-        median = statistics.median(times)
-        print(
-            f"{name:<11} {policy:<12} {scenario.device_count:>8} {n:>10,} {offloaded:>10,} "
-            f"{median:>9.2f} {n / median:>11,.0f}"
-        )
+        simulate(scenario, outcomes, engine="fast")  # compile (or load) the fast engine first
+        medians: dict[str, float] = {}
+        for engine in engines:
+            times = []
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                result = simulate(scenario, outcomes, engine=engine)
+                times.append(time.perf_counter() - started)
+            n = result.columns["request"].size
+            offloaded = int((result.columns["bytes_sent"] > 0).sum())
+            median = medians[engine] = statistics.median(times)
+            ratio = f"{medians['simpy'] / median:>8.1f}x" if "simpy" in medians else ""
+            print(
+                f"{name:<11} {policy:<12} {engine:<6} {scenario.device_count:>8} {n:>10,} "
+                f"{offloaded:>10,} {median:>9.2f} {n / median:>11,.0f} {ratio:>9}",
+                flush=True,
+            )
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (max RSS of this process, torch included): {peak_mib:,.0f} MiB")
 

@@ -90,8 +90,10 @@ def latency_cdf_by_tier(frame: pd.DataFrame) -> Figure:
         )
         tiers = [t for t in TIER_ORDER if (data["tier"] == t).any()]
         counts = data["tier"].value_counts()
-        data["tier"] = data["tier"].map(lambda t: f"{t} ({counts[t] / len(data):.1%})")
-        order = [f"{t} ({counts[t] / len(data):.1%})" for t in tiers]
+        # One label per tier, mapped at once (a function per row costs seconds at 1M rows).
+        labels = {t: f"{t} ({counts[t] / len(data):.1%})" for t in tiers}
+        data["tier"] = data["tier"].map(labels)
+        order = [labels[t] for t in tiers]
         sns.ecdfplot(
             data=data, x="latency_ms", hue="tier", hue_order=order, ax=axes, log_scale=True
         )

@@ -7,13 +7,16 @@ import warnings
 from pathlib import Path
 
 from fogsim.data import load_dataset
+from fogsim.errors import UserInputError
 from fogsim.inference import InferenceOutcomes, run_inference
 from fogsim.nn.checkpoint import load_checkpoint, require_fit
+from fogsim.policies import AdaptiveExit
 from fogsim.results import RunResult, requests_frame, stages_frame, summarize
 from fogsim.rundir import claim_run_dir
 from fogsim.scenario import Problem, Scenario, ScenarioError, load_scenario, preflight
 from fogsim.scenario.footprint import parse_memory
 from fogsim.sim.engine import simulate
+from fogsim.sim.fast import FastEngineUnsupported
 
 
 def outcomes_for(scenario: Scenario, *, progress: bool = False) -> InferenceOutcomes:
@@ -45,12 +48,14 @@ def run(
     overwrite: bool = False,
     progress: bool = False,
     max_memory: float | str | None = None,
+    engine: str = "auto",
 ) -> RunResult:
     """Simulate a scenario (a file or a loaded ``Scenario``) and, if ``write``, save its run.
 
     Everything that would stop the run is checked before it starts: the scenario's
     files, its memory estimate against ``max_memory`` (bytes, or text like "8GB";
     default: half the available memory) and, if ``write``, the run directory.
+    ``engine`` solves the shared stages (``fogsim.sim.engine.ENGINES``).
     """
     if isinstance(max_memory, str):
         max_memory = parse_memory(max_memory, "max_memory")
@@ -63,27 +68,51 @@ def run(
         if found:
             raise ScenarioError(scenario.name, [Problem(loc, text) for loc, text in found])
     if not write:
-        return _simulate(scenario, None, progress)
+        return _simulate(scenario, None, progress, engine)
     directory = Path(out_dir) if out_dir else default_run_dir(scenario)
     with claim_run_dir(directory, overwrite=overwrite) as claim:
-        result = _simulate(scenario, directory, progress)
+        result = _simulate(scenario, directory, progress, engine)
         claim.write(result, figures=scenario.outputs.figures)
     return result
 
 
-def _simulate(scenario: Scenario, directory: Path | None, progress: bool) -> RunResult:
+def _simulate(scenario: Scenario, directory: Path | None, progress: bool, engine: str) -> RunResult:
     if scenario.plan is not None:  # each device runs its own design (fogsim.optimize)
         from fogsim.optimize.planned import run_plan
+
+        unplanned = _not_with_a_plan(scenario)
+        if unplanned:
+            raise UserInputError(
+                f"a plan (plan:) cannot run with {' or '.join(unplanned)} yet: a plan run "
+                "simulates each device's design on steady devices; remove one or the other"
+            )
+        if engine == "fast":
+            raise FastEngineUnsupported(
+                "--engine fast cannot run a plan (plan:) yet: its designs meet in one SimPy "
+                "run of the shared stages; use --engine simpy or auto"
+            )
 
         return run_plan(scenario, directory, progress)
     outcomes = outcomes_for(scenario, progress=progress)
     started = time.perf_counter()
-    sim = simulate(scenario, outcomes, progress=progress)
+    sim = simulate(scenario, outcomes, progress=progress, engine=engine)
     wall_s = time.perf_counter() - started
     frame = requests_frame(sim.columns)
     summary = summarize(scenario, frame, sim.summary_extra())
     stages = stages_frame(*sim.stages.columns()) if sim.stages is not None else None
     return RunResult(scenario, frame, summary, directory, wall_s, stages)
+
+
+def _not_with_a_plan(scenario: Scenario) -> list[str]:
+    """What a scenario holds that a plan run would leave out."""
+    found = []
+    if scenario.drift:
+        found.append("drift:")
+    if scenario.recovery is not None:
+        found.append("recovery:")
+    if isinstance(scenario.policy, AdaptiveExit):
+        found.append("the adaptive_exit policy")
+    return found
 
 
 def default_run_dir(scenario: Scenario) -> Path:

@@ -38,6 +38,8 @@ def headline_table(summary: dict[str, Any]) -> Table:
     rows = [*_count_rows(summary), *_resilience_rows(summary)]
     for row in [*rows, *_latency_rows(summary), *_energy_rows(summary)]:
         table.add_row(*row)
+    if "engine" in summary:
+        table.add_row("engine", summary["engine"], "what solved the shared stages")
     return table
 
 

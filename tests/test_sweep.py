@@ -157,10 +157,10 @@ def test_a_failing_point_is_recorded_and_reported(
 ) -> None:
     task = execute.simulate_task
 
-    def fails_for_seed_8(scenario, outcomes, point):  # noqa: ANN001, ANN202
+    def fails_for_seed_8(scenario, outcomes, point, *rest):  # noqa: ANN001, ANN002, ANN202
         if scenario.seed == 8:
             raise RuntimeError("the cloud caught fire")
-        return task(scenario, outcomes, point)
+        return task(scenario, outcomes, point, *rest)
 
     monkeypatch.setattr(execute, "simulate_task", fails_for_seed_8)
     with pytest.warns(UserWarning, match="1 of 2 points failed"):

@@ -28,12 +28,24 @@ def run(
         "(default: half the memory available now).",
     ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        metavar="simpy|fast|auto",
+        help="What solves the shared stages: simpy (the reference), fast (exact, without "
+        "events, feed-forward runs only: else an error naming why) or auto (fast where it "
+        "applies, else simpy). Both give identical results.",
+    ),
 ) -> None:
     """Simulate SCENARIO; write the resolved scenario, requests.parquet, stages.parquet,
     summary.json and figures."""
+    from fogsim.errors import UserInputError
     from fogsim.runner import run as run_scenario
     from fogsim.scenario.footprint import parse_memory
+    from fogsim.sim.engine import ENGINES
 
+    if engine not in ENGINES:
+        raise UserInputError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
     limit = parse_memory(max_memory) if max_memory is not None else None
     result = run_scenario(
         scenario,
@@ -42,6 +54,7 @@ def run(
         overwrite=overwrite,
         progress=not quiet,
         max_memory=limit,
+        engine=engine,
     )
     print_summary(result.summary)
     Console().print(f"wrote {result.directory}  ({result.wall_s:.2f} s simulating)")

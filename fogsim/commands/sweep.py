@@ -43,6 +43,12 @@ def sweep(
         "(default: half the memory available now).",
     ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        metavar="simpy|fast|auto",
+        help="What solves each point's shared stages (see fogsim run --engine).",
+    ),
 ) -> None:
     """Simulate every grid point x seed of SOURCE into one Parquet dataset and a points table.
 
@@ -75,6 +81,7 @@ def sweep(
             workers=workers,
             progress=not quiet,
             max_memory=parse_memory(max_memory) if max_memory is not None else None,
+            engine=engine,
         )
     console = Console(soft_wrap=True)
     done = int((result.points["status"] == "done").sum())

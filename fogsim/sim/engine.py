@@ -1,9 +1,11 @@
-"""One simulation run: workload, devices, the shared stages in SimPy, and per-request records."""
+"""One simulation run: workload, devices, the shared stages (in SimPy, or solved by the
+fast engine where it is exact), and per-request records."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
@@ -16,6 +18,7 @@ from fogsim.sim import battery
 from fogsim.sim.adaptive import AdaptiveRun
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
 from fogsim.sim.drift import prepare_drift
+from fogsim.sim.fast import FastEngineUnsupported, NotExact, why_not_fast
 from fogsim.sim.radio import RadioUse, radio_energy, resend_energy
 from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
     STATUSES,
@@ -31,7 +34,11 @@ from fogsim.sim.shared import SharedStages, server_energy_j
 from fogsim.sim.workload import Workload, generate_workload
 from fogsim.topology import Topology
 
+if TYPE_CHECKING:
+    from fogsim.sim.fast.stages import FastStages
+
 PROGRESS_STEPS = 200
+ENGINES = ("simpy", "fast", "auto")  # auto: fast where it is exact, else SimPy
 
 
 @dataclass
@@ -55,17 +62,34 @@ class SimResult:
     servers: dict[str, dict[str, float | str]] = field(default_factory=dict)
     stages: StageTable | None = None
     drift: dict[str, object] | None = None  # fogsim.sim.drift.DriftPlan.summary
+    engine: str = "simpy"  # which engine solved the shared stages
 
     def summary_extra(self) -> dict[str, object]:
         """What the run adds to its summary beyond the per-request table."""
-        extra = {"links": self.links, "cloud": self.cloud, "servers": self.servers}
+        extra = {
+            "links": self.links,
+            "cloud": self.cloud,
+            "servers": self.servers,
+            "engine": self.engine,
+        }
         return extra if self.drift is None else {**extra, "drift": self.drift}
 
 
 def simulate(
-    scenario: Scenario, outcomes: InferenceOutcomes, *, progress: bool = False
+    scenario: Scenario,
+    outcomes: InferenceOutcomes,
+    *,
+    progress: bool = False,
+    engine: str = "auto",
 ) -> SimResult:
-    """Simulate ``scenario`` with the per-image ``outcomes`` of its network."""
+    """Simulate ``scenario`` with the per-image ``outcomes`` of its network.
+
+    ``engine`` solves the shared stages: ``simpy`` (the reference), ``fast`` (exact where
+    routes are feed-forward and resources steady; an error elsewhere) or ``auto`` (fast
+    where it applies, SimPy otherwise). Both give identical results.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     streams = Streams(scenario.seed)
     workload = generate_workload(scenario, outcomes.labels, streams)
     drift = prepare_drift(scenario, outcomes, workload)  # real inference and training, cached
@@ -88,23 +112,29 @@ def simulate(
     else:
         journeys = plan_journeys(device, kind)
 
-    env = simpy.Environment()
-    net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
-    if adaptive is not None:
-        hop = _last_hop_s(scenario, topology)[workload.group, workload.gateway][journeys.rows]
-        env.process(adaptive.feed(net, journeys, hop))
-    else:
-        resend_s = None
-        if scenario.recovery is not None:
-            # A retry leaves the device as the first attempt did: over its own radio
-            # (sending and propagation, without waiting for its other requests), or on the
-            # shared cell.
-            rows = journeys.rows
-            resend_s = np.nan_to_num(device.uplink_end_s[rows] - device.uplink_start_s[rows])
-        feed = net.feed(journeys.ready_s, journeys.plans, journeys.plan, journeys.bits, resend_s)
-        env.process(feed)
     started = time.perf_counter()
-    _run_until(env, scenario.duration, progress)
+    # With no request on the shared stages there is nothing to solve: auto spares the
+    # fast engine's start-up (numba) and runs the empty SimPy network.
+    idle = engine == "auto" and journeys.rows.size == 0
+    net = None if engine == "simpy" or idle else _solve_fast(scenario, topology, journeys, engine)
+    used = "fast" if net is not None else "simpy"
+    if net is None:
+        env = simpy.Environment()
+        net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
+        if adaptive is not None:
+            hop = _last_hop_s(scenario, topology)[workload.group, workload.gateway][journeys.rows]
+            env.process(adaptive.feed(net, journeys, hop))
+        else:
+            resend_s = None
+            if scenario.recovery is not None:
+                # A retry leaves the device as the first attempt did: over its own radio
+                # (sending and propagation, without waiting for its other requests), or on
+                # the shared cell.
+                rows = journeys.rows
+                resend_s = np.nan_to_num(device.uplink_end_s[rows] - device.uplink_start_s[rows])
+            plans, plan, bits = journeys.plans, journeys.plan, journeys.bits
+            env.process(net.feed(journeys.ready_s, plans, plan, bits, resend_s))
+        _run_until(env, scenario.duration, progress)
     events_s = time.perf_counter() - started
     journeys.times = net.times
     if adaptive is not None:
@@ -139,7 +169,31 @@ def simulate(
         servers,
         stages,
         drift.summary() if drift is not None else None,
+        used,
     )
+
+
+def _solve_fast(
+    scenario: Scenario, topology: Topology, journeys: Journeys, engine: str
+) -> FastStages | None:
+    """The shared stages solved by the fast engine, or None where only SimPy is exact
+    (``engine="fast"`` then raises, naming why)."""
+    reason = why_not_fast(scenario, topology)
+    if reason is None:
+        from fogsim.sim.fast.stages import FastStages  # numba: only where it is needed
+
+        net = FastStages(scenario, topology, journeys)
+        try:
+            net.solve()
+            return net
+        except NotExact as exc:
+            reason = str(exc)
+    if engine == "fast":
+        raise FastEngineUnsupported(
+            f"--engine fast cannot simulate {scenario.name!r} exactly: {reason}; "
+            "use --engine simpy (or auto, which falls back to SimPy by itself)"
+        )
+    return None
 
 
 def _plan_journeys(
@@ -204,7 +258,9 @@ def _last_hop_s(scenario: Scenario, topology: Topology) -> np.ndarray:
     return last_hop
 
 
-def _server_stats(scenario: Scenario, net: SharedStages) -> dict[str, dict[str, float | str]]:
+def _server_stats(
+    scenario: Scenario, net: SharedStages | FastStages
+) -> dict[str, dict[str, float | str]]:
     specs = {**{f.name: f for f in scenario.fog}, **{c.name: c for c in scenario.clouds}}
     stats: dict[str, dict[str, float | str]] = {}
     for name, server in net.servers.items():
@@ -214,7 +270,9 @@ def _server_stats(scenario: Scenario, net: SharedStages) -> dict[str, dict[str, 
 
 
 def _cloud_total(
-    servers: dict[str, dict[str, float | str]], net: SharedStages, duration_s: float
+    servers: dict[str, dict[str, float | str]],
+    net: SharedStages | FastStages,
+    duration_s: float,
 ) -> dict[str, float]:
     """The clouds together, under the summary's ``cloud`` key (one cloud: its own figures)."""
     clouds = {name: s for name, s in servers.items() if s["tier"] == "cloud"}
@@ -282,5 +340,8 @@ def _run_until(env: simpy.Environment, duration_s: float, progress: bool) -> Non
         return
     with tqdm(total=duration_s, unit="sim s", desc="simulating", leave=False) as bar:
         for step in range(1, PROGRESS_STEPS + 1):
-            env.run(until=duration_s * step / PROGRESS_STEPS)
+            # The last stop is the duration itself, not duration * 200 / 200, which can
+            # round away from it: with or without a bar, the run ends at the same instant.
+            until = duration_s if step == PROGRESS_STEPS else duration_s * step / PROGRESS_STEPS
+            env.run(until=until)
             bar.update(env.now - bar.n)

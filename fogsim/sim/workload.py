@@ -91,8 +91,19 @@ def generate_workload(scenario: Scenario, labels: np.ndarray, streams: Streams) 
     )
 
 
-def _images_by_class(labels: np.ndarray) -> list[np.ndarray]:
-    return [np.flatnonzero(labels == c) for c in range(int(labels.max()) + 1)]
+@dataclass(frozen=True, slots=True)
+class _Classes:
+    """The images of class ``c``: ``members[starts[c]:starts[c] + sizes[c]]``, ascending."""
+
+    members: np.ndarray
+    starts: np.ndarray
+    sizes: np.ndarray
+
+
+def _images_by_class(labels: np.ndarray) -> _Classes:
+    members = np.argsort(labels, kind="stable")
+    sizes = np.bincount(labels, minlength=int(labels.max()) + 1)
+    return _Classes(members, np.cumsum(sizes) - sizes, sizes)
 
 
 def _draw_images(
@@ -100,13 +111,16 @@ def _draw_images(
     rng: np.random.Generator,
     n: int,
     labels: np.ndarray,
-    by_class: list[np.ndarray],
+    by_class: _Classes,
 ) -> np.ndarray:
     """Images one device sees: uniform over the split, or skewed by a Dirichlet class mix."""
     if group.class_skew is None:
         return rng.integers(0, labels.size, size=n)
-    mix = rng.dirichlet(np.full(len(by_class), group.class_skew))
-    classes = rng.choice(len(by_class), size=n, p=mix)
-    sizes = np.array([members.size for members in by_class])
-    picks = (rng.random(n) * sizes[classes]).astype(np.int64)
-    return np.array([by_class[c][p] for c, p in zip(classes, picks, strict=True)], dtype=np.int64)
+    mix = rng.dirichlet(np.full(by_class.sizes.size, group.class_skew))
+    classes = rng.choice(by_class.sizes.size, size=n, p=mix)
+    sizes = by_class.sizes[classes]
+    if (sizes == 0).any():
+        raise ValueError(f"devices {group.name!r}: class_skew drew a class with no images")
+    picks = (rng.random(n) * sizes).astype(np.int64)
+    # The draw's pick among its class's images, all draws at once.
+    return by_class.members[by_class.starts[classes] + picks].astype(np.int64)

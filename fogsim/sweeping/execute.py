@@ -44,6 +44,7 @@ def sweep(
     client: Client | None = None,
     progress: bool = False,
     max_memory: float | str | None = None,
+    engine: str = "auto",
 ) -> SweepResult:
     """Run (or resume) a sweep and return its results; failed points are in ``.failed``.
 
@@ -52,8 +53,14 @@ def sweep(
     Without ``client`` or ``scheduler``, a local cluster of ``workers`` processes
     (default: one per core) runs it. A point estimated to need more memory than
     ``max_memory`` (bytes, or text like "8GB"; default: half the memory available
-    here) makes the sweep refuse before anything runs.
+    here) makes the sweep refuse before anything runs. ``engine`` solves each point's
+    shared stages (``fogsim.sim.engine.ENGINES``); a point the fast engine cannot run
+    exactly fails, naming why, under ``engine="fast"``.
     """
+    from fogsim.sim.engine import ENGINES
+
+    if engine not in ENGINES:
+        raise UserInputError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
     if isinstance(max_memory, str):
         max_memory = parse_memory(max_memory, "max_memory")
     given = [name for name, value in (("client", client), ("scheduler", scheduler)) if value]
@@ -71,7 +78,7 @@ def sweep(
     try:
         if pending:
             with dask_client(client, scheduler, workers) as active:
-                _execute(active, store, pending, scenarios, len(points), progress)
+                _execute(active, store, pending, scenarios, len(points), progress, engine)
     finally:
         # Even after an interrupt, the table shows what finished.
         store.write_points_table()
@@ -136,6 +143,7 @@ def _execute(
     scenarios: dict[str, Scenario],
     total: int,
     progress: bool,
+    engine: str,
 ) -> None:
     from distributed import as_completed
     from tqdm import tqdm  # not tqdm.auto: it warns in notebooks without ipywidgets
@@ -154,6 +162,7 @@ def _execute(
             scenarios[point.id],
             outcomes[_outcome_key(scenarios[point.id])],
             point,
+            engine,
             key=f"point-{point.id}",
             pure=False,
         ): point
@@ -183,7 +192,7 @@ def outcomes_task(scenario: Scenario) -> InferenceOutcomes:
 
 
 def simulate_task(
-    scenario: Scenario, outcomes: InferenceOutcomes, point: Point
+    scenario: Scenario, outcomes: InferenceOutcomes, point: Point, engine: str = "auto"
 ) -> tuple[bytes, dict[str, Any], float]:
     """A worker's share: simulate one point; return its requests as Parquet, summary, wall time.
 
@@ -195,7 +204,7 @@ def simulate_task(
     from fogsim.sweeping.store import point_parquet
 
     started = time.perf_counter()
-    result = simulate(scenario, outcomes)
+    result = simulate(scenario, outcomes, engine=engine)
     frame = requests_frame(result.columns)
     summary = summarize(scenario, frame, result.summary_extra())
     wall_s = time.perf_counter() - started
