@@ -106,7 +106,8 @@ def _attachment(
     if interruption_s > 0:
         periods += [(float(h), float(h) + interruption_s) for h in handover]
     merged: list[tuple[float, float]] = []
-    for down, up in sorted(periods):
+    # An interruption too short to move the clock is no outage.
+    for down, up in sorted(p for p in periods if p[1] > p[0]):
         if merged and down <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], up))
         else:
@@ -210,7 +211,7 @@ class MobilityRun:
             if times.size:
                 arrival = columns["t_arrival_s"][rows]
                 counts = np.searchsorted(times, end[rows], side="right")
-                handovers[rows] = counts - np.searchsorted(times, arrival, side="left")
+                handovers[rows] = counts - np.searchsorted(times, arrival, side="right")
 
     def summary(self, columns: dict[str, np.ndarray]) -> dict[str, object]:
         """The run's mobility figures for ``summary.json``."""
