@@ -11,7 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from fogsim.scenario.quantities import Metres, PositiveMetres, Seconds, Speed
 
@@ -36,6 +44,11 @@ class Area(_Strict):
     height: PositiveMetres
 
 
+def _a_range(value: Any) -> Any:
+    """One time is the range from it to itself."""
+    return [value, value] if isinstance(value, str | int | float) else value
+
+
 class RandomWaypoint(_Strict):
     """Each device starts at a uniform point of the area, walks in a straight line to another
     uniform point at a speed drawn uniformly in ``speed``, pauses (``pause``: a time, or a
@@ -44,20 +57,17 @@ class RandomWaypoint(_Strict):
     group: str = Field(min_length=1)
     model: Literal["random_waypoint"]
     speed: tuple[Speed, Speed] = Field(description="[slowest, fastest], e.g. [1 m/s, 15 m/s]")
-    pause: Seconds | tuple[Seconds, Seconds] = Field(
-        default=0.0, description="the stop at each waypoint: a time, or [shortest, longest]"
+    pause: Annotated[tuple[Seconds, Seconds], BeforeValidator(_a_range)] = Field(
+        default=(0.0, 0.0), description="the stop at each waypoint: a time, or [shortest, longest]"
     )
 
     @model_validator(mode="after")
     def _ordered(self) -> RandomWaypoint:
         if self.speed[0] > self.speed[1]:
             raise ValueError(f"speed: {self.speed[0]} m/s is above {self.speed[1]} m/s; swap them")
-        if isinstance(self.pause, tuple) and self.pause[0] > self.pause[1]:
+        if self.pause[0] > self.pause[1]:
             raise ValueError(f"pause: {self.pause[0]} s is above {self.pause[1]} s; swap them")
         return self
-
-    def pause_range_s(self) -> tuple[float, float]:
-        return self.pause if isinstance(self.pause, tuple) else (self.pause, self.pause)
 
 
 def _resolve(value: Any, info: ValidationInfo) -> Any:

@@ -88,9 +88,7 @@ def _tracks(
     area = scenario.mobility.area  # type: ignore[union-attr]
     assert area is not None
     rng = streams.stream(f"mobility/{move.group}")
-    return random_waypoints(
-        count, (area.width, area.height), move.speed, move.pause_range_s(), duration, rng
-    )
+    return random_waypoints(count, (area.width, area.height), move.speed, move.pause, duration, rng)
 
 
 def _attachment(
