@@ -275,6 +275,7 @@ def test_every_request_ends_in_one_state_however_devices_move(
     dropped = (columns["status"] == "dropped") & uncovered
     assert (columns["reason"][dropped] == "out_of_coverage").all()
     assert (columns["handovers"] >= 0).all()
+    assert (columns["handovers"][columns["status"] == "dropped"] == 0).all()
     assert columns["handovers"].max(initial=0) <= result.mobility["handovers"]
     assert (columns["bytes_sent"][uncovered] == 0).all()
 

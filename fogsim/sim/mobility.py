@@ -200,9 +200,11 @@ class MobilityRun:
         answered = columns["status"] == "answered_edge"
         reason = columns["reason"]
         reason[self.on_device & answered & (reason == "")] = OUT_OF_COVERAGE
-        end = np.where(
-            np.isfinite(columns["t_answer_s"]), columns["t_answer_s"], self.scenario.duration
-        )
+        # A request's life: to its answer, to the end of the run if it is still pending,
+        # and none at all if it was dropped (it ended where it was refused).
+        answer = columns["t_answer_s"]
+        end = np.where(np.isfinite(answer), answer, self.scenario.duration)
+        end = np.where(columns["status"] == "dropped", columns["t_arrival_s"], end)
         handovers = columns["handovers"]
         for d, rows in self._rows(self.workload):
             times = self.devices[d].handover_s
