@@ -361,3 +361,54 @@ def test_streams_are_named_per_group() -> None:
     b = random_waypoints(*walk, two.stream("mobility/pis"))
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x.t, y.t)
+
+
+def _roads(tmp_path: Path, rows: list[tuple[float, float, float, float]]) -> str:
+    path = tmp_path / "roads.csv"
+    lines = ["x1_m,y1_m,x2_m,y2_m", *(",".join(str(v) for v in row) for row in rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path.name
+
+
+L_ROADS = [(0, 0, 1000, 0), (1000, 0, 1000, 1000), (1000, 1000, 0, 1000)]
+
+
+def test_road_walks_stay_on_the_roads_at_speeds_in_range(tmp_path: Path) -> None:
+    from fogsim.sim.movement import read_roads, road_walks
+
+    roads = read_roads(tmp_path / _roads(tmp_path, L_ROADS))
+    tracks = road_walks(4, roads, (5.0, 10.0), (0.0, 3.0), 600.0, np.random.default_rng(1))
+    for track in tracks:
+        assert track.t[0] == 0.0 and track.t[-1] >= 600.0
+        # Every point, and so every straight stretch between two, lies on one road: on the
+        # bottom (y = 0), the side (x = 1000) or the top (y = 1000).
+        on_road = (track.y == 0) | (track.x == 1000) | (track.y == 1000)
+        assert on_road.all()
+        dx, dy = np.diff(track.x), np.diff(track.y)
+        assert ((dx == 0) | (dy == 0)).all()  # never across the corner
+        speed = np.hypot(dx, dy) / np.diff(track.t)
+        moving = speed > 1e-9
+        assert (speed[moving] >= 5.0 * (1 - 1e-9)).all()
+        assert (speed[moving] <= 10.0 * (1 + 1e-9)).all()
+
+
+def test_a_road_graph_run_repeats_and_accounts_for_every_request(tmp_path: Path) -> None:
+    roads = _roads(tmp_path, L_ROADS)
+    drive = {"group": "pis", "model": "road_graph", "roads": roads, "speed": ["10 m/s", "20 m/s"]}
+    sites = [
+        {"name": "a", "x": "0 m", "y": "0 m", "coverage": "900 m"},
+        {"name": "b", "x": "1000 m", "y": "1000 m", "coverage": "900 m"},
+    ]
+    first = simulate(_city(tmp_path, devices=[drive], gateways=sites), OUTCOMES)
+    again = simulate(_city(tmp_path, devices=[drive], gateways=sites), OUTCOMES)
+    for name, column in first.columns.items():
+        np.testing.assert_array_equal(column, again.columns[name], err_msg=name)
+    assert first.mobility is not None and first.mobility["handovers"] > 0
+    assert set(first.columns["gateway"]) <= {"a", "b", ""}
+
+
+def test_roads_in_separate_parts_are_refused(tmp_path: Path) -> None:
+    roads = _roads(tmp_path, [(0, 0, 10, 0), (20, 0, 30, 0)])
+    drive = {"group": "pis", "model": "road_graph", "roads": roads, "speed": ["1 m/s", "2 m/s"]}
+    with pytest.raises(ScenarioError, match="the roads form 2 separate parts"):
+        _city(tmp_path, devices=[drive])

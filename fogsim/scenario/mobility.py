@@ -95,7 +95,39 @@ class PositionTrace(_Strict):
         return path
 
 
-Movement = Annotated[RandomWaypoint | PositionTrace, Field(discriminator="model")]
+class RoadGraph(_Strict):
+    """Random waypoints on roads: each device starts at a uniform crossing of the road network
+    (a CSV of straight two-way roads, ``x1_m,y1_m,x2_m,y2_m``, joined where their ends meet),
+    drives the shortest way to another uniform crossing at a speed drawn uniformly in
+    ``speed``, pauses, and so on."""
+
+    group: str = Field(min_length=1)
+    model: Literal["road_graph"]
+    roads: Path = Field(description="the roads' CSV, relative to the scenario file")
+    speed: tuple[Speed, Speed] = Field(description="[slowest, fastest], e.g. [8 m/s, 14 m/s]")
+    pause: Annotated[tuple[Seconds, Seconds], BeforeValidator(_a_range)] = Field(
+        default=(0.0, 0.0), description="the stop at each destination: a time, or a range"
+    )
+
+    @field_validator("roads", mode="before")
+    @classmethod
+    def _readable(cls, value: Any, info: ValidationInfo) -> Any:
+        from fogsim.sim.movement import read_roads
+
+        path = _resolve(value, info)
+        read_roads(path)
+        return path
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RoadGraph:
+        if self.speed[0] > self.speed[1]:
+            raise ValueError(f"speed: {self.speed[0]} m/s is above {self.speed[1]} m/s; swap them")
+        if self.pause[0] > self.pause[1]:
+            raise ValueError(f"pause: {self.pause[0]} s is above {self.pause[1]} s; swap them")
+        return self
+
+
+Movement = Annotated[RandomWaypoint | PositionTrace | RoadGraph, Field(discriminator="model")]
 
 
 class Handover(_Strict):

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from fogsim.policies import Decision, Tier
-from fogsim.scenario.mobility import PositionTrace, RandomWaypoint
+from fogsim.scenario.mobility import PositionTrace, RandomWaypoint, RoadGraph
 from fogsim.scenario.models import Scenario
 from fogsim.sim.device import DeviceStage
 from fogsim.sim.failures import Availability, availability, scripted_outages
@@ -32,6 +32,8 @@ from fogsim.sim.movement import (
     attachments,
     random_waypoints,
     read_positions,
+    read_roads,
+    road_walks,
 )
 from fogsim.sim.rng import Streams
 from fogsim.sim.routes import Kinds
@@ -79,15 +81,20 @@ def track_devices(scenario: Scenario, streams: Streams) -> dict[int, Attachment]
 
 
 def _tracks(
-    scenario: Scenario, move: RandomWaypoint | PositionTrace, count: int, streams: Streams
+    scenario: Scenario,
+    move: RandomWaypoint | PositionTrace | RoadGraph,
+    count: int,
+    streams: Streams,
 ) -> list[Track]:
     duration = scenario.duration
     if isinstance(move, PositionTrace):
         positions = read_positions(move.path)
         return [positions.track(d, duration) for d in range(count)]
+    rng = streams.stream(f"mobility/{move.group}")
+    if isinstance(move, RoadGraph):
+        return road_walks(count, read_roads(move.roads), move.speed, move.pause, duration, rng)
     area = scenario.mobility.area  # type: ignore[union-attr]
     assert area is not None
-    rng = streams.stream(f"mobility/{move.group}")
     return random_waypoints(count, (area.width, area.height), move.speed, move.pause, duration, rng)
 
 

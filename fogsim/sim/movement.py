@@ -17,9 +17,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 
 POSITION_COLUMNS = ("time_s", "device", "x_m", "y_m")
+ROAD_COLUMNS = ("x1_m", "y1_m", "x2_m", "y2_m")
 NO_GATEWAY = -1
 
 
@@ -49,6 +51,92 @@ class Positions:
         return _padded(self.time_s[rows], self.x_m[rows], self.y_m[rows], duration_s)
 
 
+def _rows(path: Path, what: str, columns: tuple[str, ...]) -> np.ndarray:
+    """A CSV's rows of numbers under the header ``columns``, checked, naming file and line."""
+    where = f"{what} {str(path)!r}"
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [name.strip() for name in next(reader, [])]
+        if tuple(header) != columns:
+            raise ValueError(f"{where}: the first line must be {','.join(columns)}")
+        rows = []
+        for row in reader:
+            if not any(field.strip() for field in row):
+                continue
+            line = f"{where}, line {reader.line_num}"
+            if len(row) != len(header):
+                raise ValueError(f"{line}: {len(row)} fields where the header has {len(header)}")
+            rows.append([_number(text, name, line) for text, name in zip(row, header, strict=True)])
+    if not rows:
+        raise ValueError(f"{where} has no rows")
+    return np.array(rows, dtype=np.float64)
+
+
+def read_roads(path: str | Path) -> nx.Graph:
+    """A road network from a CSV of straight two-way roads (``x1_m,y1_m,x2_m,y2_m``); roads
+    meet where their ends are the same point. It must be connected."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"road file {str(path)!r} is not a file (paths are relative to the scenario file)"
+        )
+    stat = path.stat()
+    return _read_roads(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_roads(path: Path, _mtime_ns: int, _size: int) -> nx.Graph:
+    graph = nx.Graph()
+    for x1, y1, x2, y2 in _rows(path, "road file", ROAD_COLUMNS).tolist():
+        if (x1, y1) != (x2, y2):
+            graph.add_edge((x1, y1), (x2, y2), length=math.hypot(x2 - x1, y2 - y1))
+    if graph.number_of_nodes() < 2:
+        raise ValueError(f"road file {str(path)!r} has no road of positive length")
+    parts = nx.number_connected_components(graph)
+    if parts > 1:
+        raise ValueError(
+            f"road file {str(path)!r}: the roads form {parts} separate parts; join them "
+            "(roads meet where an end of one is an end of another)"
+        )
+    return graph
+
+
+def road_walks(
+    count: int,
+    roads: nx.Graph,
+    speed: tuple[float, float],
+    pause: tuple[float, float],
+    duration_s: float,
+    rng: np.random.Generator,
+) -> list[Track]:
+    """Random waypoints on a road network: each device starts at a uniform crossing, drives
+    the shortest way (by length) to another uniform crossing at a speed drawn uniformly in
+    ``speed``, pauses, and so on."""
+    nodes = sorted(roads.nodes)
+    paths = functools.lru_cache(maxsize=None)(
+        lambda source: nx.single_source_dijkstra_path(roads, source, weight="length")
+    )
+    tracks = []
+    for _ in range(count):
+        here = nodes[int(rng.integers(len(nodes)))]
+        t, points = 0.0, [(0.0, *here)]
+        while t < duration_s:
+            there = nodes[int(rng.integers(len(nodes)))]
+            v = float(rng.uniform(speed[0], speed[1]))
+            stop = float(rng.uniform(pause[0], pause[1]))
+            for a, b in zip(paths(here)[there], paths(here)[there][1:], strict=False):
+                t += roads.edges[a, b]["length"] / v
+                points.append((t, *b))
+            t += stop
+            if stop > 0:
+                points.append((t, *there))
+            here = there
+        table = np.array(points)
+        keep = np.r_[np.diff(table[:, 0]) > 0, True]
+        tracks.append(_padded(table[keep, 0], table[keep, 1], table[keep, 2], duration_s))
+    return tracks
+
+
 def read_positions(path: str | Path) -> Positions:
     """Read and check a position trace; any problem is a ValueError naming file and line."""
     path = Path(path)
@@ -63,25 +151,13 @@ def read_positions(path: str | Path) -> Positions:
 @functools.lru_cache(maxsize=16)
 def _read_positions(path: Path, _mtime_ns: int, _size: int) -> Positions:
     where = f"position trace {str(path)!r}"
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = [name.strip() for name in next(reader, [])]
-        if tuple(header) != POSITION_COLUMNS:
-            raise ValueError(f"{where}: the first line must be {','.join(POSITION_COLUMNS)}")
-        rows = []
-        for row in reader:
-            if not any(field.strip() for field in row):
-                continue
-            line = f"{where}, line {reader.line_num}"
-            if len(row) != len(header):
-                raise ValueError(f"{line}: {len(row)} fields where the header has {len(header)}")
-            values = [_number(text, name, line) for text, name in zip(row, header, strict=True)]
-            if values[0] < 0 or values[1] < 0 or values[1] != int(values[1]):
-                raise ValueError(f"{line}: time_s must be >= 0 and device a whole number >= 0")
-            rows.append(values)
-    if not rows:
-        raise ValueError(f"{where} has no rows; give at least one position per device")
-    table = np.array(rows, dtype=np.float64)
+    table = _rows(path, "position trace", POSITION_COLUMNS)
+    bad = (table[:, 0] < 0) | (table[:, 1] < 0) | (table[:, 1] != np.round(table[:, 1]))
+    if bad.any():
+        raise ValueError(
+            f"{where}: row {int(np.argmax(bad)) + 1}: time_s must be >= 0 and device a whole "
+            "number >= 0"
+        )
     order = np.lexsort((table[:, 0], table[:, 1]))
     table = table[order]
     same = (np.diff(table[:, 1]) == 0) & (np.diff(table[:, 0]) == 0)
