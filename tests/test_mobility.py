@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -412,3 +413,25 @@ def test_roads_in_separate_parts_are_refused(tmp_path: Path) -> None:
     drive = {"group": "pis", "model": "road_graph", "roads": roads, "speed": ["1 m/s", "2 m/s"]}
     with pytest.raises(ScenarioError, match="the roads form 2 separate parts"):
         _city(tmp_path, devices=[drive])
+
+
+def test_the_summary_and_its_table_report_handovers(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from fogsim.results import requests_frame, summarize
+    from fogsim.summary_table import headline_table
+
+    scenario = _commuter(
+        tmp_path, [10.0, 45.0, 49.99, 80.0], {"name": "cloud_only"}, coverage="400 m"
+    )
+    result = simulate(scenario, OUTCOMES)
+    summary = summarize(scenario, requests_frame(result.columns), result.summary_extra())
+    moves = summary["mobility"]
+    assert moves["handovers"] == 1 and moves["mobile_devices"] == 1
+    assert moves["requests_out_of_coverage"] == 2  # 45 s and 49.99 s: out from 40 s to 60 s
+    assert summary["dropped_by_reason"] == {"out_of_coverage": 2}
+    console = Console(record=True, width=140)
+    console.print(headline_table(summary))
+    text = console.export_text()
+    assert re.search(r"handovers\s+│\s+1\s+│ of 1 devices; 0 in flight", text), text
+    assert re.search(r"out of coverage\s+│\s+20(\.00)? s", text), text
