@@ -435,3 +435,9 @@ def test_the_summary_and_its_table_report_handovers(tmp_path: Path) -> None:
     text = console.export_text()
     assert re.search(r"handovers\s+│\s+1\s+│ of 1 devices; 0 in flight", text), text
     assert re.search(r"out of coverage\s+│\s+20(\.00)? s", text), text
+
+
+def test_a_plan_run_refuses_mobility_rather_than_ignore_it(tmp_path: Path) -> None:
+    from fogsim.runner import _not_with_a_plan
+
+    assert _not_with_a_plan(_city(tmp_path)) == ["mobility:"]
