@@ -441,3 +441,23 @@ def test_a_plan_run_refuses_mobility_rather_than_ignore_it(tmp_path: Path) -> No
     from fogsim.runner import _not_with_a_plan
 
     assert _not_with_a_plan(_city(tmp_path)) == ["mobility:"]
+
+
+def test_commute_writes_the_same_bytes_twice_and_on_both_engines(tmp_path: Path) -> None:
+    from fogsim.runner import run
+
+    path = Path(__file__).resolve().parents[1] / "scenarios/commute.yaml"
+    overrides = ["duration=60 s", "outputs.figures=false"]
+    runs = {
+        name: run(path, overrides=overrides, out_dir=tmp_path / name, engine=engine)
+        for name, engine in (("first", "simpy"), ("again", "simpy"), ("fast", "fast"))
+    }
+    assert runs["fast"].summary["engine"] == "fast"
+    assert runs["first"].summary["mobility"]["handovers"] > 0
+    for name in ("requests.parquet", "stages.parquet"):
+        first = (tmp_path / "first" / name).read_bytes()
+        assert (
+            first
+            == (tmp_path / "again" / name).read_bytes()
+            == (tmp_path / "fast" / name).read_bytes()
+        )
