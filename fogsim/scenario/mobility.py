@@ -49,25 +49,30 @@ def _a_range(value: Any) -> Any:
     return [value, value] if isinstance(value, str | int | float) else value
 
 
-class RandomWaypoint(_Strict):
-    """Each device starts at a uniform point of the area, walks in a straight line to another
-    uniform point at a speed drawn uniformly in ``speed``, pauses (``pause``: a time, or a
-    range drawn uniformly), and so on (Johnson and Maltz 1996)."""
+class _Walk(_Strict):
+    """A walk between random points at speeds drawn in a range, with pauses between legs."""
 
     group: str = Field(min_length=1)
-    model: Literal["random_waypoint"]
     speed: tuple[Speed, Speed] = Field(description="[slowest, fastest], e.g. [1 m/s, 15 m/s]")
     pause: Annotated[tuple[Seconds, Seconds], BeforeValidator(_a_range)] = Field(
         default=(0.0, 0.0), description="the stop at each waypoint: a time, or [shortest, longest]"
     )
 
     @model_validator(mode="after")
-    def _ordered(self) -> RandomWaypoint:
+    def _ordered(self) -> _Walk:
         if self.speed[0] > self.speed[1]:
             raise ValueError(f"speed: {self.speed[0]} m/s is above {self.speed[1]} m/s; swap them")
         if self.pause[0] > self.pause[1]:
             raise ValueError(f"pause: {self.pause[0]} s is above {self.pause[1]} s; swap them")
         return self
+
+
+class RandomWaypoint(_Walk):
+    """Each device starts at a uniform point of the area, walks in a straight line to another
+    uniform point at a speed drawn uniformly in ``speed``, pauses (``pause``: a time, or a
+    range drawn uniformly), and so on (Johnson and Maltz 1996)."""
+
+    model: Literal["random_waypoint"]
 
 
 def _resolve(value: Any, info: ValidationInfo) -> Any:
@@ -95,19 +100,14 @@ class PositionTrace(_Strict):
         return path
 
 
-class RoadGraph(_Strict):
+class RoadGraph(_Walk):
     """Random waypoints on roads: each device starts at a uniform crossing of the road network
     (a CSV of straight two-way roads, ``x1_m,y1_m,x2_m,y2_m``, joined where their ends meet),
     drives the shortest way to another uniform crossing at a speed drawn uniformly in
     ``speed``, pauses, and so on."""
 
-    group: str = Field(min_length=1)
     model: Literal["road_graph"]
     roads: Path = Field(description="the roads' CSV, relative to the scenario file")
-    speed: tuple[Speed, Speed] = Field(description="[slowest, fastest], e.g. [8 m/s, 14 m/s]")
-    pause: Annotated[tuple[Seconds, Seconds], BeforeValidator(_a_range)] = Field(
-        default=(0.0, 0.0), description="the stop at each destination: a time, or a range"
-    )
 
     @field_validator("roads", mode="before")
     @classmethod
@@ -117,14 +117,6 @@ class RoadGraph(_Strict):
         path = _resolve(value, info)
         read_roads(path)
         return path
-
-    @model_validator(mode="after")
-    def _ordered(self) -> RoadGraph:
-        if self.speed[0] > self.speed[1]:
-            raise ValueError(f"speed: {self.speed[0]} m/s is above {self.speed[1]} m/s; swap them")
-        if self.pause[0] > self.pause[1]:
-            raise ValueError(f"pause: {self.pause[0]} s is above {self.pause[1]} s; swap them")
-        return self
 
 
 Movement = Annotated[RandomWaypoint | PositionTrace | RoadGraph, Field(discriminator="model")]
