@@ -171,7 +171,6 @@ def simulate(
     )
     if drift is not None:
         drift.finish_columns(columns)
-    columns["handovers"] = np.zeros(workload.size, dtype=np.int32)
     if moving is not None:
         moving.finish_columns(columns)
     check_accounting(columns)
