@@ -112,6 +112,8 @@ def _not_with_a_plan(scenario: Scenario) -> list[str]:
         found.append("recovery:")
     if isinstance(scenario.policy, AdaptiveExit):
         found.append("the adaptive_exit policy")
+    if scenario.mobility is not None:
+        found.append("mobility:")
     return found
 
 

@@ -35,7 +35,7 @@ def headline_table(summary: dict[str, Any]) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("note")
-    rows = [*_count_rows(summary), *_resilience_rows(summary)]
+    rows = [*_count_rows(summary), *_resilience_rows(summary), *_mobility_rows(summary)]
     for row in [*rows, *_latency_rows(summary), *_energy_rows(summary)]:
         table.add_row(*row)
     if "engine" in summary:
@@ -86,6 +86,19 @@ def _resilience_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         worst = max(degraded["by_element"].items(), key=lambda item: item[1])
         note = f"a link down or slow, or a server down; longest: {worst[0]}, {si(worst[1], 's')}"
         rows.append(("time degraded", si(degraded["any"], "s"), note))
+    return rows
+
+
+def _mobility_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Handovers and time out of coverage, where devices move."""
+    moves = summary.get("mobility")
+    if not moves:
+        return []
+    note = f"of {moves['mobile_devices']:,} devices; {moves['requests_with_handover']:,} in flight"
+    rows = [("handovers", f"{moves['handovers']:,}", note)]
+    if moves["requests_out_of_coverage"]:
+        note = f"device time; {moves['requests_out_of_coverage']:,} requests arrived there"
+        rows.append(("out of coverage", si(moves["out_of_coverage_device_s"], "s"), note))
     return rows
 
 

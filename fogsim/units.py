@@ -63,6 +63,8 @@ ENERGY_PER_OP = Dimension("energy per operation", "J/MAC", "'4.6 pJ/MAC', '35 fJ
 THROUGHPUT = Dimension("compute throughput", "MAC/s", "'4 GMAC/s', '11.9 GFLOP/s'")
 RATE = Dimension("rate", "1/s", "'0.5 /s', '2 Hz', '30 /min'")
 POWER_PER_BANDWIDTH = Dimension("power per bandwidth", "W/(bit/s)", "'438 mW/Mbps'")
+LENGTH = Dimension("length", "m", "'250 m', '1.5 km'")
+SPEED = Dimension("speed", "m/s", "'1.4 m/s', '50 km/h'")
 
 
 # What pint's expression parser raises on malformed text ("(", "1/0 s", "**"), besides

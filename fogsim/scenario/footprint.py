@@ -28,7 +28,7 @@ COLUMN_BYTES = {
         ("group", "gateway", "fog", "path", "answered_at", "status", "reason", "failure"), 1
     ),
     **dict.fromkeys(("late", "correct"), 1),
-    **dict.fromkeys(("exit", "prediction", "label", "retries"), 2),
+    **dict.fromkeys(("exit", "prediction", "label", "retries", "handovers"), 2),
     **dict.fromkeys(
         (
             "t_arrival_s",

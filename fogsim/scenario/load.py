@@ -98,11 +98,11 @@ def scenario_from_data(
     else:
         if not problems:
             # Routes and placements need the whole, valid scenario.
+            from fogsim.scenario.mobility import problems as mobility_problems
             from fogsim.topology import problems as network_problems
 
-            problems = [
-                _placed(loc, message, data, source) for loc, message in network_problems(scenario)
-            ]
+            found = network_problems(scenario) + mobility_problems(scenario)
+            problems = [_placed(loc, message, data, source) for loc, message in found]
     if not problems and preflight:
         # Only a valid scenario says which files to read and how many requests to expect.
         found = run_problems(scenario, max_memory)

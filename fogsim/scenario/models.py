@@ -25,6 +25,7 @@ from fogsim.policies import EarlyExit, PolicySpec
 from fogsim.scenario import profiles
 from fogsim.scenario.drift import GroupDrift
 from fogsim.scenario.failures import Failures, Recovery
+from fogsim.scenario.mobility import Mobility
 
 # The network's models live in their own module; these names stay importable from here.
 from fogsim.scenario.network import Gateway as Gateway
@@ -412,6 +413,9 @@ class Scenario(Strict):
     )
     recovery: Recovery | None = Field(
         default=None, description="retries and fallback when work is lost or an answer is late"
+    )
+    mobility: Mobility | None = Field(
+        default=None, description="gateway sites, moving device groups and handovers"
     )
     plan: (
         Annotated[ScenarioPath, _existing_file("plan", "make one with `fogsim optimize`")] | None

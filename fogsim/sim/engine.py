@@ -19,6 +19,7 @@ from fogsim.sim.adaptive import AdaptiveRun
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
 from fogsim.sim.drift import prepare_drift
 from fogsim.sim.fast import FastEngineUnsupported, NotExact, why_not_fast
+from fogsim.sim.mobility import MobilityRun
 from fogsim.sim.radio import RadioUse, radio_energy, resend_energy
 from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
     STATUSES,
@@ -63,6 +64,7 @@ class SimResult:
     stages: StageTable | None = None
     drift: dict[str, object] | None = None  # fogsim.sim.drift.DriftPlan.summary
     engine: str = "simpy"  # which engine solved the shared stages
+    mobility: dict[str, object] | None = None  # fogsim.sim.mobility.MobilityRun.summary
 
     def summary_extra(self) -> dict[str, object]:
         """What the run adds to its summary beyond the per-request table."""
@@ -72,6 +74,8 @@ class SimResult:
             "servers": self.servers,
             "engine": self.engine,
         }
+        if self.mobility is not None:
+            extra["mobility"] = self.mobility
         return extra if self.drift is None else {**extra, "drift": self.drift}
 
 
@@ -92,13 +96,20 @@ def simulate(
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     streams = Streams(scenario.seed)
     workload = generate_workload(scenario, outcomes.labels, streams)
+    moving = MobilityRun(scenario, workload, streams) if scenario.mobility else None
+    if moving is not None:
+        workload = moving.workload  # each request leaves through its device's gateway then
     drift = prepare_drift(scenario, outcomes, workload)  # real inference and training, cached
     if drift is not None:
         outcomes, workload = drift.outcomes, drift.workload
     decision = scenario.policy.route(outcomes, workload.image_id)
     kinds = Kinds(outcomes)
+    if moving is not None:
+        decision = moving.decide(decision, kinds)
     kind = kinds.of(decision)
     device = run_devices(scenario, workload, outcomes, kinds, kind, drift.jobs if drift else None)
+    if moving is not None:
+        moving.cut_off(workload, device)
     topology = Topology(scenario)
     planner = Planner(topology, kinds)
 
@@ -141,6 +152,8 @@ def simulate(
         journeys = adaptive.settle(device, journeys)
 
     answer_s = _answer_at_device(scenario, topology, workload, journeys)
+    if moving is not None:
+        answer_s = moving.receive(workload, answer_s)
     energy = _device_energy(scenario, workload, device, journeys, answer_s)
     server_j = journeys.server_energy_j(scenario, workload.size)
     columns = request_columns(
@@ -158,6 +171,8 @@ def simulate(
     )
     if drift is not None:
         drift.finish_columns(columns)
+    if moving is not None:
+        moving.finish_columns(columns)
     check_accounting(columns)
     servers = _server_stats(scenario, net)
     stages = StageTable(scenario, workload, kind, kinds, device, journeys)
@@ -170,6 +185,7 @@ def simulate(
         stages,
         drift.summary() if drift is not None else None,
         used,
+        moving.summary(columns) if moving is not None else None,
     )
 
 

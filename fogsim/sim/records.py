@@ -272,6 +272,7 @@ def request_columns(
         "correct": answered & (prediction == labels),
         "retries": journeys.per_row(times.retries, n, 0),
         "failure": journeys.failure(n),
+        "handovers": np.zeros(n, dtype=np.int16),  # counted by fogsim.sim.mobility
     }
 
 

@@ -4,6 +4,8 @@ The fast engine solves each shared stage once over all its requests, which needs
 routes without feedback and resources whose behaviour depends only on their own
 arrivals at a constant rate. Anything else is refused up front, by name, and the
 ``auto`` engine runs SimPy instead: the fast engine never gives different numbers.
+Mobility needs no refusal: it acts before and after the shared stages, never inside them
+(``fogsim.sim.mobility``), and ``tests/test_mobility.py`` checks both engines agree.
 """
 
 from __future__ import annotations
