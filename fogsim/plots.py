@@ -68,7 +68,12 @@ def latency_cdf(frame: pd.DataFrame) -> Figure:
         data = _ecdf_steps(answered["latency_s"] * 1e3, answered["path"], "latency_ms", "path")
         paths = [p for p in ("edge", "fog", "cloud") if (data["path"] == p).any()]
         sns.ecdfplot(
-            data=data, x="latency_ms", hue="path", hue_order=paths, weights="weight", ax=axes,
+            data=data,
+            x="latency_ms",
+            hue="path",
+            hue_order=paths,
+            weights="weight",
+            ax=axes,
             log_scale=True,
         )
         _mark_fallbacks(axes, answered)
@@ -97,7 +102,12 @@ def latency_cdf_by_tier(frame: pd.DataFrame) -> Figure:
         data["tier"] = data["tier"].map(labels)
         order = [labels[t] for t in tiers]
         sns.ecdfplot(
-            data=data, x="latency_ms", hue="tier", hue_order=order, weights="weight", ax=axes,
+            data=data,
+            x="latency_ms",
+            hue="tier",
+            hue_order=order,
+            weights="weight",
+            ax=axes,
             log_scale=True,
         )
         _plain_log_ticks(axes.xaxis)
