@@ -4,18 +4,27 @@ three-tier scenario (5,000 devices, 26 fog servers, a three-part network) at abo
 Prints simulated requests per second (median of several repeats, simulation
 only: the network's per-image outcomes are computed once and cached, as in a
 real run) for each policy on each engine, the fast engine's speed-up over SimPy
-in the same run, and the process's peak memory.
+in the same run, and the process's peak memory. With ``--end-to-end``, it then times
+``fogsim run`` of the cloud_only city for 30 simulated minutes, each in a process of its
+own: start-up, simulation, the run directory and its figures, wall-clock seconds and peak
+memory (the inference cache already filled).
 
-    .venv/bin/python benchmarks/bench_sim.py [--repeats 3] [--engines simpy,fast]
+    .venv/bin/python benchmarks/bench_sim.py [--repeats 3] [--engines simpy,fast] [--end-to-end]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
+
+import pandas as pd
 
 from fogsim.runner import outcomes_for
 from fogsim.scenario import load_scenario
@@ -31,7 +40,16 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="override the city scenario's checkpoint")
     parser.add_argument("--three-tier-duration", default="1100 s", help="three-tier: ~1M requests")
     parser.add_argument("--engines", default="simpy,fast", help="comma-separated: simpy, fast")
+    parser.add_argument("--end-to-end", action="store_true", help="also time `fogsim run`")
+    parser.add_argument("--only-end-to-end", action="store_true", help="time `fogsim run` only")
     args = parser.parse_args()
+    if not args.only_end_to_end:
+        simulation_only(args)
+    if args.end_to_end or args.only_end_to_end:
+        end_to_end(args.repeats)
+
+
+def simulation_only(args: argparse.Namespace) -> None:
     engines = args.engines.split(",")
     overrides = [f"duration={args.duration}"]
     if args.checkpoint:
@@ -67,6 +85,36 @@ def main() -> None:
             )
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (max RSS of this process, torch included): {peak_mib:,.0f} MiB")
+
+
+END_TO_END = ["--set", "policy={name: cloud_only}", "--set", "duration=1800 s", "-q"]
+
+
+def end_to_end(repeats: int) -> None:
+    """``fogsim run`` of the cloud_only city for 30 minutes: wall seconds and peak memory
+    of each run's own process (os.wait4 reports each child's maximum RSS)."""
+    command = [sys.executable, "-m", "fogsim", "run", str(ROOT / "scenarios/city.yaml")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    walls, peaks = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):
+            out = ["-o", str(Path(tmp) / f"run{i}")]
+            started = time.perf_counter()
+            child = subprocess.Popen(
+                [*command, *END_TO_END, *out], env=env, stdout=subprocess.DEVNULL
+            )
+            _, status, usage = os.wait4(child.pid, 0)
+            walls.append(time.perf_counter() - started)
+            peaks.append(usage.ru_maxrss * 1024)
+            if status != 0:
+                raise SystemExit(f"fogsim run failed (status {status})")
+        requests = len(pd.read_parquet(Path(tmp) / "run0/requests.parquet", columns=["request"]))
+    wall, peak = statistics.median(walls), statistics.median(peaks)
+    print(
+        f"fogsim run, city cloud_only, 30 min: {requests:,} requests in {wall:.1f} s wall "
+        f"(median of {repeats}): {requests / wall:,.0f} requests/s; peak {peak / 2**20:,.0f} MiB, "
+        f"{peak / requests:,.0f} B/request"
+    )
 
 
 if __name__ == "__main__":

@@ -48,6 +48,18 @@ def test_every_process_gives_sorted_times_in_the_window_and_repeats_per_seed(nam
     assert process.sample(np.random.default_rng(7), 0.0, device_index=0).size == 0
 
 
+@pytest.mark.parametrize("name", arrival_names())
+@pytest.mark.parametrize("duration_s", [0.0, 0.3, 40.0])
+def test_sample_devices_draws_what_sample_draws_device_after_device(name, duration_s, trace):
+    process = example(name, trace)
+    rng_one, rng_all = np.random.default_rng(7), np.random.default_rng(7)
+    each = [process.sample(rng_one, duration_s, device_index=i) for i in range(5)]
+    times, counts = process.sample_devices(rng_all, duration_s, 5)
+    assert counts.tolist() == [t.size for t in each]
+    np.testing.assert_array_equal(times, np.concatenate(each))
+    assert rng_one.random() == rng_all.random()  # the stream moved on by as many draws
+
+
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_random_processes_differ_between_seeds(name):
     process = make_arrival(name, **EXAMPLES[name])

@@ -207,3 +207,21 @@ def test_latency_cdfs_by_bandwidth_keep_distinct_styles() -> None:
     ]
     assert len({(str(line.get_linestyle()), line.get_marker()) for line in lines}) == 2
     assert "2 seeds pooled" in figure._supxlabel.get_text()
+
+
+def test_a_thinned_cdf_is_exact_at_every_value_it_keeps():
+    from fogsim.plots import ECDF_STEPS, _ecdf_steps
+
+    rng = np.random.default_rng(3)
+    # Many ties (rounded values) and two lines, one longer than the steps drawn.
+    values = np.round(rng.lognormal(size=3 * ECDF_STEPS + 17), 2)
+    hue = np.where(np.arange(values.size) < 100, "edge", "cloud")
+    data = _ecdf_steps(pd.Series(values), pd.Series(hue), "x", "path")
+    for path, part in data.groupby("path"):
+        own = np.sort(values[hue == path])
+        assert len(part) <= ECDF_STEPS
+        assert part["weight"].sum() == own.size
+        weighted = np.cumsum(part["weight"].to_numpy()) / own.size
+        exact = np.searchsorted(own, part["x"].to_numpy(), "right") / own.size
+        np.testing.assert_allclose(weighted, exact, rtol=0, atol=1e-12)
+        assert part["x"].iloc[0] == own[0] and part["x"].iloc[-1] == own[-1]

@@ -30,6 +30,16 @@ class ArrivalProcess(ABC):
     ) -> np.ndarray:
         """Sorted float64 arrival times in ``[0, duration_s)`` for the device ``device_index``."""
 
+    def sample_devices(
+        self, rng: np.random.Generator, duration_s: float, count: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``sample`` for devices ``0 .. count - 1``, one after another from ``rng``: all their
+        times, device by device, and each device's number of arrivals. A process may
+        override it to do the same faster; the draws and the times must stay the same."""
+        times = [self.sample(rng, duration_s, device_index=i) for i in range(count)]
+        counts = np.array([t.size for t in times], dtype=np.int64)
+        return (np.concatenate(times) if times else np.zeros(0)), counts
+
 
 def register_arrival(name: str) -> Callable[[type[ArrivalProcess]], type[ArrivalProcess]]:
     """Class decorator adding an arrival process to the registry under ``name``."""
@@ -100,6 +110,21 @@ class Poisson(ArrivalProcess):
         # Given their number, the points of a Poisson process are uniform on the window.
         count = int(rng.poisson(self.rate_per_s * duration_s))
         return _uniform_points(rng, 0.0, duration_s, count)
+
+    def sample_devices(
+        self, rng: np.random.Generator, duration_s: float, count: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        _check_duration(duration_s)
+        mean = self.rate_per_s * duration_s
+        counts = np.empty(count, dtype=np.int64)
+        draws = []
+        # The draws of ``sample``, in its order (a count, then that many points), device
+        # after device. Scaling by a positive number keeps the order, so the points are
+        # sorted as drawn and scaled once for all: the same times as sorting them scaled.
+        for i in range(count):
+            counts[i] = rng.poisson(mean)
+            draws.append(np.sort(rng.random(counts[i])))
+        return 0.0 + duration_s * (np.concatenate(draws) if draws else np.zeros(0)), counts
 
 
 @register_arrival("periodic")

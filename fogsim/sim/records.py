@@ -358,9 +358,15 @@ class StageTable:
                         times.end_s[entered, j],
                     )
                 )
-        columns = {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]}
+        # Column by column, each part let go once joined and each joined column once
+        # sorted: at most one column is held twice (millions of stages, 60 bytes each).
+        columns = {}
+        for key in list(blocks[0]):
+            columns[key] = np.concatenate([block.pop(key) for block in blocks])
         order = np.lexsort((columns["stage"], columns["request"]))
-        return {key: value[order] for key, value in columns.items()}, names
+        for key in list(columns):
+            columns[key] = columns.pop(key)[order]
+        return columns, names
 
 
 def _block(request, stage, transfer, at, size, enqueue, start, end) -> dict[str, np.ndarray]:

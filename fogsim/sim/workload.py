@@ -69,11 +69,11 @@ def generate_workload(scenario: Scenario, labels: np.ndarray, streams: Streams) 
         arrivals_rng = streams.stream(f"arrivals/{group.name}")
         images_rng = streams.stream(f"images/{group.name}")
         gateways = [gateway_index[name] for name in group.gateways]
-        for local in range(group.count):
-            times = process.sample(arrivals_rng, scenario.duration, device_index=local)
-            columns["device"].append(np.full(times.size, first_device + local, dtype=np.int32))
-            columns["arrival"].append(times)
-            columns["image"].append(_draw_images(group, images_rng, times.size, labels, by_class))
+        times, counts = process.sample_devices(arrivals_rng, scenario.duration, group.count)
+        ids = np.arange(first_device, first_device + group.count, dtype=np.int32)
+        columns["device"].append(np.repeat(ids, counts))
+        columns["arrival"].append(times)
+        columns["image"].append(_group_images(group, images_rng, counts, labels, by_class))
         device_group.append(np.full(group.count, g, dtype=np.int16))
         device_gateway.append(np.resize(np.array(gateways, dtype=np.int16), group.count))
         first_device += group.count
@@ -104,6 +104,21 @@ def _images_by_class(labels: np.ndarray) -> _Classes:
     members = np.argsort(labels, kind="stable")
     sizes = np.bincount(labels, minlength=int(labels.max()) + 1)
     return _Classes(members, np.cumsum(sizes) - sizes, sizes)
+
+
+def _group_images(
+    group: DeviceGroup,
+    rng: np.random.Generator,
+    counts: np.ndarray,
+    labels: np.ndarray,
+    by_class: _Classes,
+) -> np.ndarray:
+    """The images of a group's devices (``counts`` each), device after device from ``rng``."""
+    if group.class_skew is None:
+        # Uniform draws for one device after another are the same numbers as one draw of all.
+        return rng.integers(0, labels.size, size=int(counts.sum()))
+    parts = [_draw_images(group, rng, int(n), labels, by_class) for n in counts]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _draw_images(
