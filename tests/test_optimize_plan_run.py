@@ -105,6 +105,12 @@ def test_a_plan_for_another_scenario_stops_the_run(tmp_path, monkeypatch):
     ran = invoke("run", str(CITY), *other, "--set", "plan=P.parquet", "-o", "run", "-q")
     assert ran.code != 0 and "plans 120 devices but scenario" in ran.stderr
     assert not (tmp_path / "run/summary.json").exists()
+    # `fogsim validate` finds it too, before any inference.
+    checked = invoke("validate", str(CITY), *other, "--set", "plan=P.parquet")
+    assert checked.code == 2 and "plans 120 devices but scenario" in checked.stderr
+    assert "plan" in checked.stderr.split("plans")[0]  # the error names where: plan
+    same = invoke("validate", str(CITY), *sets, "--set", "plan=P.parquet")
+    assert same.code == 0, same.stderr
 
 
 def test_a_missing_plan_is_a_validation_error_naming_it(tmp_path):

@@ -42,6 +42,7 @@ def run(
     from fogsim.errors import UserInputError
     from fogsim.runner import run as run_scenario
     from fogsim.scenario.footprint import parse_memory
+    from fogsim.scenario.overrides import plan_from_here
     from fogsim.sim.engine import ENGINES
 
     if engine not in ENGINES:
@@ -50,7 +51,7 @@ def run(
     result = run_scenario(
         scenario,
         out_dir=out,
-        overrides=[_plan_from_here(assignment) for assignment in set_],
+        overrides=[plan_from_here(assignment) for assignment in set_],
         overwrite=overwrite,
         progress=not quiet,
         max_memory=limit,
@@ -58,15 +59,6 @@ def run(
     )
     print_summary(result.summary)
     Console().print(f"wrote {result.directory}  ({result.wall_s:.2f} s simulating)")
-
-
-def _plan_from_here(assignment: str) -> str:
-    """``--set plan=P``: a plan named on the command line is relative to where it is typed
-    (``plan:`` in the file stays relative to the scenario, as its other paths)."""
-    key, _, value = assignment.partition("=")
-    if key.strip() != "plan" or not value or Path(value).is_absolute():
-        return assignment
-    return f"plan={Path(value).resolve()}"
 
 
 def print_summary(summary: dict) -> None:

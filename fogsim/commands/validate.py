@@ -31,13 +31,15 @@ def validate(
     """
     from fogsim.errors import FogsimError
     from fogsim.scenario import footprint, load_scenario
+    from fogsim.scenario.overrides import plan_from_here
 
     limit = footprint.parse_memory(max_memory) if max_memory is not None else None
     errors = Console(stderr=True, soft_wrap=True)
     failed = 0
     for path in scenarios:
         try:
-            scenario = load_scenario(path, set_, preflight=True, max_memory=limit)
+            overrides = [plan_from_here(assignment) for assignment in set_]
+            scenario = load_scenario(path, overrides, preflight=True, max_memory=limit)
         except FogsimError as exc:
             failed += 1
             errors.print(f"[bold red]error:[/] {exc}", highlight=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 from typing import Any
 
 from fogsim.scenario.source import YamlError, load_value
@@ -86,3 +87,12 @@ def format_steps(steps: list[str | int] | tuple[str | int, ...]) -> str:
     for step in steps:
         text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
     return text or "(top level)"
+
+
+def plan_from_here(assignment: str) -> str:
+    """``--set plan=P``: a plan named on the command line is relative to where it is typed
+    (``plan:`` in the file stays relative to the scenario, as its other paths)."""
+    key, _, value = assignment.partition("=")
+    if key.strip() != "plan" or not value or Path(value).is_absolute():
+        return assignment
+    return f"plan={Path(value).resolve()}"

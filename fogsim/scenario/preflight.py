@@ -42,7 +42,38 @@ def file_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
             found.append((("model", "checkpoint"), fit))
     if not checkpoint:
         found += part_problems(scenario)
+    plan = plan_problem(scenario)
+    if plan:
+        found.append((("plan",), plan))
     return found
+
+
+def plan_problem(scenario: Scenario) -> str | None:
+    """A plan (``plan:``) must be a Parquet table with one row per device of this scenario.
+
+    Its design names are checked when the run builds its design space, which needs inference.
+    """
+    if scenario.plan is None:
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(scenario.plan, columns=["device", "design"])
+    except (pa.ArrowInvalid, KeyError, OSError) as exc:
+        return (
+            f"{scenario.plan} is not a fogsim plan (a Parquet table with columns device and "
+            f"design: {exc}); make one with `fogsim optimize`"
+        )
+    devices = table.column("device").to_numpy()
+    count = scenario.device_count
+    if devices.size != count or not np.array_equal(devices, np.arange(count)):
+        return (
+            f"{scenario.plan} plans {devices.size} devices but scenario {scenario.name} has "
+            f"{count} (one row per device, numbered 0..N-1): the plan is for another scenario; "
+            "make one for this one with `fogsim optimize`"
+        )
+    return None
 
 
 def part_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
