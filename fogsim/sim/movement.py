@@ -72,16 +72,22 @@ def _rows(path: Path, what: str, columns: tuple[str, ...]) -> np.ndarray:
     return np.array(rows, dtype=np.float64)
 
 
-def read_roads(path: str | Path) -> nx.Graph:
-    """A road network from a CSV of straight two-way roads (``x1_m,y1_m,x2_m,y2_m``); roads
-    meet where their ends are the same point. It must be connected."""
+def _read_cached(path: str | Path, what: str, reader):
+    """``reader(resolved path, mtime, size)``: a cached read that sees a file's edits, after
+    a clear error where ``path`` is not a file."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(
-            f"road file {str(path)!r} is not a file (paths are relative to the scenario file)"
+            f"{what} {str(path)!r} is not a file (paths are relative to the scenario file)"
         )
     stat = path.stat()
-    return _read_roads(path.resolve(), stat.st_mtime_ns, stat.st_size)
+    return reader(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+def read_roads(path: str | Path) -> nx.Graph:
+    """A road network from a CSV of straight two-way roads (``x1_m,y1_m,x2_m,y2_m``); roads
+    meet where their ends are the same point. It must be connected."""
+    return _read_cached(path, "road file", _read_roads)
 
 
 @functools.lru_cache(maxsize=16)
@@ -139,13 +145,7 @@ def road_walks(
 
 def read_positions(path: str | Path) -> Positions:
     """Read and check a position trace; any problem is a ValueError naming file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(
-            f"position trace {str(path)!r} is not a file (paths are relative to the scenario file)"
-        )
-    stat = path.stat()
-    return _read_positions(path.resolve(), stat.st_mtime_ns, stat.st_size)
+    return _read_cached(path, "position trace", _read_positions)
 
 
 @functools.lru_cache(maxsize=16)
