@@ -17,6 +17,7 @@ from fogsim.scenario.rates import LinkRate, VaryingRate
 
 CLOUD_NODE = "cloud"  # where the short form's cloud sits
 REGION_NODE = "region"  # where the short form's backhauls meet the cloud link
+ANSWER_BITS = 512.0  # an answer's size unless the scenario gives one
 
 
 class Strict(BaseModel):
@@ -108,7 +109,21 @@ class Network(Strict):
     cloud_link: LinkSpec | None = None
     nodes: list[Node] | None = Field(default=None, min_length=1)
     links: list[NetLink] | None = Field(default=None, min_length=1)
-    answer_size: Bits = Field(default=512.0, description="size of an answer sent back")
+    answer_size: Bits = Field(default=ANSWER_BITS, description="size of an answer sent back")
+    reply: bool = Field(
+        default=True,
+        description="false: no answer comes back; a request is complete when its last "
+        "server finishes (one-way offload, as YAFS and Scission count it)",
+    )
+
+    @model_validator(mode="after")
+    def _answer_size_needs_a_reply(self) -> Network:
+        # Compared with the default, not "was it given": a resolved scenario lists every key.
+        if not self.reply and self.answer_size != ANSWER_BITS:
+            raise ValueError(
+                "answer_size counts only when answers come back; remove it, or reply: true"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_form(self) -> Network:
