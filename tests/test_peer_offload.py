@@ -151,6 +151,11 @@ def test_answer_size_needs_replies(tmp_path: Path) -> None:
     network["answer_size"] = "1 kB"
     with pytest.raises(ScenarioError, match="answer_size counts only"):
         offload(tmp_path, network=network)
+    network["answer_size"] = scenario.network.model_dump(mode="json")["answer_size"]
+    network["links"][0]["downlink"] = {"bandwidth": "10 Mbps"}
+    with pytest.raises(ScenarioError, match="remove the downlink of gw->dc"):
+        offload(tmp_path, network=network)
+    del network["links"][0]["downlink"]
     # A resolved scenario lists the default answer size: it loads again.
     network["answer_size"] = scenario.network.model_dump(mode="json")["answer_size"]
     assert offload(tmp_path, network=network).network.reply is False

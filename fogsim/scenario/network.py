@@ -117,11 +117,19 @@ class Network(Strict):
     )
 
     @model_validator(mode="after")
-    def _answer_size_needs_a_reply(self) -> Network:
+    def _answer_keys_need_a_reply(self) -> Network:
+        if self.reply:
+            return self
         # Compared with the default, not "was it given": a resolved scenario lists every key.
-        if not self.reply and self.answer_size != ANSWER_BITS:
+        if self.answer_size != ANSWER_BITS:
             raise ValueError(
                 "answer_size counts only when answers come back; remove it, or reply: true"
+            )
+        with_downlink = [link.label for link in self.links or [] if link.downlink is not None]
+        if with_downlink:
+            raise ValueError(
+                f"a downlink carries answers, and reply is false; remove the downlink of "
+                f"{', '.join(with_downlink)}, or set reply: true"
             )
         return self
 
