@@ -65,6 +65,10 @@ class Policy(BaseModel):
     def route(self, outcomes: InferenceOutcomes, image_ids: np.ndarray) -> Decision:
         raise NotImplementedError
 
+    def raw_bytes(self, outcomes: InferenceOutcomes) -> int:
+        """Bytes a request sends when its raw input leaves the device: the image's."""
+        return outcomes.input_bytes
+
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: object) -> None:
         super().__pydantic_init_subclass__(**kwargs)
@@ -164,7 +168,21 @@ class DeviceOnly(Policy):
         return _decision(np.full(n, Tier.DEVICE), np.zeros(n, bool), np.full(n, on_device[-1]))
 
 
-class FogOnly(Policy):
+class RawOffload(Policy):
+    """Base of the policies that send the raw input away: what a request carries."""
+
+    payload_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="bytes each request sends in place of the raw image (e.g. a peer "
+        "simulator's message size); default: the dataset's image size",
+    )
+
+    def raw_bytes(self, outcomes: InferenceOutcomes) -> int:
+        return outcomes.input_bytes if self.payload_bytes is None else self.payload_bytes
+
+
+class FogOnly(RawOffload):
     """Send every raw image to the device's fog server, which runs the whole network."""
 
     name: Literal["fog_only"] = "fog_only"
@@ -174,7 +192,7 @@ class FogOnly(Policy):
         return _decision(np.full(n, Tier.FOG), np.ones(n, bool), np.full(n, -1))
 
 
-class CloudOnly(Policy):
+class CloudOnly(RawOffload):
     """Send every raw image to the cloud, which runs the whole network."""
 
     name: Literal["cloud_only"] = "cloud_only"

@@ -162,19 +162,45 @@ def _every_precision(value: Any) -> Any:
 
 class ServerProfile(Strict):
     """A fog or cloud server's worker: a batch takes batch_overhead + the sum of its
-    requests' MACs over the throughput at each precision."""
+    requests' work, each the MACs it runs over the throughput at each precision, or a
+    fixed ``request_time`` (a server whose work is not a network's layers)."""
 
     description: str = ""
     throughput: Annotated[dict[Precision, MacsPerSecond], BeforeValidator(_every_precision)] = (
-        Field(description="one figure for every precision, or one per precision")
+        Field(
+            default_factory=dict,
+            description="one figure for every precision, or one per precision",
+        )
+    )
+    request_time: PositiveSeconds | None = Field(
+        default=None,
+        description="a fixed time per request in place of its MACs over the throughput "
+        "(e.g. 0.05 ms, as a YAFS or iFogSim service is given); give this or throughput",
     )
     batch_overhead: Seconds
     power: Watts = Field(description="one worker while it runs a batch")
     idle_power: Watts = Field(description="one worker while it waits for a batch")
     sources: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _one_time_model(self) -> ServerProfile:
+        # A throughput that request_time overrides would change nothing, and mislead.
+        if self.request_time is not None and self.throughput:
+            raise ValueError(
+                "give throughput (work as MACs over it) or request_time (a fixed time per "
+                "request), not both; a profile with a base keeps the base's throughput, so "
+                "write the profile in full with request_time"
+            )
+        if self.request_time is None and not self.throughput:
+            raise ValueError(
+                "give throughput (e.g. 4 TMAC/s) or request_time (e.g. 0.05 ms per request)"
+            )
+        return self
+
     def seconds(self, macs: dict[str, int]) -> float:
         """Time one worker takes for ``macs`` (MACs by precision), without the overhead."""
+        if self.request_time is not None:
+            return self.request_time
         total = 0.0
         for precision, count in macs.items():
             rate = self.rate(precision)
@@ -421,6 +447,27 @@ class Scenario(Strict):
         Annotated[ScenarioPath, _existing_file("plan", "make one with `fogsim optimize`")] | None
     ) = Field(default=None, description="a per-device plan: each device runs its own design")
     outputs: Outputs = Outputs()
+
+    @model_validator(mode="after")
+    def _answers_where_needed(self) -> Scenario:
+        # Each of these acts on an answer reaching its device; without replies none does.
+        if self.network.reply:
+            return self
+        needs = []
+        if self.policy.name == "adaptive_exit":
+            needs.append("policy adaptive_exit (it watches answers come back)")
+        if self.recovery is not None:
+            needs.append("recovery (it retries when no answer comes back in time)")
+        if self.deadline is not None and self.deadline.fallback != "none":
+            needs.append("deadline.fallback (it replaces a late answer)")
+        if self.mobility is not None:
+            needs.append("mobility (it forwards answers to a moving device)")
+        if needs:
+            raise ValueError(
+                f"network.reply is false, but {'; '.join(needs)} needs answers to come "
+                "back; remove it, or set network.reply: true"
+            )
+        return self
 
     @property
     def clouds(self) -> list[Cloud]:

@@ -17,6 +17,7 @@ from fogsim.scenario.rates import LinkRate, VaryingRate
 
 CLOUD_NODE = "cloud"  # where the short form's cloud sits
 REGION_NODE = "region"  # where the short form's backhauls meet the cloud link
+ANSWER_BITS = 512.0  # an answer's size unless the scenario gives one
 
 
 class Strict(BaseModel):
@@ -108,7 +109,29 @@ class Network(Strict):
     cloud_link: LinkSpec | None = None
     nodes: list[Node] | None = Field(default=None, min_length=1)
     links: list[NetLink] | None = Field(default=None, min_length=1)
-    answer_size: Bits = Field(default=512.0, description="size of an answer sent back")
+    answer_size: Bits = Field(default=ANSWER_BITS, description="size of an answer sent back")
+    reply: bool = Field(
+        default=True,
+        description="false: no answer comes back; a request is complete when its last "
+        "server finishes (one-way offload, as YAFS and Scission count it)",
+    )
+
+    @model_validator(mode="after")
+    def _answer_keys_need_a_reply(self) -> Network:
+        if self.reply:
+            return self
+        # Compared with the default, not "was it given": a resolved scenario lists every key.
+        if self.answer_size != ANSWER_BITS:
+            raise ValueError(
+                "answer_size counts only when answers come back; remove it, or reply: true"
+            )
+        with_downlink = [link.label for link in self.links or [] if link.downlink is not None]
+        if with_downlink:
+            raise ValueError(
+                f"a downlink carries answers, and reply is false; remove the downlink of "
+                f"{', '.join(with_downlink)}, or set reply: true"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_form(self) -> Network:

@@ -143,7 +143,7 @@ def run_devices(
         )
         start[rows], end[rows] = result.start_s, result.end_s
         drop[rows[result.dropped]] = DEVICE_QUEUE_FULL
-    bits = _bits_sent(kinds, kind, outcomes, workload)
+    bits = _bits_sent(kinds, kind, outcomes, workload, scenario.policy.raw_bytes(outcomes))
     bits[drop != None] = 0.0  # noqa: E711 - elementwise comparison on an object array
     compute_j = np.where(drop == None, joules, 0.0)  # noqa: E711
     up_start, up_sent, up_end = _dedicated_uplinks(scenario, workload, end, bits, uplink_bps)
@@ -187,13 +187,18 @@ def device_tables(
 
 
 def _bits_sent(
-    kinds: Kinds, kind: np.ndarray, outcomes: InferenceOutcomes, workload: Workload
+    kinds: Kinds,
+    kind: np.ndarray,
+    outcomes: InferenceOutcomes,
+    workload: Workload,
+    raw_bytes: int,
 ) -> np.ndarray:
-    """Bits the device sends: nothing when it answers, its features, or the raw image."""
+    """Bits the device sends: nothing when it answers, its features, or the raw input
+    (``raw_bytes``: the image's, or the policy's payload)."""
     leaves = np.array([kinds.tier(k) != 0 for k in range(kinds.count)])[kind]
     raw = (kind == kinds.raw_cloud) | (kind == kinds.raw_fog)
     feature_bits = outcomes.compressed_feature_bytes[workload.image_id].astype(np.float64) * 8
-    return np.select([raw, leaves], [outcomes.input_bytes * 8.0, feature_bits], 0.0)
+    return np.select([raw, leaves], [raw_bytes * 8.0, feature_bits], 0.0)
 
 
 def _dedicated_uplinks(

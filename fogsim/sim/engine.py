@@ -265,6 +265,8 @@ def _last_hop_s(scenario: Scenario, topology: Topology) -> np.ndarray:
     """Seconds an answer takes from the gateway to the device, by (device group, gateway)."""
     answer_bits = scenario.network.answer_size
     last_hop = np.zeros((len(scenario.devices), len(topology.gateways)))
+    if not scenario.network.reply:
+        return last_hop  # the request is complete at its server: nothing comes back
     for j, gateway in enumerate(topology.gateways):
         for g, group in enumerate(scenario.devices):
             if gateway.access == "shared" and gateway.cell is not None:
@@ -343,7 +345,7 @@ def _radio_use(
         if gateway.access == "shared" and gateway.cell is not None:
             last_bps[:, j] = gateway.cell.bandwidth
     answer_bits = scenario.network.answer_size
-    received = answer_s <= scenario.duration
+    received = (answer_s <= scenario.duration) & scenario.network.reply
     rx_end = np.where(received, answer_s, np.nan)
     rx_start = rx_end - answer_bits / last_bps[workload.group, workload.gateway]
     bits_received = np.where(received, answer_bits, 0.0)

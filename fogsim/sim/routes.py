@@ -145,8 +145,10 @@ class Planner:
             steps.append(Step("compute", server, work_s=work_s, tier=tier))
             node, payload = target, FOG_PAYLOAD
         # The answer retraces the request's links; a shared cell is the device's last hop.
+        # Without replies there is no way back: the request is over when its server is.
         links = [s.name for s in steps if s.kind == "transfer" and s.name in topology.links]
-        return Plan(tuple(steps), tuple(reversed(links)), fog)
+        back = tuple(reversed(links)) if topology.scenario.network.reply else ()
+        return Plan(tuple(steps), back, fog)
 
 
 def _work_s(profile: ServerProfile, ops: dict[str, int], server: str) -> float:

@@ -1,0 +1,90 @@
+"""The shared part of the YAFS offload workload in Ciw, for ``benchmarks/bench_peer.py``.
+
+Ciw (an open queueing network simulator) expresses part of the workload, not all of it:
+- each gateway's backhaul is a FIFO single-server node with a deterministic service
+  (the payload over 100 Mbit/s), fed by Poisson arrivals at 50/s: the 50 devices behind
+  it at 1/s each;
+- the propagation delays and each device's own uplink become one infinite-server node
+  with a constant delay (5 ms + the payload over 10 Mbit/s + 10 ms); constant delays
+  commute, so a request's latency is the same wherever it is added;
+- the cloud is a FIFO single-server node at a fixed 0.05 ms.
+Left out: each device's own uplink queue. Ciw would need 10,000 nodes and a
+10,000-square routing matrix for it; at 1 request/s and 0.8 ms a request, a request
+finds its device busy less than 0.1% of the time, so the latencies barely differ.
+
+    python benchmarks/peers/ciw_offload.py --devices 10000 --duration 5
+
+Prints one JSON line, as ``simpy_offload.py`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import ciw
+
+
+def run(
+    devices: int,
+    gateways: int,
+    duration_s: float,
+    seed: int,
+    payload_bytes: int = 1000,
+    rate_per_s: float = 1.0,
+    uplink_bps: float = 10e6,
+    uplink_delay_s: float = 5e-3,
+    backhaul_bps: float = 100e6,
+    backhaul_delay_s: float = 10e-3,
+    service_s: float = 0.05e-3,
+) -> dict[str, float]:
+    bits = payload_bytes * 8
+    delay_node, cloud_node = gateways, gateways + 1
+    nodes = gateways + 2
+    routing = [[0.0] * nodes for _ in range(nodes)]
+    for g in range(gateways):
+        routing[g][delay_node] = 1.0
+    routing[delay_node][cloud_node] = 1.0
+    constant_s = bits / uplink_bps + uplink_delay_s + backhaul_delay_s
+    network = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(rate=devices / gateways * rate_per_s)]
+        * gateways
+        + [None, None],
+        service_distributions=[ciw.dists.Deterministic(value=bits / backhaul_bps)] * gateways
+        + [ciw.dists.Deterministic(value=constant_s), ciw.dists.Deterministic(value=service_s)],
+        number_of_servers=[1] * gateways + [float("inf"), 1],
+        routing=routing,
+    )
+    ciw.seed(seed)
+    simulation = ciw.Simulation(network)
+    simulation.simulate_until_max_time(duration_s)
+    records = simulation.get_all_records()
+    done = [r for r in records if r.node == cloud_node + 1]  # Ciw numbers nodes from 1
+    born = {r.id_number: r.arrival_date for r in records if r.node <= gateways}
+    latencies = [r.exit_date - born[r.id_number] for r in done]
+    return {
+        "requests": simulation.nodes[0].number_of_individuals,
+        "finished": len(done),
+        "mean_latency_s": sum(latencies) / max(len(latencies), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--gateways", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=100.0, help="simulated seconds")
+    parser.add_argument("--seed", type=int, default=16)
+    args = parser.parse_args()
+    cpu, wall = time.process_time(), time.perf_counter()
+    row = run(args.devices, args.gateways, args.duration, args.seed)
+    row["cpu_s"] = time.process_time() - cpu
+    row["wall_s"] = time.perf_counter() - wall
+    row["peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""The YAFS offload workload as a plain per-message SimPy model: a reference
+implementation for ``benchmarks/bench_peer.py``, written the way YAFS builds its
+simulations (a source process per device, a process per message, each link and the
+server a ``simpy.Resource`` held one message at a time). It is not YAFS, which is not on
+PyPI; it is the same model as ``scenarios/peer-offload.yaml`` (FIFO links that are held
+while the bits go out, then a propagation delay that holds nothing; a single FIFO
+server at a fixed time per request; no answer), so its latencies can be checked
+against fogsim's.
+
+    python benchmarks/peers/simpy_offload.py --devices 10000 --duration 10
+
+Prints one JSON line: requests generated, requests finished, mean latency, CPU and wall
+seconds of the run (building the model included, imports not), and the peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import time
+
+import simpy
+
+
+def run(
+    devices: int,
+    gateways: int,
+    duration_s: float,
+    seed: int,
+    payload_bytes: int = 1000,
+    rate_per_s: float = 1.0,
+    uplink_bps: float = 10e6,
+    uplink_delay_s: float = 5e-3,
+    backhaul_bps: float = 100e6,
+    backhaul_delay_s: float = 10e-3,
+    service_s: float = 0.05e-3,
+) -> dict[str, float]:
+    env = simpy.Environment()
+    draw = random.Random(seed)
+    bits = payload_bytes * 8
+    uplinks = [simpy.Resource(env, capacity=1) for _ in range(devices)]
+    backhauls = [simpy.Resource(env, capacity=1) for _ in range(gateways)]
+    server = simpy.Resource(env, capacity=1)
+    latencies: list[float] = []
+    generated = 0
+
+    def message(device: int, born: float):
+        with uplinks[device].request() as turn:
+            yield turn
+            yield env.timeout(bits / uplink_bps)
+        yield env.timeout(uplink_delay_s)
+        with backhauls[device % gateways].request() as turn:
+            yield turn
+            yield env.timeout(bits / backhaul_bps)
+        yield env.timeout(backhaul_delay_s)
+        with server.request() as turn:
+            yield turn
+            yield env.timeout(service_s)
+        latencies.append(env.now - born)
+
+    def source(device: int):
+        nonlocal generated
+        while True:
+            yield env.timeout(draw.expovariate(rate_per_s))
+            if env.now >= duration_s:
+                return
+            generated += 1
+            env.process(message(device, env.now))
+
+    for device in range(devices):
+        env.process(source(device))
+    env.run(until=duration_s)
+    return {
+        "requests": generated,
+        "finished": len(latencies),
+        "mean_latency_s": sum(latencies) / max(len(latencies), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--gateways", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=100.0, help="simulated seconds")
+    parser.add_argument("--seed", type=int, default=16)
+    args = parser.parse_args()
+    cpu, wall = time.process_time(), time.perf_counter()
+    row = run(args.devices, args.gateways, args.duration, args.seed)
+    row["cpu_s"] = time.process_time() - cpu
+    row["wall_s"] = time.perf_counter() - wall
+    row["peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
