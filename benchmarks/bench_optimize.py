@@ -31,11 +31,11 @@ from fogsim.optimize.features import design_features
 from fogsim.optimize.goal import make_goal
 from fogsim.optimize.learned import Optimiser, Predictor, one_thread
 from fogsim.optimize.planned import best_single_design, headline, run_single
-from fogsim.optimize.planrun import simulate_plan
 from fogsim.optimize.population import population
 from fogsim.optimize.truth import ground_truth
 from fogsim.results import requests_frame, summarize
 from fogsim.scenario import load_scenario
+from fogsim.sim.engine import simulate
 
 CITY = Path(__file__).resolve().parents[1] / "scenarios/city-heterogeneous.yaml"
 GOALS = [
@@ -95,7 +95,7 @@ def learned_planning_alone(scenario, space, devices, goal, repeats: int) -> floa
 
 
 def simulated(scenario, space, planned, single: int) -> dict:  # noqa: ANN001
-    sim = simulate_plan(scenario, space, planned)
+    sim = simulate(scenario, space.assign(planned))
     ours = headline(summarize(scenario, requests_frame(sim.columns), sim.summary_extra()))
     theirs = headline(run_single(scenario, space, single, progress=False))
     return {
