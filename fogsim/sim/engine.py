@@ -156,22 +156,7 @@ def simulate(
         net = _solve_fast(scenario, topology, journeys, engine, assignment.planned)
     used = "fast" if net is not None else "simpy"
     if net is None:
-        env = simpy.Environment()
-        net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
-        if adaptive is not None:
-            hop = _last_hop_s(scenario, topology)[workload.group, workload.gateway][journeys.rows]
-            env.process(adaptive.feed(net, journeys, hop))
-        else:
-            resend_s = None
-            if scenario.recovery is not None:
-                # A retry leaves the device as the first attempt did: over its own radio
-                # (sending and propagation, without waiting for its other requests), or on
-                # the shared cell.
-                rows, device = journeys.rows, shares[0].device
-                resend_s = np.nan_to_num(device.uplink_end_s[rows] - device.uplink_start_s[rows])
-            plans, plan, bits = journeys.plans, journeys.plan, journeys.bits
-            env.process(net.feed(journeys.ready_s, plans, plan, bits, resend_s))
-        _run_until(env, scenario.duration, progress)
+        net = _run_simpy(scenario, topology, workload, shares, journeys, adaptive, progress)
     events_s = time.perf_counter() - started
     journeys.times = net.times
     if adaptive is not None:
@@ -224,6 +209,35 @@ def _device_share(
     if moving is not None:
         moving.cut_off(mine, device)
     return Share(rows, design.name, outcomes, mine, decision, kinds, kind, device)
+
+
+def _run_simpy(
+    scenario: Scenario,
+    topology: Topology,
+    workload: Workload,
+    shares: list[Share],
+    journeys: Journeys,
+    adaptive: AdaptiveRun | None,
+    progress: bool,
+) -> SharedStages:
+    """The shared stages, run in SimPy until the end of the run."""
+    env = simpy.Environment()
+    net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
+    if adaptive is not None:
+        hop = _last_hop_s(scenario, topology)[workload.group, workload.gateway][journeys.rows]
+        env.process(adaptive.feed(net, journeys, hop))
+    else:
+        resend_s = None
+        if scenario.recovery is not None:
+            # A retry leaves the device as the first attempt did: over its own radio
+            # (sending and propagation, without waiting for its other requests), or on
+            # the shared cell. (Recovery runs one design: its one share is every request.)
+            rows, device = journeys.rows, shares[0].device
+            resend_s = np.nan_to_num(device.uplink_end_s[rows] - device.uplink_start_s[rows])
+        plans, plan, bits = journeys.plans, journeys.plan, journeys.bits
+        env.process(net.feed(journeys.ready_s, plans, plan, bits, resend_s))
+    _run_until(env, scenario.duration, progress)
+    return net
 
 
 def _solve_fast(
