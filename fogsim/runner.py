@@ -7,14 +7,13 @@ import warnings
 from pathlib import Path
 
 from fogsim.data import load_dataset
-from fogsim.errors import UserInputError
 from fogsim.inference import InferenceOutcomes, run_inference
 from fogsim.nn.checkpoint import load_checkpoint, require_fit
-from fogsim.policies import AdaptiveExit
 from fogsim.results import RunResult, requests_frame, stages_frame, summarize
 from fogsim.rundir import claim_run_dir
 from fogsim.scenario import Problem, Scenario, ScenarioError, load_scenario, preflight
 from fogsim.scenario.footprint import parse_memory
+from fogsim.sim.assignment import refuse_with_a_plan
 from fogsim.sim.engine import simulate
 from fogsim.sim.fast import FastEngineUnsupported
 
@@ -80,19 +79,14 @@ def _simulate(scenario: Scenario, directory: Path | None, progress: bool, engine
     if scenario.plan is not None:  # each device runs its own design (fogsim.optimize)
         from fogsim.optimize.planned import run_plan
 
-        unplanned = _not_with_a_plan(scenario)
-        if unplanned:
-            raise UserInputError(
-                f"a plan (plan:) cannot run with {' or '.join(unplanned)} yet: a plan run "
-                "simulates each device's design on steady devices; remove one or the other"
-            )
+        refuse_with_a_plan(scenario)  # before the design space's inference
         if engine == "fast":
             raise FastEngineUnsupported(
                 "--engine fast cannot run a plan (plan:) yet: its designs meet in one SimPy "
                 "run of the shared stages; use --engine simpy or auto"
             )
 
-        return run_plan(scenario, directory, progress)
+        return run_plan(scenario, directory, progress, engine)
     outcomes = outcomes_for(scenario, progress=progress)
     started = time.perf_counter()
     sim = simulate(scenario, outcomes, progress=progress, engine=engine)
@@ -101,20 +95,6 @@ def _simulate(scenario: Scenario, directory: Path | None, progress: bool, engine
     summary = summarize(scenario, frame, sim.summary_extra())
     stages = stages_frame(*sim.stages.columns()) if sim.stages is not None else None
     return RunResult(scenario, frame, summary, directory, wall_s, stages)
-
-
-def _not_with_a_plan(scenario: Scenario) -> list[str]:
-    """What a scenario holds that a plan run would leave out."""
-    found = []
-    if scenario.drift:
-        found.append("drift:")
-    if scenario.recovery is not None:
-        found.append("recovery:")
-    if isinstance(scenario.policy, AdaptiveExit):
-        found.append("the adaptive_exit policy")
-    if scenario.mobility is not None:
-        found.append("mobility:")
-    return found
 
 
 def default_run_dir(scenario: Scenario) -> Path:

@@ -438,9 +438,9 @@ def test_the_summary_and_its_table_report_handovers(tmp_path: Path) -> None:
 
 
 def test_a_plan_run_refuses_mobility_rather_than_ignore_it(tmp_path: Path) -> None:
-    from fogsim.runner import _not_with_a_plan
+    from fogsim.sim.assignment import not_with_a_plan
 
-    assert _not_with_a_plan(_city(tmp_path)) == ["mobility:"]
+    assert not_with_a_plan(_city(tmp_path)) == ["mobility:"]
 
 
 def test_commute_writes_the_same_bytes_twice_and_on_both_engines(tmp_path: Path) -> None:

@@ -121,6 +121,38 @@ def test_proxy_reuses_one_ranking_and_checks_feasibility_on_each_device(city):
         assert not ok[device, earlier].any()
 
 
+def test_the_proxy_ranks_once_then_assigns_each_device(city):
+    scenario, space, devices, _ = city
+    profile = profiler.load(proxy.default_profile(space))
+    for constraints in (["accuracy>=0.86"], GOAL[1]):
+        goal = make_goal(GOAL[0], constraints)
+        ranking = proxy.rank(scenario, space, goal, profile)
+        design, checks = proxy.assign(scenario, space, devices, goal, ranking)
+        whole = proxy.choose(scenario, space, devices, goal, profile)
+        np.testing.assert_array_equal(design, whole.design)
+        if constraints == ["accuracy>=0.86"]:  # nothing to check on the devices
+            assert checks == 0 and (design == ranking.order[0]).all()
+
+
+def test_the_optimiser_computes_only_the_allowed_logits_and_picks_as_the_whole_net(city):
+    import torch
+
+    from fogsim.optimize.features import design_features
+    from fogsim.optimize.learned import Optimiser, Predictor, bounds_vector
+
+    scenario, space, devices, truth = city
+    goal = make_goal(*GOAL)
+    design_x, x = design_features(space), devices.features
+    predictor = Predictor.fit(design_x, x, truth, 2000, 1, steps=50)
+    optimiser = Optimiser.fit(predictor, design_x, x, goal, truth, 500, 1, steps=50)
+    assert 0 < optimiser.allowed.sum() < optimiser.allowed.size
+    whole = np.hstack([x, np.repeat(bounds_vector(goal)[None], x.shape[0], 0)])
+    with torch.no_grad():
+        logits = optimiser.net(optimiser.scaler(whole)).numpy()
+    expected = np.where(optimiser.allowed, logits, -np.inf).argmax(axis=1)
+    np.testing.assert_array_equal(optimiser.choose(x, goal), expected)
+
+
 @pytest.mark.slow
 def test_learned_predicts_held_out_devices_and_plans_the_same_each_time(city):
     scenario, space, devices, truth = city
@@ -149,6 +181,11 @@ def test_optimize_writes_a_plan_and_prints_one_json_object(tmp_path, method, cit
     assert result.code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert {"devices", "violations", "true_objective_mean", "seconds"} <= set(summary)
+    # The whole method is its one-off setup plus the per-device planning step.
+    assert 0 < summary["plan_seconds"] <= summary["seconds"]
+    assert summary["setup_seconds"] == pytest.approx(summary["seconds"] - summary["plan_seconds"])
+    if method == "exhaustive":
+        assert summary["setup_seconds"] == 0
     assert summary["devices"] == scenario.device_count == 160
     table = pq.read_table(out).to_pandas()
     assert {"device", "design"} <= set(table.columns)

@@ -7,17 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from cli_fixtures import invoke
 
 from fogsim.data import load_dataset
+from fogsim.errors import UserInputError
 from fogsim.inference import run_inference
-from fogsim.optimize.designs import design_space, policy
-from fogsim.optimize.planrun import simulate_plan
+from fogsim.optimize.designs import design_names, design_space, policy
 from fogsim.results import requests_frame
 from fogsim.scenario import ScenarioError, load_scenario
+from fogsim.scenario.failures import Recovery
 from fogsim.scenario.models import ModelSpec
 from fogsim.sim.engine import simulate
+from fogsim.sim.fast import FastEngineUnsupported
 
 ROOT = Path(__file__).resolve().parents[1]
 CITY = ROOT / "scenarios/city-heterogeneous.yaml"
@@ -44,7 +48,7 @@ def _single_run(scenario, design):
 def test_one_design_for_every_device_is_the_run_of_that_design(city):
     scenario, space = city
     d = space.index("fmnist-int8@0.40")
-    planned = simulate_plan(scenario, space, np.full(scenario.device_count, d)).columns
+    planned = simulate(scenario, space.assign(np.full(scenario.device_count, d))).columns
     assert set(planned.pop("design")) == {"fmnist-int8@0.40"}
     alone = _single_run(scenario, space.designs[d])
     pd.testing.assert_frame_equal(requests_frame(planned), requests_frame(alone))
@@ -55,7 +59,7 @@ def test_each_device_computes_as_its_own_design_would(city):
     rng = np.random.default_rng(3)
     picks = [space.index(n) for n in ("fmnist-binary@1.00", "fmnist-fp32@0.40", "fmnist-int4@2.40")]
     planned = rng.choice(picks, scenario.device_count)
-    mixed = simulate_plan(scenario, space, planned).columns
+    mixed = simulate(scenario, space.assign(planned)).columns
     for d in picks:
         alone = _single_run(scenario, space.designs[d])
         mine = planned[mixed["device"]] == d
@@ -116,3 +120,36 @@ def test_a_plan_for_another_scenario_stops_the_run(tmp_path, monkeypatch):
 def test_a_missing_plan_is_a_validation_error_naming_it(tmp_path):
     with pytest.raises(ScenarioError, match="plan not found"):
         load_scenario(CITY, [*SMALL, f"plan={tmp_path / 'none.parquet'}"])
+
+
+def test_the_design_names_validate_reads_are_the_design_space_s(city):
+    scenario, space = city
+    assert design_names(scenario) == space.names
+    assert not any(name.startswith("fmnist-3tier") for name in space.names)  # no fog here
+
+
+def test_validate_refuses_a_plan_naming_designs_the_scenario_lacks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sets = [a for s in SMALL for a in ("--set", s)]
+    made = invoke("optimize", str(CITY), "--objective", "latency", *sets, "-o", "P.parquet")
+    assert made.code == 0, made.stderr
+    table = pq.read_table("P.parquet")
+    names = table.column("design").to_pylist()
+    names[7] = "fmnist-3tier@1.00"  # a real checkpoint, but this city has no fog to run it
+    bad = table.set_column(table.schema.get_field_index("design"), "design", pa.array(names))
+    pq.write_table(bad, "Q.parquet")
+    checked = invoke("validate", str(CITY), *sets, "--set", "plan=Q.parquet")
+    assert checked.code == 2 and "names designs scenario" in checked.stderr
+    assert "fmnist-3tier@1.00" in checked.stderr
+    ran = invoke("run", str(CITY), *sets, "--set", "plan=Q.parquet", "-o", "run", "-q")
+    assert ran.code != 0 and "fmnist-3tier@1.00" in ran.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_plan_refuses_what_it_does_not_model_and_the_fast_engine(city):
+    scenario, space = city
+    planned = space.assign(np.zeros(scenario.device_count, dtype=np.int64))
+    with pytest.raises(UserInputError, match=r"a plan \(plan:\) cannot run with recovery:"):
+        simulate(scenario.model_copy(update={"recovery": Recovery(timeout="1 s")}), planned)
+    with pytest.raises(FastEngineUnsupported, match="each device runs its own design"):
+        simulate(scenario, planned, engine="fast")

@@ -21,6 +21,7 @@ from fogsim.inference import InferenceOutcomes, run_inference
 from fogsim.nn.checkpoint import dataset_mismatch, load_checkpoint
 from fogsim.policies import EarlyExit, Tier
 from fogsim.scenario.models import Scenario
+from fogsim.sim.assignment import Assignment, RunDesign
 from fogsim.sim.routes import Kinds
 
 # Entropy thresholds (natural log): 0 never exits, 2.4 (above ln 10) always does.
@@ -59,6 +60,13 @@ class DesignSpace:
     def accuracy(self) -> np.ndarray:
         return np.array([d.accuracy for d in self.designs])
 
+    def assign(self, planned: np.ndarray) -> Assignment:
+        """What a run needs of a plan: device i runs design ``planned[i]``."""
+        designs = tuple(
+            RunDesign(d.name, self.models[d.model], policy(d.threshold)) for d in self.designs
+        )
+        return Assignment.per_device(designs, planned)
+
 
 def design_name(checkpoint: Path, threshold: float) -> str:
     return f"{checkpoint.stem}@{threshold:.2f}"
@@ -79,6 +87,17 @@ def shipped_checkpoints(scenario: Scenario) -> list[Path]:
             "the design space is the shipped checkpoints trained on the scenario's dataset"
         )
     return found
+
+
+def design_names(scenario: Scenario, thresholds: tuple[float, ...] = THRESHOLDS) -> list[str]:
+    """The names of ``design_space(scenario)``'s designs, read from the checkpoints alone,
+    without inference (``fogsim validate`` checks a plan against them)."""
+    names = []
+    for path in shipped_checkpoints(scenario):
+        if "fog" in load_checkpoint(path).build().tiers and not scenario.fog:
+            continue  # as design_space: a three-part network needs a fog server
+        names += [design_name(path, threshold) for threshold in thresholds]
+    return names
 
 
 def design_space(

@@ -200,11 +200,18 @@ class Optimiser:
         return cls(net.eval(), scaler, allowed)
 
     def choose(self, device_x: np.ndarray, goal: Goal) -> np.ndarray:
-        """Each device's design under ``goal``: the likeliest one its bounds allow."""
-        x = np.hstack([device_x, np.repeat(bounds_vector(goal)[None], device_x.shape[0], 0)])
-        with torch.no_grad():
-            logits = self.net(self.scaler(x)).numpy()
-        return np.where(self.allowed, logits, -np.inf).argmax(axis=1)
+        """Each device's design under ``goal``: the likeliest one its bounds allow. One
+        batched forward pass; the last layer computes only the allowed designs' logits."""
+        bounds = bounds_vector(goal)
+        x = np.hstack([device_x, np.broadcast_to(bounds, (device_x.shape[0], bounds.size))])
+        allowed = np.flatnonzero(self.allowed)
+        *body, last = self.net
+        with torch.inference_mode():
+            hidden = self.scaler(x)
+            for layer in body:
+                hidden = layer(hidden)
+            logits = nn.functional.linear(hidden, last.weight[allowed], last.bias[allowed])
+            return allowed[logits.argmax(dim=1).numpy()]
 
 
 def _row(costs: Truth, i: int) -> Truth:

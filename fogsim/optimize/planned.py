@@ -23,7 +23,6 @@ from fogsim.inference import run_inference
 from fogsim.optimize.designs import DesignSpace, design_space, policy
 from fogsim.optimize.goal import Goal, make_goal
 from fogsim.optimize.plan import METADATA_KEY, read_plan
-from fogsim.optimize.planrun import simulate_plan
 from fogsim.optimize.population import population
 from fogsim.optimize.truth import ground_truth
 from fogsim.results import RunResult, requests_frame, stages_frame, summarize
@@ -31,14 +30,16 @@ from fogsim.scenario.models import ModelSpec, Scenario
 from fogsim.sim.engine import simulate
 
 
-def run_plan(scenario: Scenario, directory: Path | None, progress: bool) -> RunResult:
+def run_plan(
+    scenario: Scenario, directory: Path | None, progress: bool, engine: str = "auto"
+) -> RunResult:
     """Simulate the plan, then the best single design, and summarise both."""
     assert scenario.plan is not None
     space = design_space(scenario, progress=progress)
     planned = read_plan(scenario.plan, scenario, space.names)
     goal = plan_goal(scenario.plan)
     started = time.perf_counter()
-    sim = simulate_plan(scenario, space, planned, progress=progress)
+    sim = simulate(scenario, space.assign(planned), progress=progress, engine=engine)
     wall_s = time.perf_counter() - started
     frame = requests_frame(sim.columns)
     summary = summarize(scenario, frame, sim.summary_extra())

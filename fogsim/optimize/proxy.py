@@ -99,24 +99,39 @@ def proxy_predictions(scenario: Scenario, space: DesignSpace, profile: Profile) 
     return Truth(np.array([latency]), np.array([energy]), accuracy, exit_rate)
 
 
-def choose(
-    scenario: Scenario, space: DesignSpace, devices: Population, goal: Goal, profile: Profile
-) -> ProxyChoice:
-    """Each device's first design, in the proxy's order, that it can run within the goal."""
+@dataclass(frozen=True)
+class Ranking:
+    """The designs in the proxy's order (best first, those the device-independent bounds
+    rule out left out), and the proxy's predicted costs: made once, for every device."""
+
+    order: np.ndarray
+    predicted: Truth  # (1, designs)
+
+
+def rank(scenario: Scenario, space: DesignSpace, goal: Goal, profile: Profile) -> Ranking:
+    """The designs ranked on the proxy by the predicted objective."""
     predicted = proxy_predictions(scenario, space, profile)
     # Device-independent constraints (accuracy, exit rate) are known exactly: they prune
     # the ranking once; only the others need a check on each device.
     alone = Goal(goal.objective, tuple(c for c in goal.constraints if _design_only(c.metric)))
-    on_device = tuple(c for c in goal.constraints if not _design_only(c.metric))
     cost = goal.cost(predicted)[0]
     ok = alone.feasible(predicted)[0]
     if not ok.any():
         require_feasible(goal, predicted)  # names the constraint no design meets
-    order = np.flatnonzero(ok)[np.argsort(cost[ok], kind="stable")]
+    return Ranking(np.flatnonzero(ok)[np.argsort(cost[ok], kind="stable")], predicted)
+
+
+def assign(
+    scenario: Scenario, space: DesignSpace, devices: Population, goal: Goal, ranking: Ranking
+) -> tuple[np.ndarray, int]:
+    """Each device's first design in the ranking that it can run within the goal, and the
+    (device, design) checks that took: the planning step proper."""
+    order = ranking.order
     chosen = np.full(devices.size, -1)
+    on_device = tuple(c for c in goal.constraints if not _design_only(c.metric))
     if not on_device:
         chosen[:] = order[0]
-        return ProxyChoice(chosen, order, predicted, 0)
+        return chosen, 0
     checks, left = 0, np.arange(devices.size)
     check = Goal(goal.objective, on_device)
     for design in order:
@@ -129,7 +144,16 @@ def choose(
             break
     if left.size:
         require_feasible(goal, ground_truth(scenario, space, devices, left))
-    return ProxyChoice(chosen, order, predicted, checks)
+    return chosen, checks
+
+
+def choose(
+    scenario: Scenario, space: DesignSpace, devices: Population, goal: Goal, profile: Profile
+) -> ProxyChoice:
+    """Each device's first design, in the proxy's order, that it can run within the goal."""
+    ranking = rank(scenario, space, goal, profile)
+    design, checks = assign(scenario, space, devices, goal, ranking)
+    return ProxyChoice(design, ranking.order, ranking.predicted, checks)
 
 
 def _design_only(metric: str) -> bool:

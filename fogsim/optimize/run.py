@@ -50,6 +50,7 @@ def optimize_scenario(
         **methods.score(goal, truth, planned.design),
         "seconds": planned.seconds,
         "plan_seconds": planned.plan_seconds,
+        "setup_seconds": planned.setup_seconds,
         "designs_used": {str(n): int(c) for n, c in zip(names, counts, strict=True)},
         "design_space": len(space.designs),
         **planned.report,

@@ -42,17 +42,16 @@ def file_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
             found.append((("model", "checkpoint"), fit))
     if not checkpoint:
         found += part_problems(scenario)
-    plan = plan_problem(scenario)
+    plan = plan_problem(scenario, designs=not (checkpoint or dataset))
     if plan:
         found.append((("plan",), plan))
     return found
 
 
-def plan_problem(scenario: Scenario) -> str | None:
-    """A plan (``plan:``) must be a Parquet table with one row per device of this scenario.
-
-    Its design names are checked when the run builds its design space, which needs inference.
-    """
+def plan_problem(scenario: Scenario, designs: bool = True) -> str | None:
+    """A plan (``plan:``) must be a Parquet table with one row per device of this scenario,
+    naming designs of its design space (read from the checkpoints, without inference; only
+    where the checkpoint and dataset are readable: ``designs``)."""
     if scenario.plan is None:
         return None
     import pyarrow as pa
@@ -73,7 +72,27 @@ def plan_problem(scenario: Scenario) -> str | None:
             f"{count} (one row per device, numbered 0..N-1): the plan is for another scenario; "
             "make one for this one with `fogsim optimize`"
         )
-    return None
+    if not designs:
+        return None
+    return _unknown_designs(scenario, set(table.column("design").to_pylist()))
+
+
+def _unknown_designs(scenario: Scenario, named: set[str]) -> str | None:
+    from fogsim.optimize.designs import design_names
+
+    try:
+        known = set(design_names(scenario))
+    except (UserInputError, CheckpointError) as exc:  # no design space to check against
+        return str(exc)
+    unknown = sorted(named - known)
+    if not unknown:
+        return None
+    return (
+        f"{scenario.plan} names designs scenario {scenario.name} does not have: "
+        f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} (its designs are "
+        "the checkpoints beside its own that fit its dataset, at the thresholds of "
+        "fogsim.optimize.designs); the plan is for another scenario"
+    )
 
 
 def part_problems(scenario: Scenario) -> list[tuple[Loc, str]]:

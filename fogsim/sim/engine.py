@@ -16,8 +16,9 @@ from fogsim.policies import AdaptiveExit, Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim import battery
 from fogsim.sim.adaptive import AdaptiveRun
+from fogsim.sim.assignment import Assignment, RunDesign, refuse_with_a_plan
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
-from fogsim.sim.drift import prepare_drift
+from fogsim.sim.drift import DriftPlan, prepare_drift
 from fogsim.sim.fast import FastEngineUnsupported, NotExact, why_not_fast
 from fogsim.sim.mobility import MobilityRun
 from fogsim.sim.radio import RadioUse, radio_energy, resend_energy
@@ -32,6 +33,16 @@ from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: thei
 from fogsim.sim.rng import Streams
 from fogsim.sim.routes import Kinds, Planner
 from fogsim.sim.shared import SharedStages, server_energy_j
+from fogsim.sim.shares import (
+    MergedStages,
+    Share,
+    hand_back_times,
+    merge_journeys,
+    merged_columns,
+    stage_table,
+    subset_workload,
+    whole_device_stage,
+)
 from fogsim.sim.workload import Workload, generate_workload
 from fogsim.topology import Topology
 
@@ -61,7 +72,7 @@ class SimResult:
     cloud: dict[str, float] = field(default_factory=dict)
     events_s: float = 0.0
     servers: dict[str, dict[str, float | str]] = field(default_factory=dict)
-    stages: StageTable | None = None
+    stages: StageTable | MergedStages | None = None
     drift: dict[str, object] | None = None  # fogsim.sim.drift.DriftPlan.summary
     engine: str = "simpy"  # which engine solved the shared stages
     mobility: dict[str, object] | None = None  # fogsim.sim.mobility.MobilityRun.summary
@@ -81,12 +92,13 @@ class SimResult:
 
 def simulate(
     scenario: Scenario,
-    outcomes: InferenceOutcomes,
+    outcomes: InferenceOutcomes | Assignment,
     *,
     progress: bool = False,
     engine: str = "auto",
 ) -> SimResult:
-    """Simulate ``scenario`` with the per-image ``outcomes`` of its network.
+    """Simulate ``scenario`` with the per-image ``outcomes`` of its network, which every
+    device runs under the scenario's policy; or with an ``Assignment``, a design per device.
 
     ``engine`` solves the shared stages: ``simpy`` (the reference), ``fast`` (exact where
     routes are feed-forward and resources steady; an error elsewhere) or ``auto`` (fast
@@ -94,107 +106,146 @@ def simulate(
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    assignment = (
+        outcomes
+        if isinstance(outcomes, Assignment)
+        else Assignment.single(outcomes, scenario.policy)
+    )
+    if assignment.planned:
+        refuse_with_a_plan(scenario)
     streams = Streams(scenario.seed)
-    workload = generate_workload(scenario, outcomes.labels, streams)
+    workload = generate_workload(scenario, assignment.labels, streams)
     moving = MobilityRun(scenario, workload, streams) if scenario.mobility else None
     if moving is not None:
         workload = moving.workload  # each request leaves through its device's gateway then
-    drift = prepare_drift(scenario, outcomes, workload)  # real inference and training, cached
+    # Drift, mobility and the adaptive policy act on the one network every device runs.
+    drift = prepare_drift(scenario, assignment.designs[0].outcomes, workload)
     if drift is not None:
-        outcomes, workload = drift.outcomes, drift.workload
-    decision = scenario.policy.route(outcomes, workload.image_id)
-    kinds = Kinds(outcomes)
-    if moving is not None:
-        decision = moving.decide(decision, kinds)
-    kind = kinds.of(decision)
-    device = run_devices(scenario, workload, outcomes, kinds, kind, drift.jobs if drift else None)
-    if moving is not None:
-        moving.cut_off(workload, device)
+        workload = drift.workload
+        assignment = Assignment.single(drift.outcomes, scenario.policy)
     topology = Topology(scenario)
-    planner = Planner(topology, kinds)
+    shares = [
+        _device_share(scenario, workload, assignment.designs[d], rows, moving, drift)
+        for d, rows in assignment.shares(workload)
+    ]
 
-    def plan_journeys(device: DeviceStage, kind: np.ndarray) -> Journeys:
-        return _plan_journeys(scenario, workload, outcomes, device, planner, kind)
+    planners = [Planner(topology, share.kinds) for share in shares]
+
+    def plan_journeys(s: int, device: DeviceStage, kind: np.ndarray) -> Journeys:
+        share = shares[s]
+        return _plan_journeys(scenario, share.workload, share.outcomes, device, planners[s], kind)
 
     adaptive = None
     if isinstance(scenario.policy, AdaptiveExit):
-        adaptive = AdaptiveRun(scenario, outcomes, kinds, workload, decision)
-        journeys = adaptive.journeys(plan_journeys, device, kind)
+        only = shares[0]
+        adaptive = AdaptiveRun(scenario, only.outcomes, only.kinds, workload, only.decision)
+        only.journeys = adaptive.journeys(
+            lambda device, kind: plan_journeys(0, device, kind), only.device, only.kind
+        )
     else:
-        journeys = plan_journeys(device, kind)
+        for s, share in enumerate(shares):
+            share.journeys = plan_journeys(s, share.device, share.kind)
+    journeys, position = merge_journeys(shares)
 
     started = time.perf_counter()
     # With no request on the shared stages there is nothing to solve: auto spares the
     # fast engine's start-up (numba) and runs the empty SimPy network.
     idle = engine == "auto" and journeys.rows.size == 0
-    net = None if engine == "simpy" or idle else _solve_fast(scenario, topology, journeys, engine)
+    net = None
+    if engine != "simpy" and not idle:
+        net = _solve_fast(scenario, topology, journeys, engine, assignment.planned)
     used = "fast" if net is not None else "simpy"
     if net is None:
-        env = simpy.Environment()
-        net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
-        if adaptive is not None:
-            hop = _last_hop_s(scenario, topology)[workload.group, workload.gateway][journeys.rows]
-            env.process(adaptive.feed(net, journeys, hop))
-        else:
-            resend_s = None
-            if scenario.recovery is not None:
-                # A retry leaves the device as the first attempt did: over its own radio
-                # (sending and propagation, without waiting for its other requests), or on
-                # the shared cell.
-                rows = journeys.rows
-                resend_s = np.nan_to_num(device.uplink_end_s[rows] - device.uplink_start_s[rows])
-            plans, plan, bits = journeys.plans, journeys.plan, journeys.bits
-            env.process(net.feed(journeys.ready_s, plans, plan, bits, resend_s))
-        _run_until(env, scenario.duration, progress)
+        net = _run_simpy(scenario, topology, workload, shares, journeys, adaptive, progress)
     events_s = time.perf_counter() - started
     journeys.times = net.times
     if adaptive is not None:
-        journeys = adaptive.settle(device, journeys)
+        journeys = shares[0].journeys = adaptive.settle(shares[0].device, journeys)
+    hand_back_times(shares, journeys, position)
 
+    device = whole_device_stage(shares, workload.size)
     answer_s = _answer_at_device(scenario, topology, workload, journeys)
     if moving is not None:
         answer_s = moving.receive(workload, answer_s)
     energy = _device_energy(scenario, workload, device, journeys, answer_s)
     server_j = journeys.server_energy_j(scenario, workload.size)
-    columns = request_columns(
-        scenario,
-        outcomes,
-        workload,
-        decision,
-        kinds,
-        kind,
-        device,
-        journeys,
-        answer_s,
-        energy,
-        server_j,
-    )
+    columns = merged_columns(scenario, shares, answer_s, energy, server_j, assignment.planned)
     if drift is not None:
         drift.finish_columns(columns)
     if moving is not None:
         moving.finish_columns(columns)
     check_accounting(columns)
     servers = _server_stats(scenario, net)
-    stages = StageTable(scenario, workload, kind, kinds, device, journeys)
     return SimResult(
         columns,
         net.link_stats(scenario.duration),
         _cloud_total(servers, net, scenario.duration),
         events_s,
         servers,
-        stages,
+        stage_table(scenario, shares),
         drift.summary() if drift is not None else None,
         used,
         moving.summary(columns) if moving is not None else None,
     )
 
 
+def _device_share(
+    scenario: Scenario,
+    workload: Workload,
+    design: RunDesign,
+    rows: np.ndarray,
+    moving: MobilityRun | None,
+    drift: DriftPlan | None,
+) -> Share:
+    """One design's requests (``rows``), routed by its policy and computed on its devices."""
+    mine = subset_workload(workload, rows)
+    outcomes = design.outcomes
+    decision = design.policy.route(outcomes, mine.image_id)
+    kinds = Kinds(outcomes)
+    if moving is not None:
+        decision = moving.decide(decision, kinds)
+    kind = kinds.of(decision)
+    device = run_devices(scenario, mine, outcomes, kinds, kind, drift.jobs if drift else None)
+    if moving is not None:
+        moving.cut_off(mine, device)
+    return Share(rows, design.name, outcomes, mine, decision, kinds, kind, device)
+
+
+def _run_simpy(
+    scenario: Scenario,
+    topology: Topology,
+    workload: Workload,
+    shares: list[Share],
+    journeys: Journeys,
+    adaptive: AdaptiveRun | None,
+    progress: bool,
+) -> SharedStages:
+    """The shared stages, run in SimPy until the end of the run."""
+    env = simpy.Environment()
+    net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
+    if adaptive is not None:
+        hop = _last_hop_s(scenario, topology)[workload.group, workload.gateway][journeys.rows]
+        env.process(adaptive.feed(net, journeys, hop))
+    else:
+        resend_s = None
+        if scenario.recovery is not None:
+            # A retry leaves the device as the first attempt did: over its own radio
+            # (sending and propagation, without waiting for its other requests), or on
+            # the shared cell. (Recovery runs one design: its one share is every request.)
+            rows, device = journeys.rows, shares[0].device
+            resend_s = np.nan_to_num(device.uplink_end_s[rows] - device.uplink_start_s[rows])
+        plans, plan, bits = journeys.plans, journeys.plan, journeys.bits
+        env.process(net.feed(journeys.ready_s, plans, plan, bits, resend_s))
+    _run_until(env, scenario.duration, progress)
+    return net
+
+
 def _solve_fast(
-    scenario: Scenario, topology: Topology, journeys: Journeys, engine: str
+    scenario: Scenario, topology: Topology, journeys: Journeys, engine: str, planned: bool
 ) -> FastStages | None:
     """The shared stages solved by the fast engine, or None where only SimPy is exact
     (``engine="fast"`` then raises, naming why)."""
-    reason = why_not_fast(scenario, topology)
+    reason = why_not_fast(scenario, topology, planned=planned)
     if reason is None:
         from fogsim.sim.fast.stages import FastStages  # numba: only where it is needed
 

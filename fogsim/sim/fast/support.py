@@ -26,8 +26,11 @@ class FastEngineUnsupported(UserInputError):
     """``--engine fast`` on a run that only SimPy can simulate exactly."""
 
 
-def why_not_fast(scenario: Scenario, topology: Topology) -> str | None:
-    """Why the fast engine cannot run ``scenario`` (None when it can), from the scenario alone."""
+def why_not_fast(scenario: Scenario, topology: Topology, *, planned: bool = False) -> str | None:
+    """Why the fast engine cannot run ``scenario`` (None when it can), from the scenario alone
+    and whether each device runs a design of its own (``planned``)."""
+    if planned or scenario.plan is not None:
+        return "each device runs its own design (a plan), which only SimPy has been checked on"
     if isinstance(scenario.policy, AdaptiveExit):
         return "its policy (adaptive_exit) decides each request from answers as they come back"
     if scenario.recovery is not None:
