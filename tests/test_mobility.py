@@ -284,7 +284,6 @@ def test_every_request_ends_in_one_state_however_devices_move(
 @pytest.mark.parametrize(
     ("change", "wanted"),
     [
-        ({"handover": {"in_flight": "retry"}}, "not supported yet"),
         (
             {
                 "devices": [

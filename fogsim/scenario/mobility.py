@@ -123,27 +123,19 @@ Movement = Annotated[RandomWaypoint | PositionTrace | RoadGraph, Field(discrimin
 
 
 class Handover(_Strict):
-    """What a handover costs: the device's radio is down for ``interruption`` (sends pause and
-    resume, answers wait), and what becomes of the requests in flight."""
+    """What a handover costs: the device's radio is down for ``interruption``, and what becomes
+    of the requests in flight (see ``fogsim.sim.mobility``)."""
 
     interruption: Seconds = Field(
         default=0.05, description="the radio's outage at each handover (e.g. 50 ms)"
     )
     in_flight: Literal["finish", "retry"] = Field(
         default="finish",
-        description="finish: a request keeps the path it started on, its answer forwarded to "
-        "the device's new gateway; retry: not supported yet",
+        description="finish: a request keeps the path it started on (sends pause over the "
+        "radio's outages), its answer forwarded to the device's new gateway; retry: a request "
+        "in flight at a handover is abandoned on its old path and sent again, whole, through "
+        "the new gateway once the radio is up (lost in flight out of coverage)",
     )
-
-    @field_validator("in_flight")
-    @classmethod
-    def _supported(cls, value: str) -> str:
-        if value == "retry":
-            raise ValueError(
-                "in_flight: retry (re-sending in-flight requests through the new gateway) is "
-                "not supported yet; use finish (requests keep the path they started on)"
-            )
-        return value
 
 
 class Mobility(_Strict):
@@ -239,6 +231,8 @@ def problems(scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
                         f"{move.path}: {what}; give rows for devices 0 to {group.count - 1}",
                     )
                 )
+    if mobility.handover.in_flight == "retry":
+        found += _fifo_links(scenario)
     if scenario.policy.name == "adaptive_exit":
         found.append(
             (
@@ -247,4 +241,29 @@ def problems(scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
                 "over the device's radio itself); use early_exit or another fixed policy",
             )
         )
+    return found
+
+
+def _fifo_links(scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """``in_flight: retry`` takes requests off the links they cross, which only processor
+    sharing can do for now (a FIFO link fixes its transfers' ends when they arrive)."""
+    network = scenario.network
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    gateways = enumerate(network.gateways or [])
+    links = [(("network", "gateways", i, "backhaul"), g.backhaul) for i, g in gateways]
+    links += [(("network", "cloud_link"), network.cloud_link)]
+    links += [(("network", "links", i), link) for i, link in enumerate(network.links or [])]
+    for where, link in links:
+        if link is None:
+            continue
+        for part, spec in (("", link), ("downlink", getattr(link, "downlink", None))):
+            if spec is not None and spec.sharing == "fifo":
+                path = (*where, part) if part else where
+                found.append(
+                    (
+                        (*path, "sharing"),
+                        "in_flight: retry takes requests off the links they cross, which a "
+                        "fifo link cannot do yet; use sharing: ps, or in_flight: finish",
+                    )
+                )
     return found

@@ -14,11 +14,12 @@ from tqdm import tqdm
 from fogsim.inference import InferenceOutcomes
 from fogsim.policies import AdaptiveExit, Tier
 from fogsim.scenario.models import Scenario
-from fogsim.sim import battery
+from fogsim.sim import battery, handover
 from fogsim.sim.adaptive import AdaptiveRun
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
 from fogsim.sim.drift import prepare_drift
 from fogsim.sim.fast import FastEngineUnsupported, NotExact, why_not_fast
+from fogsim.sim.handover import InFlight
 from fogsim.sim.mobility import MobilityRun
 from fogsim.sim.radio import RadioUse, radio_energy, resend_energy
 from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
@@ -109,7 +110,7 @@ def simulate(
     kind = kinds.of(decision)
     device = run_devices(scenario, workload, outcomes, kinds, kind, drift.jobs if drift else None)
     if moving is not None:
-        moving.cut_off(workload, device)
+        workload = moving.cut_off(workload, device)  # retry: the gateway it is sent through
     topology = Topology(scenario)
     planner = Planner(topology, kinds)
 
@@ -129,9 +130,17 @@ def simulate(
     idle = engine == "auto" and journeys.rows.size == 0
     net = None if engine == "simpy" or idle else _solve_fast(scenario, topology, journeys, engine)
     used = "fast" if net is not None else "simpy"
+    in_flight = None
     if net is None:
         env = simpy.Environment()
-        net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
+        width = journeys.width
+        if moving is not None and moving.retry:
+            width = handover.width(moving, workload, journeys, planner, kind)
+        net = SharedStages(env, scenario, topology, journeys.rows.size, width)
+        if moving is not None and moving.retry:
+            hop = _last_hop_s(scenario, topology)
+            in_flight = InFlight(net, moving, workload, journeys, planner, kind, hop)
+            net.mobile = in_flight
         if adaptive is not None:
             hop = _last_hop_s(scenario, topology)[workload.group, workload.gateway][journeys.rows]
             env.process(adaptive.feed(net, journeys, hop))
@@ -150,11 +159,15 @@ def simulate(
     journeys.times = net.times
     if adaptive is not None:
         journeys = adaptive.settle(device, journeys)
+    if in_flight is not None:
+        assert moving is not None
+        moving.settle(in_flight, journeys)  # each request's last gateway, re-sends, losses
 
     answer_s = _answer_at_device(scenario, topology, workload, journeys)
     if moving is not None:
         answer_s = moving.receive(workload, answer_s)
-    energy = _device_energy(scenario, workload, device, journeys, answer_s)
+    resend_j = moving.resend_energy_j(workload, device.bits) if moving is not None else None
+    energy = _device_energy(scenario, workload, device, journeys, answer_s, resend_j)
     server_j = journeys.server_energy_j(scenario, workload.size)
     columns = request_columns(
         scenario,
@@ -168,6 +181,7 @@ def simulate(
         answer_s,
         energy,
         server_j,
+        moving.lost_s if moving is not None else None,
     )
     if drift is not None:
         drift.finish_columns(columns)
@@ -312,13 +326,17 @@ def _device_energy(
     device: DeviceStage,
     journeys: Journeys,
     answer_s: np.ndarray,
+    resend_j: np.ndarray | None = None,
 ) -> DeviceEnergy:
-    """Radio energy from when the radio was really busy, then each battery spent in order."""
+    """Radio energy from when the radio was really busy, then each battery spent in order;
+    ``resend_j``: what re-sends at handovers cost on top (mobility's retry)."""
     use = _radio_use(scenario, workload, device, journeys, answer_s)
     radio_j = radio_energy(scenario, workload.group, workload.device, use)
     retries = journeys.per_row(journeys.times.retries, workload.size, 0)
     if retries.any():
         radio_j += resend_energy(scenario, workload.group, use, retries)
+    if resend_j is not None:
+        radio_j += resend_j
     parts = [device.idle_j.copy(), device.compute_j.copy(), radio_j]
     empty = battery.drain(battery_capacity_j(scenario, workload), workload.device, parts)
     return DeviceEnergy(*parts, empty | (device.drop_reason == BATTERY_EMPTY))

@@ -86,6 +86,7 @@ class Link:
         self.up = up
         self.work = work
         self.lost = 0
+        self.withdrawn = 0
         self.peak_concurrency = 0
         self._bits_done = 0.0
         self._done = 0
@@ -267,6 +268,33 @@ class Link:
         self._generation += 1  # the pending wake-up is stale
         self._wakeup_pending = False
         self._busy_s += now - self._busy_since_s
+
+    def withdraw(self, done: Delivery) -> bool:
+        """Stop serializing the transfer ``done`` stands for, now: its bits so far are wasted,
+        the others share the link without it, and ``done`` never succeeds. False where it is
+        no longer being serialized (its last bit is sent): nothing to stop.
+
+        Processor sharing only: a FIFO link schedules its transfers' ends on arrival.
+        """
+        if self.discipline != "ps":
+            raise ValueError(f"link {self.name!r}: only a processor-sharing link can withdraw")
+        flows = self._flows
+        index = next((i for i, flow in enumerate(flows) if flow[3] is done), None)
+        if index is None:
+            return False
+        now = self.env.now
+        self._advance(now)  # at the share the transfer still had
+        flows[index] = flows[-1]
+        flows.pop()
+        heapq.heapify(flows)
+        self.withdrawn += 1
+        if flows:
+            self._schedule_wakeup()  # the others now finish sooner
+        else:
+            self._generation += 1  # the pending wake-up is stale
+            self._wakeup_pending = False
+            self._busy_s += now - self._busy_since_s
+        return True
 
     # FIFO -------------------------------------------------------------------
 

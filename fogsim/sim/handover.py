@@ -1,0 +1,211 @@
+"""What a handover does to a moving device's requests on their way (``in_flight: retry``).
+
+A request is in flight from when its device begins sending it until its answer reaches the
+device. A handover, or a loss of coverage, strictly inside that time abandons it: its work on
+the old path stops (withdrawn from the link it is crossing, or the server queue it waits in;
+a batch in service stops if nothing else is in it), and the device sends it again, whole,
+once its radio is up, through the gateway that serves it then. A re-send takes the radio
+the time the first send took (its own radio's rate, not queued behind the device's other
+sends, as a ``recovery`` retry does) and counts as a retry. A device out of coverage sends
+nothing: the request is lost in flight, answered by the device's last exit where the device
+ran its part, else dropped (reason ``out_of_coverage``).
+
+The device's own sends are handled before the shared stages (``fogsim.sim.mobility``);
+this is the part that runs with them, in SimPy: one process per moving device wakes at
+each of its attachment changes and deals with its requests in flight then.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from fogsim.sim.movement import NO_GATEWAY
+from fogsim.sim.routes import FOG_PAYLOAD, Plan, Planner
+from fogsim.sim.shared import SharedStages, _Journey, _Route
+
+if TYPE_CHECKING:
+    from fogsim.sim.mobility import MobilityRun
+    from fogsim.sim.records import Journeys
+    from fogsim.sim.workload import Workload
+
+
+class InFlight:
+    """The shared-stage rows of one run's moving devices, and their handovers' effects."""
+
+    def __init__(
+        self,
+        net: SharedStages,
+        moving: MobilityRun,
+        workload: Workload,
+        journeys: Journeys,
+        planner: Planner,
+        kind: np.ndarray,
+        hop_s: np.ndarray,
+    ) -> None:
+        self.net = net
+        self.env = net.env
+        self.moving = moving
+        self.planner = planner
+        self.duration_s = moving.scenario.duration
+        requests = journeys.rows
+        self.device = workload.device[requests].tolist()
+        self.group = workload.group[requests].tolist()
+        self.kind = kind[requests].tolist()
+        self.gateway = workload.gateway[requests].tolist()  # of each row's latest attempt
+        self.first_since = moving.uplink_start_s[requests].tolist()
+        self.send_s = moving.send_s[requests].tolist()
+        self.delay_s = moving.delay_s[requests].tolist()
+        self.hop_s = hop_s  # (group, gateway): from the gateway to the device
+        self.mobile = np.isin(workload.device[requests], list(moving.devices)).tolist()
+        rows = len(self.device)
+        self.resent = np.zeros(rows, np.int16)
+        self.extra_airtime_s = np.zeros(rows)
+        self.lost_s = np.full(rows, np.nan)
+        self._routes: dict[Plan, _Route] = {}
+        self._flying: dict[int, list[_Journey]] = {}
+        self._resends: set[_Journey] = set()  # the attempts sent again at a handover
+        self._fog_bits = journeys.bits[:, FOG_PAYLOAD]
+        for d, moves in moving.devices.items():
+            changes = moves.at_s[1:]
+            changes = changes[changes < self.duration_s]
+            if changes.size:
+                self.env.process(self.watch(d, changes.tolist()))
+
+    def moves(self, row: int) -> bool:
+        """Whether row ``row`` belongs to a moving device."""
+        return self.mobile[row]
+
+    def track(self, journey: _Journey) -> bool:
+        """Follow a row's first attempt as it reaches the shared stages; False where its
+        device already changed gateway while the bits were on their way (it is sent again)."""
+        row = journey.row
+        if not self.mobile[row]:
+            return True
+        journey.since = self.first_since[row]
+        moves = self.moving.devices[self.device[row]]
+        i = int(np.searchsorted(moves.at_s, journey.since, side="right"))
+        if i < moves.at_s.size and moves.at_s[i] <= self.env.now:
+            self._abandon(journey, float(moves.at_s[i]))
+            return False
+        self._flying.setdefault(self.device[row], []).append(journey)
+        return True
+
+    def watch(self, device: int, changes: list[float]) -> Generator[simpy.Event, Any, None]:
+        """At each change of the device's gateway, abandon what it has in flight."""
+        for at_s in changes:
+            yield self.env.timeout(max(0.0, at_s - self.env.now))
+            self._change(device, at_s)
+
+    def _change(self, device: int, at_s: float) -> None:
+        kept = []
+        for journey in self._flying.get(device, []):
+            if journey.withdrawn:
+                continue
+            if journey.since >= at_s:
+                kept.append(journey)  # still waiting for the radio: it goes the new way
+                continue
+            row = journey.row
+            if journey.answered_s < math.inf:
+                if journey.answered_s + self._hop(row) <= at_s:
+                    continue  # answered: no longer in flight
+            elif journey.over:
+                journey.withdraw()  # dropped or timed out: its old work stops too
+                continue
+            self._abandon(journey, at_s)
+        self._flying[device] = kept
+
+    def _hop(self, row: int) -> float:
+        return float(self.hop_s[self.group[row], self.gateway[row]])
+
+    def _abandon(self, journey: _Journey, at_s: float) -> None:
+        """Stop ``journey`` at ``at_s`` and send its request again (or lose it)."""
+        journey.withdraw()
+        row = journey.row
+        self.net.times.answer_at_gateway_s[row] = math.nan
+        if journey in self._resends:
+            self._resends.discard(journey)
+            # Cut while the radio was sending it: only the part sent so far was airtime.
+            unsent = journey.since + self.send_s[row] - at_s
+            self.extra_airtime_s[row] -= max(0.0, unsent)
+        self.send_again(row, at_s, True)
+
+    def send_again(self, row: int, at_s: float, handover: bool) -> None:
+        """Send row ``row``'s request from its device at ``at_s``, once its radio is up,
+        through the gateway then; out of coverage, it is lost. ``handover``: a handover's
+        re-send (a ``recovery`` retry is counted and charged by the shared stages)."""
+        moves = self.moving.devices[self.device[row]]
+        if moves.gateway[int(np.searchsorted(moves.at_s, at_s, side="right")) - 1] == NO_GATEWAY:
+            self.lost_s[row] = at_s
+            return
+        start = moves.radio().up_s(at_s)
+        if start >= self.duration_s:
+            return  # the run ends first: the request stays unfinished
+        gateway = int(moves.gateway[int(np.searchsorted(moves.at_s, start, side="right")) - 1])
+        self.gateway[row] = gateway
+        route = self._route(row, gateway)
+        journey = _Journey(self.net, route, row)
+        journey.since = start
+        if handover:
+            self.resent[row] += 1
+            self.extra_airtime_s[row] += self.send_s[row]
+            self._resends.add(journey)
+        self._flying.setdefault(self.device[row], []).append(journey)
+        ready = start + self.send_s[row] + self.delay_s[row]
+        timer = self.env.timeout(max(0.0, ready - self.env.now))
+        timer.callbacks.append(lambda _e: self._arrive(journey))
+
+    def _arrive(self, journey: _Journey) -> None:
+        self._resends.discard(journey)
+        if journey.withdrawn:
+            return
+        self.net.times.clear(journey.row)
+        journey.start()
+
+    def _route(self, row: int, gateway: int) -> _Route:
+        plan = self.planner.plan(self.group[row], gateway, self.kind[row])
+        if plan not in self._routes:
+            payloads = self.net.payloads
+            crosses_fog = any(step.payload == FOG_PAYLOAD for step in plan.steps)
+            if crosses_fog and not payloads[FOG_PAYLOAD]:
+                # A re-sent request may cross a fog server that no first plan crossed.
+                payloads[FOG_PAYLOAD] = self._fog_bits.tolist()
+            self._routes[plan] = _Route(self.net, plan)
+        return self._routes[plan]
+
+    def settle(self, journeys: Journeys, workload: Workload) -> None:
+        """After the run: each row's plan and gateway are its latest attempt's."""
+        plans = {plan: p for p, plan in enumerate(journeys.plans)}
+        for row, gateway in enumerate(self.gateway):
+            if not self.mobile[row]:
+                continue
+            plan = self.planner.plan(self.group[row], gateway, self.kind[row])
+            if plan not in plans:
+                plans[plan] = len(journeys.plans)
+                journeys.plans.append(plan)
+            journeys.plan[row] = plans[plan]
+        workload.gateway[journeys.rows] = np.array(self.gateway, dtype=workload.gateway.dtype)
+
+
+def width(
+    moving: MobilityRun, workload: Workload, journeys: Journeys, planner: Planner, kind: np.ndarray
+) -> int:
+    """The most shared stages a moving device's request can cross, through any gateway its
+    group may use (a re-send can take another gateway's plan)."""
+    widest = journeys.width
+    scenario = moving.scenario
+    index = {g.name: i for i, g in enumerate(scenario.network.gateway_nodes)}
+    requests = journeys.rows
+    mobile = np.isin(workload.device[requests], list(moving.devices))
+    pairs = np.unique(
+        np.column_stack([workload.group[requests][mobile], kind[requests][mobile]]), axis=0
+    )
+    for group, request_kind in pairs.tolist():
+        for name in scenario.devices[group].gateways:
+            plan = planner.plan(group, index[name], request_kind)
+            widest = max(widest, len(plan.steps))
+    return widest
