@@ -237,9 +237,13 @@ def test_retry_refuses_fifo_links_by_name(tmp_path: Path) -> None:
     policy=st.sampled_from(["early_exit", "cloud_only", "device_only"]),
     recover=st.booleans(),
     slow=st.booleans(),
+    outage=st.one_of(
+        st.none(),
+        st.tuples(st.floats(0, 30), st.floats(0.1, 5), st.sampled_from(["lost", "restart"])),
+    ),
 )
 def test_every_request_ends_in_one_state_and_a_run_repeats(
-    tmp_path: Path, seed, coverage, interruption, policy, recover, slow
+    tmp_path: Path, seed, coverage, interruption, policy, recover, slow, outage
 ) -> None:
     sites = [
         {"name": "a", "x": "500 m", "y": "250 m", "coverage": f"{coverage} m"},
@@ -248,7 +252,13 @@ def test_every_request_ends_in_one_state_and_a_run_repeats(
     handover = {"interruption": f"{interruption} s", "in_flight": "retry"}
     changes = _city_changes(seed, gateways=sites, handover=handover)
     recovery = {"timeout": "300 ms", "retries": 2, "then": "fallback"} if recover else None
-    network = _slow_a("300 kbps") if slow else NETWORK
+    network = _slow_a("300 kbps") if slow else _slow_a("10 Mbps")
+    if outage is not None:
+        down, length, work = outage
+        network["gateways"][1]["backhaul"] = {
+            "bandwidth": "10 Mbps",
+            "failures": {"at": [[f"{down} s", f"{down + length} s"]], "work": work},
+        }
     changes.update(recovery=recovery, policy={"name": policy}, network=network)
     scenario = small_scenario(tmp_path, **changes)
     first = simulate(scenario, OUTCOMES)  # it checks the accounting
@@ -335,3 +345,20 @@ def test_the_summary_counts_resends_and_losses(tmp_path: Path) -> None:
     assert summary["mobility"]["resends_at_handover"] == 1
     assert summary["resilience"]["retries"] == {"total": 1, "requests": 1, "max": 1}
     assert summary["resilience"]["availability"] == 1.0
+
+
+def test_commute_with_retry_writes_the_same_bytes_twice(tmp_path: Path) -> None:
+    from fogsim.runner import run
+
+    path = Path(__file__).resolve().parents[1] / "scenarios/commute.yaml"
+    overrides = [
+        "duration=60 s",
+        "outputs.figures=false",
+        "mobility.handover.in_flight=retry",
+        "policy={name: cloud_only}",
+    ]
+    runs = [run(path, overrides=overrides, out_dir=tmp_path / str(i)) for i in range(2)]
+    assert runs[0].summary["engine"] == "simpy"
+    assert runs[0].summary["mobility"]["resends_at_handover"] > 0
+    for name in ("requests.parquet", "stages.parquet", "summary.json"):
+        assert (tmp_path / "0" / name).read_bytes() == (tmp_path / "1" / name).read_bytes()

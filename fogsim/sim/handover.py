@@ -69,6 +69,7 @@ class InFlight:
         self._routes: dict[Plan, _Route] = {}
         self._flying: dict[int, list[_Journey]] = {}
         self._resends: set[_Journey] = set()  # the attempts sent again at a handover
+        self._radios = {d: moves.radio() for d, moves in moving.devices.items()}
         self._fog_bits = journeys.bits[:, FOG_PAYLOAD]
         for d, moves in moving.devices.items():
             changes = moves.at_s[1:]
@@ -142,13 +143,11 @@ class InFlight:
         if moves.gateway[int(np.searchsorted(moves.at_s, at_s, side="right")) - 1] == NO_GATEWAY:
             self.lost_s[row] = at_s
             return
-        start = moves.radio().up_s(at_s)
+        start = self._radios[self.device[row]].up_s(at_s)
         if start >= self.duration_s:
             return  # the run ends first: the request stays unfinished
         gateway = int(moves.gateway[int(np.searchsorted(moves.at_s, start, side="right")) - 1])
-        self.gateway[row] = gateway
-        route = self._route(row, gateway)
-        journey = _Journey(self.net, route, row)
+        journey = _Journey(self.net, self._route(row, gateway), row)
         journey.since = start
         if handover:
             self.resent[row] += 1
@@ -157,12 +156,15 @@ class InFlight:
         self._flying.setdefault(self.device[row], []).append(journey)
         ready = start + self.send_s[row] + self.delay_s[row]
         timer = self.env.timeout(max(0.0, ready - self.env.now))
-        timer.callbacks.append(lambda _e: self._arrive(journey))
+        timer.callbacks.append(lambda _e: self._arrive(journey, gateway))
 
-    def _arrive(self, journey: _Journey) -> None:
+    def _arrive(self, journey: _Journey, gateway: int) -> None:
+        """A re-sent request reaches its gateway: its times, plan and gateway from now on
+        are this attempt's (one still on its way at the end keeps the last one's)."""
         self._resends.discard(journey)
         if journey.withdrawn:
             return
+        self.gateway[journey.row] = gateway
         self.net.times.clear(journey.row)
         journey.start()
 
