@@ -17,6 +17,7 @@ each of its attachment changes and deals with its requests in flight then.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
@@ -60,16 +61,20 @@ class InFlight:
         self.first_since = moving.uplink_start_s[requests].tolist()
         self.send_s = moving.send_s[requests].tolist()
         self.delay_s = moving.delay_s[requests].tolist()
-        self.hop_s = hop_s  # (group, gateway): from the gateway to the device
+        self.hop_s = hop_s.tolist()  # [group][gateway]: from the gateway to the device
         self.mobile = np.isin(workload.device[requests], list(moving.devices)).tolist()
         rows = len(self.device)
         self.resent = np.zeros(rows, np.int16)
         self.extra_airtime_s = np.zeros(rows)
         self.lost_s = np.full(rows, np.nan)
         self._routes: dict[Plan, _Route] = {}
-        self._flying: dict[int, list[_Journey]] = {}
+        # Per device, the attempts in flight (a dict: insertion-ordered, so deterministic).
+        self._flying: dict[int, dict[_Journey, None]] = {}
         self._resends: set[_Journey] = set()  # the attempts sent again at a handover
         self._radios = {d: moves.radio() for d, moves in moving.devices.items()}
+        # Change times and gateways as lists: bisect beats numpy on one number at a time.
+        self._at = {d: moves.at_s.tolist() for d, moves in moving.devices.items()}
+        self._serving = {d: moves.gateway.tolist() for d, moves in moving.devices.items()}
         self._fog_bits = journeys.bits[:, FOG_PAYLOAD]
         for d, moves in moving.devices.items():
             changes = moves.at_s[1:]
@@ -88,13 +93,32 @@ class InFlight:
         if not self.mobile[row]:
             return True
         journey.since = self.first_since[row]
-        moves = self.moving.devices[self.device[row]]
-        i = int(np.searchsorted(moves.at_s, journey.since, side="right"))
-        if i < moves.at_s.size and moves.at_s[i] <= self.env.now:
-            self._abandon(journey, float(moves.at_s[i]))
+        at = self._at[self.device[row]]
+        i = bisect.bisect_right(at, journey.since)
+        if i < len(at) and at[i] <= self.env.now:
+            self._abandon(journey, at[i])
             return False
-        self._flying.setdefault(self.device[row], []).append(journey)
+        self._follow(self.device[row], journey)
         return True
+
+    def _follow(self, device: int, journey: _Journey) -> None:
+        self._flying.setdefault(device, {})[journey] = None
+
+    def answered(self, journey: _Journey) -> None:
+        """Let go of an attempt whose answer reaches its device before the device's next
+        change of gateway (held to then, attempts would crowd the garbage collector)."""
+        row = journey.row
+        if not self.mobile[row]:
+            return
+        device = self.device[row]
+        at = self._at[device]
+        i = bisect.bisect_right(at, self.env.now)
+        if i == len(at) or self._received(journey, at[i]):
+            self._flying[device].pop(journey, None)
+
+    def _received(self, journey: _Journey, at_s: float) -> bool:
+        """Whether the attempt's answer reached its device by ``at_s``."""
+        return journey.answered_s + self._hop(journey.row) <= at_s
 
     def watch(self, device: int, changes: list[float]) -> Generator[simpy.Event, Any, None]:
         """At each change of the device's gateway, abandon what it has in flight."""
@@ -103,25 +127,24 @@ class InFlight:
             self._change(device, at_s)
 
     def _change(self, device: int, at_s: float) -> None:
-        kept = []
-        for journey in self._flying.get(device, []):
+        kept: dict[_Journey, None] = {}
+        for journey in self._flying.pop(device, {}):
             if journey.withdrawn:
                 continue
             if journey.since >= at_s:
-                kept.append(journey)  # still waiting for the radio: it goes the new way
+                kept[journey] = None  # still waiting for the radio: it goes the new way
                 continue
-            row = journey.row
             if journey.answered_s < math.inf:
-                if journey.answered_s + self._hop(row) <= at_s:
+                if self._received(journey, at_s):
                     continue  # answered: no longer in flight
             elif journey.over:
                 journey.withdraw()  # dropped or timed out: its old work stops too
                 continue
             self._abandon(journey, at_s)
-        self._flying[device] = kept
+        self._flying[device] = {**kept, **self._flying.get(device, {})}  # and the re-sent
 
     def _hop(self, row: int) -> float:
-        return float(self.hop_s[self.group[row], self.gateway[row]])
+        return self.hop_s[self.group[row]][self.gateway[row]]
 
     def _abandon(self, journey: _Journey, at_s: float) -> None:
         """Stop ``journey`` at ``at_s`` and send its request again (or lose it)."""
@@ -139,21 +162,22 @@ class InFlight:
         """Send row ``row``'s request from its device at ``at_s``, once its radio is up,
         through the gateway then; out of coverage, it is lost. ``handover``: a handover's
         re-send (a ``recovery`` retry is counted and charged by the shared stages)."""
-        moves = self.moving.devices[self.device[row]]
-        if moves.gateway[int(np.searchsorted(moves.at_s, at_s, side="right")) - 1] == NO_GATEWAY:
+        device = self.device[row]
+        at, serving = self._at[device], self._serving[device]
+        if serving[bisect.bisect_right(at, at_s) - 1] == NO_GATEWAY:
             self.lost_s[row] = at_s
             return
-        start = self._radios[self.device[row]].up_s(at_s)
+        start = self._radios[device].up_s(at_s)
         if start >= self.duration_s:
             return  # the run ends first: the request stays unfinished
-        gateway = int(moves.gateway[int(np.searchsorted(moves.at_s, start, side="right")) - 1])
+        gateway = serving[bisect.bisect_right(at, start) - 1]
         journey = _Journey(self.net, self._route(row, gateway), row)
         journey.since = start
         if handover:
             self.resent[row] += 1
             self.extra_airtime_s[row] += self.send_s[row]
             self._resends.add(journey)
-        self._flying.setdefault(self.device[row], []).append(journey)
+        self._follow(device, journey)
         ready = start + self.send_s[row] + self.delay_s[row]
         timer = self.env.timeout(max(0.0, ready - self.env.now))
         timer.callbacks.append(lambda _e: self._arrive(journey, gateway))

@@ -29,7 +29,9 @@ What becomes of a request in flight at a handover is the scenario's ``in_flight`
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -235,18 +237,18 @@ class MobilityRun:
             service = device.uplink_sent_s[rows] - device.uplink_start_s[rows]
             delay = device.uplink_end_s[rows] - device.uplink_sent_s[rows]
             self.send_s[rows], self.delay_s[rows] = service, delay
-            radio, free, at = moves.radio(), 0.0, moves.at_s
+            radio, free = moves.radio(), 0.0
+            at, serving = moves.at_s.tolist(), moves.gateway.tolist()
             for row, send_s, delay_s in zip(rows.tolist(), service, delay, strict=True):
                 t, sends = max(float(device.compute_end_s[row]), free), 0
                 while True:
-                    serving = moves.gateway[np.searchsorted(at, t, side="right") - 1]
-                    if serving == NO_GATEWAY and t < duration:
+                    if serving[bisect.bisect_right(at, t) - 1] == NO_GATEWAY and t < duration:
                         self._lose(row, t, sends, device)
                         break
                     start = radio.up_s(t)
                     sends += 1
-                    i = int(np.searchsorted(at, start, side="right"))
-                    cut = float(at[i]) if i < at.size else np.inf
+                    i = bisect.bisect_right(at, start)
+                    cut = at[i] if i < len(at) else math.inf
                     if cut < start + send_s and start < duration:
                         self.extra_airtime_s[row] += cut - start
                         t = free = cut
@@ -255,8 +257,8 @@ class MobilityRun:
                     free = radio.finish_s(start, float(send_s))
                     device.uplink_start_s[row], device.uplink_sent_s[row] = start, free
                     device.uplink_end_s[row] = free + delay_s
-                    if moves.gateway[i - 1] != NO_GATEWAY:  # else it starts after the run
-                        gateway[row] = moves.gateway[i - 1]
+                    if serving[i - 1] != NO_GATEWAY:  # else it starts after the run
+                        gateway[row] = serving[i - 1]
                     break
                 self.resent[row] = max(sends - 1, 0)
         self.uplink_start_s = device.uplink_start_s.copy()

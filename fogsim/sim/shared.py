@@ -397,6 +397,8 @@ class _Journey:
         self.over = True
         self.answered_s = at_s
         self.route.times.answer_at_gateway_s[self.row] = at_s
+        if self.net.mobile is not None:
+            self.net.mobile.answered(self)
         if self.net.on_answer is not None:
             self.net.on_answer(self.row, at_s)
 
