@@ -173,7 +173,8 @@ class Mobility(_Strict):
 def problems(scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
     """What makes a valid ``mobility`` block unusable with the rest of the scenario, each with
     its YAML path: unknown groups and gateways, gateways a mobile group may use without a site
-    or with a shared cell, traces that miss devices, and the adaptive policy."""
+    or with a shared cell, traces that miss devices, FIFO links and the adaptive policy
+    under ``in_flight: retry``."""
     mobility: Mobility | None = scenario.mobility
     if mobility is None:
         return []
@@ -233,12 +234,13 @@ def problems(scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
                 )
     if mobility.handover.in_flight == "retry":
         found += _fifo_links(scenario)
-    if scenario.policy.name == "adaptive_exit":
+    if scenario.policy.name == "adaptive_exit" and mobility.handover.in_flight == "retry":
         found.append(
             (
-                ("policy", "name"),
-                "adaptive_exit with mobility is not supported yet (the adaptive policy sends "
-                "over the device's radio itself); use early_exit or another fixed policy",
+                ("mobility", "handover", "in_flight"),
+                "adaptive_exit with in_flight: retry is not supported yet (the adaptive policy "
+                "sends over the device's radio itself, as it decides); use in_flight: finish, "
+                "or a fixed policy",
             )
         )
     return found

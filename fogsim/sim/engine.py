@@ -143,7 +143,8 @@ def simulate(
             net.mobile = in_flight
         if adaptive is not None:
             hop = _last_hop_s(scenario, topology)[workload.group, workload.gateway][journeys.rows]
-            env.process(adaptive.feed(net, journeys, hop))
+            radios = None if moving is None else moving.radios()
+            env.process(adaptive.feed(net, journeys, hop, radios))
         else:
             resend_s = None
             if scenario.recovery is not None:

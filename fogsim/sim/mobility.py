@@ -178,6 +178,10 @@ class MobilityRun:
         devices, starts = np.unique(workload.device[rows], return_index=True)
         return list(zip(devices.tolist(), np.split(rows, starts[1:]), strict=True))
 
+    def radios(self) -> dict[int, Availability]:
+        """Each moving device's radio, up or down (an adaptive policy sends as it goes)."""
+        return {d: moves.radio() for d, moves in self.devices.items() if moves.outages}
+
     def decide(self, decision: Decision, kinds: Kinds) -> Decision:
         """Requests out of coverage that would leave the device are answered by its last exit,
         where it runs its part; the others stay as they are (and are dropped, see ``cut_off``)."""
