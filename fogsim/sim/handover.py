@@ -4,7 +4,8 @@ A request is in flight from when its device begins sending it until its answer r
 device. A handover, or a loss of coverage, strictly inside that time abandons it: its work on
 the old path stops (withdrawn from the link it is crossing, or the server queue it waits in;
 a batch in service stops if nothing else is in it), and the device sends it again, whole,
-once its radio is up, through the gateway that serves it then. A re-send takes the radio
+once its radio is up, through the gateway that serves it then; an answer still on its way
+back is abandoned with it (the device has none, so it sends again). A re-send takes the radio
 the time the first send took (its own radio's rate, not queued behind the device's other
 sends, as a ``recovery`` retry does) and counts as a retry. A device out of coverage sends
 nothing: the request is lost in flight, answered by the device's last exit where the device
@@ -166,6 +167,8 @@ class InFlight:
         at, serving = self._at[device], self._serving[device]
         if serving[bisect.bisect_right(at, at_s) - 1] == NO_GATEWAY:
             self.lost_s[row] = at_s
+            if not handover:
+                self.net.times.retries[row] -= 1  # the recovery's retry was never sent
             return
         start = self._radios[device].up_s(at_s)
         if start >= self.duration_s:
