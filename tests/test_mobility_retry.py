@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from sim_fixtures import small_scenario, synthetic_outcomes
 from test_mobility import NETWORK, _arrivals, _city_changes, _mobility, _positions
 
-from fogsim.scenario import ScenarioError
 from fogsim.sim.engine import simulate
 from fogsim.sim.fast import FastEngineUnsupported
 from fogsim.sim.link import Link
@@ -166,9 +165,10 @@ def test_in_flight_out_of_coverage_the_device_answers_or_drops(tmp_path: Path) -
     assert columns["status"][0] == "answered_edge"
     assert columns["reason"][0] == "out_of_coverage"
     assert columns["t_answer_s"][0] == 40.0  # when it lost coverage
-    assert columns["exit"][0] == 0 and columns["prediction"][0] == OUTCOMES.exit_pred[
-        columns["image"][0], 0
-    ]
+    assert (
+        columns["exit"][0] == 0
+        and columns["prediction"][0] == OUTCOMES.exit_pred[columns["image"][0], 0]
+    )
 
 
 def test_a_request_ready_out_of_coverage_is_not_held_back(tmp_path: Path) -> None:
@@ -219,12 +219,33 @@ def test_the_fast_engine_refuses_retry_by_name(tmp_path: Path) -> None:
     assert simulate(scenario, OUTCOMES, engine="auto").engine == "simpy"
 
 
-def test_retry_refuses_fifo_links_by_name(tmp_path: Path) -> None:
+def test_a_fifo_link_withdraws_a_transfer_and_those_behind_move_up() -> None:
+    env = simpy.Environment()
+    link = Link(env, "l", 1.0, 0.5, "fifo", retractable=True)
+    first, second, third, fourth = (link.transmit(10.0) for _ in range(4))
+    env.run(until=5.0)
+    assert link.withdraw(second)  # waiting: the third's turn comes at 10 s, not 20 s
+    assert link.withdraw(first)  # half sent: the link is the third's from 5 s
+    env.run(until=5.0 + 1e-9)
+    assert third.started_s == 5.0 and fourth.started_s == 15.0
+    env.run()
+    # Delivered after the 0.5 s delay, valued when their last bit left.
+    assert third.processed and third.value == 15.0 and fourth.value == 25.0
+    assert not first.triggered and not second.triggered
+    assert link.bits_carried == 20.0 and link.busy_time_s == 25.0
+    assert not link.withdraw(third)
+    with pytest.raises(ValueError, match="retractable"):
+        Link(env, "m", 1.0, 0.0, "fifo").withdraw(third)
+
+
+def test_a_request_on_a_fifo_backhaul_is_withdrawn_too(tmp_path: Path) -> None:
     network = _slow_a()
-    network["cloud_link"] = {**network["cloud_link"], "sharing": "fifo"}
-    with pytest.raises(ScenarioError, match="network.cloud_link.sharing.*fifo link"):
-        _drive(tmp_path, [10.0], CLOUD_ONLY, network=network)
-    _drive(tmp_path, [10.0], CLOUD_ONLY, "finish", network)  # finish takes nothing back
+    network["gateways"][0]["backhaul"]["sharing"] = "fifo"
+    scenario = _drive(tmp_path, [49.95], CLOUD_ONLY, network=network)
+    result = simulate(scenario, OUTCOMES)
+    assert result.links["backhaul:a"]["bits_carried"] == 0.0
+    expected = HANDOVER_S + INTERRUPTION_S + _through_b_s(scenario)
+    assert result.columns["t_answer_s"][0] == pytest.approx(expected, rel=0, abs=1e-9)
 
 
 @settings(
@@ -237,13 +258,14 @@ def test_retry_refuses_fifo_links_by_name(tmp_path: Path) -> None:
     policy=st.sampled_from(["early_exit", "cloud_only", "device_only"]),
     recover=st.booleans(),
     slow=st.booleans(),
+    sharing=st.sampled_from(["ps", "fifo"]),
     outage=st.one_of(
         st.none(),
         st.tuples(st.floats(0, 30), st.floats(0.1, 5), st.sampled_from(["lost", "restart"])),
     ),
 )
 def test_every_request_ends_in_one_state_and_a_run_repeats(
-    tmp_path: Path, seed, coverage, interruption, policy, recover, slow, outage
+    tmp_path: Path, seed, coverage, interruption, policy, recover, slow, sharing, outage
 ) -> None:
     sites = [
         {"name": "a", "x": "500 m", "y": "250 m", "coverage": f"{coverage} m"},
@@ -259,6 +281,9 @@ def test_every_request_ends_in_one_state_and_a_run_repeats(
             "bandwidth": "10 Mbps",
             "failures": {"at": [[f"{down} s", f"{down + length} s"]], "work": work},
         }
+    for gateway in network["gateways"]:
+        gateway["backhaul"]["sharing"] = sharing
+    network["cloud_link"] = {**network["cloud_link"], "sharing": sharing}
     changes.update(recovery=recovery, policy={"name": policy}, network=network)
     scenario = small_scenario(tmp_path, **changes)
     first = simulate(scenario, OUTCOMES)  # it checks the accounting

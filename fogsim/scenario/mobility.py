@@ -173,8 +173,8 @@ class Mobility(_Strict):
 def problems(scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
     """What makes a valid ``mobility`` block unusable with the rest of the scenario, each with
     its YAML path: unknown groups and gateways, gateways a mobile group may use without a site
-    or with a shared cell, traces that miss devices, FIFO links and the adaptive policy
-    under ``in_flight: retry``."""
+    or with a shared cell, traces that miss devices, and the adaptive policy under
+    ``in_flight: retry``."""
     mobility: Mobility | None = scenario.mobility
     if mobility is None:
         return []
@@ -232,8 +232,6 @@ def problems(scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
                         f"{move.path}: {what}; give rows for devices 0 to {group.count - 1}",
                     )
                 )
-    if mobility.handover.in_flight == "retry":
-        found += _fifo_links(scenario)
     if scenario.policy.name == "adaptive_exit" and mobility.handover.in_flight == "retry":
         found.append(
             (
@@ -245,27 +243,3 @@ def problems(scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
         )
     return found
 
-
-def _fifo_links(scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
-    """``in_flight: retry`` takes requests off the links they cross, which only processor
-    sharing can do for now (a FIFO link fixes its transfers' ends when they arrive)."""
-    network = scenario.network
-    found: list[tuple[tuple[str | int, ...], str]] = []
-    gateways = enumerate(network.gateways or [])
-    links = [(("network", "gateways", i, "backhaul"), g.backhaul) for i, g in gateways]
-    links += [(("network", "cloud_link"), network.cloud_link)]
-    links += [(("network", "links", i), link) for i, link in enumerate(network.links or [])]
-    for where, link in links:
-        if link is None:
-            continue
-        for part, spec in (("", link), ("downlink", getattr(link, "downlink", None))):
-            if spec is not None and spec.sharing == "fifo":
-                path = (*where, part) if part else where
-                found.append(
-                    (
-                        (*path, "sharing"),
-                        "in_flight: retry takes requests off the links they cross, which a "
-                        "fifo link cannot do yet; use sharing: ps, or in_flight: finish",
-                    )
-                )
-    return found

@@ -112,16 +112,19 @@ class SharedStages:
         self._watching = False
         # Varying link rates draw from the run's seed, one named stream per link.
         streams = self.streams = Streams(scenario.seed)
+        # Handovers under in_flight: retry take requests back from the links they cross.
+        mobility = scenario.mobility
+        back = mobility is not None and mobility.handover.in_flight == "retry"
         self.links: dict[str, Link] = {
-            f"cell:{g.name}": _link(env, f"cell:{g.name}", g.cell, streams)
+            f"cell:{g.name}": _link(env, f"cell:{g.name}", g.cell, streams, back)
             for g in topology.gateways
             if g.access == "shared" and g.cell is not None
         }
         self.links.update(
-            {name: _link(env, name, k.up, streams) for name, k in topology.links.items()}
+            {name: _link(env, name, k.up, streams, back) for name, k in topology.links.items()}
         )
         self.downlinks = {
-            name: _link(env, f"{name}:down", k.downlink, streams)
+            name: _link(env, f"{name}:down", k.downlink, streams, back)
             for name, k in topology.links.items()
             if k.downlink is not None
         }
@@ -242,7 +245,9 @@ class SharedStages:
         return stats
 
 
-def _link(env: simpy.Environment, name: str, spec: LinkSpec, streams: Streams) -> Link:
+def _link(
+    env: simpy.Environment, name: str, spec: LinkSpec, streams: Streams, retractable: bool
+) -> Link:
     rate, up = None, None
     changes = iter([(0.0, float(spec.bandwidth))])
     if isinstance(spec.bandwidth, VaryingRate):
@@ -257,7 +262,7 @@ def _link(env: simpy.Environment, name: str, spec: LinkSpec, streams: Streams) -
     if isinstance(spec.bandwidth, VaryingRate) or spec.failures is not None:
         rate = RateFunction(changes)
     work = "resume" if spec.failures is None else spec.failures.work
-    return Link(env, name, spec.bandwidth, spec.delay, spec.sharing, rate, up, work)
+    return Link(env, name, spec.bandwidth, spec.delay, spec.sharing, rate, up, work, retractable)
 
 
 class _Route:
