@@ -238,7 +238,7 @@ def test_both_engines_agree_with_mobility(tmp_path: Path) -> None:
     speed=st.tuples(st.floats(1, 30), st.floats(0, 30)),
     pause=st.floats(0, 5),
     interruption=st.floats(0, 1),
-    policy=st.sampled_from(["early_exit", "cloud_only", "device_only"]),
+    policy=st.sampled_from(["early_exit", "cloud_only", "device_only", "adaptive_exit"]),
     outage=st.one_of(st.none(), st.tuples(st.floats(0, 30), st.floats(0.1, 5))),
     recover=st.booleans(),
 )
@@ -266,7 +266,10 @@ def test_every_request_ends_in_one_state_however_devices_move(
             "failures": {"at": [[f"{down} s", f"{down + outage[1]} s"]], "work": "lost"},
         }
     recovery = {"timeout": "500 ms", "retries": 1, "then": "fallback"} if recover else None
-    changes.update(network=network, recovery=recovery, policy={"name": policy})
+    rule = {"name": policy}
+    if policy == "adaptive_exit":
+        rule.update(threshold=1.0, degraded_threshold=2.0, target="50 ms")
+    changes.update(network=network, recovery=recovery, policy=rule)
     scenario = small_scenario(tmp_path, **changes)
     result = simulate(scenario, OUTCOMES)  # it checks the accounting
     columns = result.columns
@@ -284,7 +287,6 @@ def test_every_request_ends_in_one_state_however_devices_move(
 @pytest.mark.parametrize(
     ("change", "wanted"),
     [
-        ({"handover": {"in_flight": "retry"}}, "not supported yet"),
         (
             {
                 "devices": [
@@ -337,15 +339,17 @@ def test_a_position_trace_must_cover_every_device(tmp_path: Path) -> None:
         small_scenario(tmp_path, network=NETWORK, devices=devices, mobility=mobility)
 
 
-def test_the_adaptive_policy_and_shared_cells_are_refused_with_mobility(tmp_path: Path) -> None:
+def test_adaptive_with_retry_and_shared_cells_are_refused_with_mobility(tmp_path: Path) -> None:
     adaptive = {
         "name": "adaptive_exit",
         "threshold": 1.0,
         "degraded_threshold": 2.0,
         "target": "50 ms",
     }
-    with pytest.raises(ScenarioError, match="adaptive_exit with mobility is not supported"):
-        small_scenario(tmp_path, **_city_changes(), policy=adaptive)
+    retry = {"handover": {"in_flight": "retry"}}
+    with pytest.raises(ScenarioError, match="adaptive_exit with in_flight: retry"):
+        small_scenario(tmp_path, **_city_changes(**retry), policy=adaptive)
+    small_scenario(tmp_path, **_city_changes(), policy=adaptive)  # finish: it runs
     network = {**NETWORK, "gateways": [dict(g) for g in NETWORK["gateways"]]}
     network["gateways"][1].update(access="shared", cell={"bandwidth": "20 Mbps"})
     changes = {**_city_changes(), "network": network}
@@ -461,3 +465,24 @@ def test_commute_writes_the_same_bytes_twice_and_on_both_engines(tmp_path: Path)
             == (tmp_path / "again" / name).read_bytes()
             == (tmp_path / "fast" / name).read_bytes()
         )
+
+
+def test_adaptive_exit_sends_and_receives_as_a_fixed_policy_does(tmp_path: Path) -> None:
+    # Thresholds at 0 never exit, late or not: adaptive_exit sends every request, as
+    # early_exit at 0 does, so a moving device's sends and answers must match, outages
+    # (the handover at 50 s, and no coverage from 40 s to 60 s) included.
+    never = {"name": "adaptive_exit", "threshold": 0.0, "degraded_threshold": 0.0,
+             "target": "50 ms"}  # fmt: skip
+    arrivals = [10.0, 39.99, 49.99, 60.005, 61.0, 80.0]
+    for coverage in ("800 m", "400 m"):
+        fixed = _commuter(tmp_path, arrivals, {"name": "early_exit", "threshold": 0.0},
+                          coverage=coverage)  # fmt: skip
+        adaptive = _commuter(tmp_path, arrivals, never, coverage=coverage)
+        want = simulate(fixed, OUTCOMES).columns
+        got = simulate(adaptive, OUTCOMES).columns
+        for name in ("t_uplink_start_s", "t_uplink_end_s", "t_cloud_end_s", "t_answer_s"):
+            np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-9, err_msg=name)
+        for name in ("status", "reason", "gateway", "handovers"):
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+        # An answer that waited for the radio: after the handover, or for coverage.
+        assert want["t_answer_s"][2 if coverage == "800 m" else 1] > 52.0

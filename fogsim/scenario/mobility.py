@@ -123,27 +123,19 @@ Movement = Annotated[RandomWaypoint | PositionTrace | RoadGraph, Field(discrimin
 
 
 class Handover(_Strict):
-    """What a handover costs: the device's radio is down for ``interruption`` (sends pause and
-    resume, answers wait), and what becomes of the requests in flight."""
+    """What a handover costs: the device's radio is down for ``interruption``, and what becomes
+    of the requests in flight (see ``fogsim.sim.mobility``)."""
 
     interruption: Seconds = Field(
         default=0.05, description="the radio's outage at each handover (e.g. 50 ms)"
     )
     in_flight: Literal["finish", "retry"] = Field(
         default="finish",
-        description="finish: a request keeps the path it started on, its answer forwarded to "
-        "the device's new gateway; retry: not supported yet",
+        description="finish: a request keeps the path it started on (sends pause over the "
+        "radio's outages), its answer forwarded to the device's new gateway; retry: a request "
+        "in flight at a handover is abandoned on its old path and sent again, whole, through "
+        "the new gateway once the radio is up (lost in flight out of coverage)",
     )
-
-    @field_validator("in_flight")
-    @classmethod
-    def _supported(cls, value: str) -> str:
-        if value == "retry":
-            raise ValueError(
-                "in_flight: retry (re-sending in-flight requests through the new gateway) is "
-                "not supported yet; use finish (requests keep the path they started on)"
-            )
-        return value
 
 
 class Mobility(_Strict):
@@ -181,7 +173,8 @@ class Mobility(_Strict):
 def problems(scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
     """What makes a valid ``mobility`` block unusable with the rest of the scenario, each with
     its YAML path: unknown groups and gateways, gateways a mobile group may use without a site
-    or with a shared cell, traces that miss devices, and the adaptive policy."""
+    or with a shared cell, traces that miss devices, and the adaptive policy under
+    ``in_flight: retry``."""
     mobility: Mobility | None = scenario.mobility
     if mobility is None:
         return []
@@ -239,12 +232,14 @@ def problems(scenario: Any) -> list[tuple[tuple[str | int, ...], str]]:
                         f"{move.path}: {what}; give rows for devices 0 to {group.count - 1}",
                     )
                 )
-    if scenario.policy.name == "adaptive_exit":
+    if scenario.policy.name == "adaptive_exit" and mobility.handover.in_flight == "retry":
         found.append(
             (
-                ("policy", "name"),
-                "adaptive_exit with mobility is not supported yet (the adaptive policy sends "
-                "over the device's radio itself); use early_exit or another fixed policy",
+                ("mobility", "handover", "in_flight"),
+                "adaptive_exit with in_flight: retry is not supported yet (the adaptive policy "
+                "sends over the device's radio itself, as it decides); use in_flight: finish, "
+                "or a fixed policy",
             )
         )
     return found
+

@@ -9,6 +9,10 @@ the policy's fixed thresholds would answer on the device are answered there, as 
 finish their parts. The device runs its whole part (exit heads included) either way, so
 its compute is the same whatever it decides; a request sent on crosses the device's own
 radio first in, first out behind its earlier sends, or enters the shared cell.
+
+A moving device (``mobility``, ``in_flight: finish``) sends only while its radio is up,
+pausing a send over an outage, and receives an answer once its radio is up, as
+``fogsim.sim.mobility`` has it for the fixed policies; it sees the round trip it lived.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fogsim.inference import InferenceOutcomes
 from fogsim.policies import AdaptiveExit, Decision, Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim.device import DeviceStage, device_tables
+from fogsim.sim.failures import Availability
 from fogsim.sim.records import Journeys
 from fogsim.sim.routes import Kinds
 from fogsim.sim.shared import SharedStages
@@ -131,9 +136,14 @@ class AdaptiveRun:
         return plan_journeys(at_decision, kind)
 
     def feed(
-        self, net: SharedStages, journeys: Journeys, last_hop_s: np.ndarray
+        self,
+        net: SharedStages,
+        journeys: Journeys,
+        last_hop_s: np.ndarray,
+        radios: dict[int, Availability] | None = None,
     ) -> Generator[simpy.Event, Any, None]:
-        """Decide each request when its device has run its part; send it on, or not."""
+        """Decide each request when its device has run its part; send it on, or not.
+        ``radios``: the moving devices' radios (up, or down for a handover or no coverage)."""
         env, scenario, workload = net.env, self.scenario, self.workload
         rows = journeys.rows
         count = rows.size
@@ -142,9 +152,14 @@ class AdaptiveRun:
                             self.policy.window)
         decided_at = np.full(count, np.nan)
         hop = last_hop_s.tolist()
+        radios = radios or {}
+        rx_s = self._answer_airtime_s(rows)
 
         def on_answer(row: int, at_s: float) -> None:
             arrives = at_s + hop[row]
+            radio = radios.get(devices[row])
+            if radio is not None:  # as MobilityRun.receive has it
+                arrives = radio.finish_s(arrives - rx_s[row], rx_s[row])
             views.answer_arrives(devices[row], row, arrives, arrives - decided_at[row])
 
         net.on_answer = on_answer
@@ -181,7 +196,12 @@ class AdaptiveRun:
                 net.enter(route, row)  # the shared cell is its first shared stage
                 continue
             start = max(now, free_at.get(own, 0.0))
-            sent = start + bits[row] / rate[row]
+            radio = radios.get(own)
+            if radio is None:
+                sent = start + bits[row] / rate[row]
+            else:
+                start = radio.up_s(start)
+                sent = radio.finish_s(start, bits[row] / rate[row])
             free_at[own] = sent
             self.uplink[row] = (start, sent, sent + delay[row])
             if net.recovery is not None:
@@ -193,6 +213,12 @@ class AdaptiveRun:
         gateways = self.scenario.network.gateway_nodes
         own = np.array([g.access == "dedicated" for g in gateways])
         return own[self.workload.gateway[rows]].tolist()
+
+    def _answer_airtime_s(self, rows: np.ndarray) -> list[float]:
+        """Per row, the seconds its answer takes over its device's own downlink."""
+        downlink = np.array([g.radio.downlink for g in self.scenario.devices])
+        bits = self.scenario.network.answer_size
+        return (bits / downlink[self.workload.group[rows]]).tolist()
 
     def _uplink_bps(self, rows: np.ndarray) -> list[float]:
         workload = self.workload

@@ -14,12 +14,13 @@ from tqdm import tqdm
 from fogsim.inference import InferenceOutcomes
 from fogsim.policies import AdaptiveExit, Tier
 from fogsim.scenario.models import Scenario
-from fogsim.sim import battery
+from fogsim.sim import battery, handover
 from fogsim.sim.adaptive import AdaptiveRun
 from fogsim.sim.assignment import Assignment, RunDesign, refuse_with_a_plan
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
 from fogsim.sim.drift import DriftPlan, prepare_drift
 from fogsim.sim.fast import FastEngineUnsupported, NotExact, why_not_fast
+from fogsim.sim.handover import InFlight
 from fogsim.sim.mobility import MobilityRun
 from fogsim.sim.radio import RadioUse, radio_energy, resend_energy
 from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
@@ -128,6 +129,10 @@ def simulate(
         _device_share(scenario, workload, assignment.designs[d], rows, moving, drift)
         for d, rows in assignment.shares(workload)
     ]
+    if moving is not None and moving.retry:
+        # Mobility runs one design: its one share is every request, each now through the
+        # gateway its send went to.
+        workload = shares[0].workload
 
     planners = [Planner(topology, share.kinds) for share in shares]
 
@@ -155,21 +160,32 @@ def simulate(
     if engine != "simpy" and not idle:
         net = _solve_fast(scenario, topology, journeys, engine, assignment.planned)
     used = "fast" if net is not None else "simpy"
+    in_flight = None
     if net is None:
-        net = _run_simpy(scenario, topology, workload, shares, journeys, adaptive, progress)
+        net, in_flight = _run_simpy(
+            scenario, topology, workload, shares, journeys, adaptive, progress, moving,
+            planners[0],
+        )  # fmt: skip
     events_s = time.perf_counter() - started
     journeys.times = net.times
     if adaptive is not None:
         journeys = shares[0].journeys = adaptive.settle(shares[0].device, journeys)
+    if in_flight is not None:
+        assert moving is not None
+        moving.settle(in_flight, journeys)  # each request's last gateway, re-sends, losses
     hand_back_times(shares, journeys, position)
 
     device = whole_device_stage(shares, workload.size)
     answer_s = _answer_at_device(scenario, topology, workload, journeys)
     if moving is not None:
         answer_s = moving.receive(workload, answer_s)
-    energy = _device_energy(scenario, workload, device, journeys, answer_s)
+    resend_j = moving.resend_energy_j(workload, device.bits) if moving is not None else None
+    energy = _device_energy(scenario, workload, device, journeys, answer_s, resend_j)
     server_j = journeys.server_energy_j(scenario, workload.size)
-    columns = merged_columns(scenario, shares, answer_s, energy, server_j, assignment.planned)
+    lost_s = moving.lost_s if moving is not None else None
+    columns = merged_columns(
+        scenario, shares, answer_s, energy, server_j, assignment.planned, lost_s
+    )
     if drift is not None:
         drift.finish_columns(columns)
     if moving is not None:
@@ -207,7 +223,7 @@ def _device_share(
     kind = kinds.of(decision)
     device = run_devices(scenario, mine, outcomes, kinds, kind, drift.jobs if drift else None)
     if moving is not None:
-        moving.cut_off(mine, device)
+        mine = moving.cut_off(mine, device)  # retry: each through the gateway it is sent to
     return Share(rows, design.name, outcomes, mine, decision, kinds, kind, device)
 
 
@@ -219,13 +235,26 @@ def _run_simpy(
     journeys: Journeys,
     adaptive: AdaptiveRun | None,
     progress: bool,
-) -> SharedStages:
-    """The shared stages, run in SimPy until the end of the run."""
+    moving: MobilityRun | None,
+    planner: Planner,
+) -> tuple[SharedStages, InFlight | None]:
+    """The shared stages, run in SimPy until the end of the run; with mobility's
+    ``in_flight: retry``, what its handovers did to the requests on them."""
     env = simpy.Environment()
-    net = SharedStages(env, scenario, topology, journeys.rows.size, journeys.width)
+    in_flight = None
+    width = journeys.width
+    if moving is not None and moving.retry:
+        # Mobility runs one design: its one share is every request.
+        width = handover.width(moving, workload, journeys, planner, shares[0].kind)
+    net = SharedStages(env, scenario, topology, journeys.rows.size, width)
+    if moving is not None and moving.retry:
+        hop_s = _last_hop_s(scenario, topology)
+        in_flight = InFlight(net, moving, workload, journeys, planner, shares[0].kind, hop_s)
+        net.mobile = in_flight
     if adaptive is not None:
         hop = _last_hop_s(scenario, topology)[workload.group, workload.gateway][journeys.rows]
-        env.process(adaptive.feed(net, journeys, hop))
+        radios = None if moving is None else moving.radios()
+        env.process(adaptive.feed(net, journeys, hop, radios))
     else:
         resend_s = None
         if scenario.recovery is not None:
@@ -237,7 +266,7 @@ def _run_simpy(
         plans, plan, bits = journeys.plans, journeys.plan, journeys.bits
         env.process(net.feed(journeys.ready_s, plans, plan, bits, resend_s))
     _run_until(env, scenario.duration, progress)
-    return net
+    return net, in_flight
 
 
 def _solve_fast(
@@ -365,13 +394,17 @@ def _device_energy(
     device: DeviceStage,
     journeys: Journeys,
     answer_s: np.ndarray,
+    resend_j: np.ndarray | None = None,
 ) -> DeviceEnergy:
-    """Radio energy from when the radio was really busy, then each battery spent in order."""
+    """Radio energy from when the radio was really busy, then each battery spent in order;
+    ``resend_j``: what re-sends at handovers cost on top (mobility's retry)."""
     use = _radio_use(scenario, workload, device, journeys, answer_s)
     radio_j = radio_energy(scenario, workload.group, workload.device, use)
     retries = journeys.per_row(journeys.times.retries, workload.size, 0)
     if retries.any():
         radio_j += resend_energy(scenario, workload.group, use, retries)
+    if resend_j is not None:
+        radio_j += resend_j
     parts = [device.idle_j.copy(), device.compute_j.copy(), radio_j]
     empty = battery.drain(battery_capacity_j(scenario, workload), workload.device, parts)
     return DeviceEnergy(*parts, empty | (device.drop_reason == BATTERY_EMPTY))

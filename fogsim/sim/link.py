@@ -53,6 +53,10 @@ class Link:
     With ``up`` (the link's :class:`Availability`; ``rate`` is then 0 while it is down)
     the transfers in progress when it fails are, as ``work`` says, resumed, restarted
     from their first bit once it is up, or lost.
+
+    ``withdraw`` takes a transfer back before its last bit is sent (a moving device's
+    request abandoned at a handover); a FIFO link allows it only if ``retractable``, where
+    it delivers by timers it can move, so the transfers behind move up.
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class Link:
         rate: RateFunction | None = None,
         up: Availability | None = None,
         work: str = "resume",
+        retractable: bool = False,
     ) -> None:
         if not (bandwidth_bps > 0 and math.isfinite(bandwidth_bps)):
             # With a rate function it is still the positive nominal rate that counters report.
@@ -86,6 +91,7 @@ class Link:
         self.up = up
         self.work = work
         self.lost = 0
+        self.withdrawn = 0
         self.peak_concurrency = 0
         self._bits_done = 0.0
         self._done = 0
@@ -106,6 +112,10 @@ class Link:
         self._fifo_pending: deque[tuple[float, float, bool]] = deque()
         self._fifo_free_at_s = 0.0
         self._fifo_work_s = 0.0
+        # FIFO transfers that may be withdrawn (``retractable``): those not yet through, in
+        # order; each delivered by a timer that a withdrawal ahead of it makes stale.
+        self.retractable = retractable
+        self._fifo_queue: deque[_Queued] = deque()
         if up is not None and discipline == "ps":
             env.process(self.fail())
 
@@ -268,6 +278,32 @@ class Link:
         self._wakeup_pending = False
         self._busy_s += now - self._busy_since_s
 
+    def withdraw(self, done: Delivery) -> bool:
+        """Stop serializing the transfer ``done`` stands for, now: its bits so far are wasted,
+        the others share the link without it (FIFO: those behind it move up), and ``done``
+        never succeeds. False where it is no longer being serialized (its last bit is sent):
+        nothing to stop. A FIFO link must be ``retractable``.
+        """
+        if self.discipline == "fifo":
+            return self._withdraw_fifo(done)
+        flows = self._flows
+        index = next((i for i, flow in enumerate(flows) if flow[3] is done), None)
+        if index is None:
+            return False
+        now = self.env.now
+        self._advance(now)  # at the share the transfer still had
+        flows[index] = flows[-1]
+        flows.pop()
+        heapq.heapify(flows)
+        self.withdrawn += 1
+        if flows:
+            self._schedule_wakeup()  # the others now finish sooner
+        else:
+            self._generation += 1  # the pending wake-up is stale
+            self._wakeup_pending = False
+            self._busy_s += now - self._busy_since_s
+        return True
+
     # FIFO -------------------------------------------------------------------
 
     def _send_fifo(self, bits: float, done: Delivery) -> None:
@@ -288,11 +324,72 @@ class Link:
         delivered = done.hit != LOST
         self._fifo_pending.append((end, bits, delivered))
         self.peak_concurrency = max(self.peak_concurrency, len(self._fifo_pending))
-        if delivered:
+        if self.retractable:
+            if not delivered:
+                self.lost += 1
+            queue = self._fifo_queue
+            while queue and queue[0].end_s <= now:
+                queue.popleft()  # through: no longer withdrawable
+            entry = _Queued(now, bits, done, end)
+            queue.append(entry)
+            self._deliver(entry)
+        elif delivered:
             done.arrive_after(end - now + self.delay_s, end)
         else:
             self.lost += 1
             done.arrive_after(end - now, end)
+
+    def _deliver(self, entry: _Queued) -> None:
+        """Succeed the entry's delivery when it arrives, unless its times change first."""
+        entry.token += 1
+        token, done, end = entry.token, entry.done, entry.end_s
+        delay = end - self.env.now + (self.delay_s if done.hit != LOST else 0.0)
+        timer = self.env.timeout(delay)
+        timer.callbacks.append(lambda _e: token == entry.token and done.succeed(end))
+
+    def _withdraw_fifo(self, done: Delivery) -> bool:
+        if not self.retractable:
+            raise ValueError(f"link {self.name!r}: a FIFO link withdraws only if retractable")
+        now = self.env.now
+        self._settle_fifo()
+        queue = self._fifo_queue
+        while queue and queue[0].end_s <= now:
+            queue.popleft()  # through
+        entry = next((e for e in queue if e.done is done), None)
+        if entry is None:
+            return False
+        queue.remove(entry)
+        entry.token += 1  # its delivery is stale
+        self.withdrawn += 1
+        if done.hit == LOST:
+            self.lost -= 1
+        free = max(now, done.started_s)
+        self._fifo_work_s -= entry.end_s - free  # the part it will not take
+        for later in queue:
+            if later.end_s <= free:
+                continue  # ahead of it
+            before = later.end_s - later.done.started_s
+            old_hit = later.done.hit
+            later.done.hit = ""
+            start, end = self._fifo_times(max(later.queued_s, free), later.bits, later.done)
+            later.done.started_s, later.end_s = start, end
+            self._fifo_work_s += (end - start) - before
+            self.lost += (later.done.hit == LOST) - (old_hit == LOST)
+            self._deliver(later)
+            free = end
+        self._fifo_free_at_s = max(free, now) if not queue else queue[-1].end_s
+        self._fifo_pending = deque((e.end_s, e.bits, e.done.hit != LOST) for e in queue)
+        return True
+
+    def _fifo_times(self, start_s: float, bits: float, done: Delivery) -> tuple[float, float]:
+        """When a FIFO transfer whose turn comes at ``start_s`` begins and ends (and in
+        ``done.hit``, what failures did to it), as ``_send_fifo`` has it."""
+        if self.rate is None:
+            return start_s, start_s + bits / self.bandwidth_bps
+        if self.up is None:
+            return start_s, self.rate.finish_s(start_s, bits)
+        began, end, done.hit = self._fifo_attempt(start_s, bits)
+        return began, end
 
     def _fifo_attempt(self, start_s: float, bits: float) -> tuple[float, float, str]:
         """A transfer whose turn comes at ``start_s`` on a link that fails: when it begins,
@@ -321,3 +418,15 @@ class Link:
             if delivered:
                 self._bits_done += bits
                 self._done += 1
+
+
+class _Queued:
+    """A transfer on a retractable FIFO link: when it came, its size, its delivery, when it
+    ends, and the token its delivery timer must still hold."""
+
+    __slots__ = ("queued_s", "bits", "done", "end_s", "token")
+
+    def __init__(self, queued_s: float, bits: float, done: Delivery, end_s: float) -> None:
+        self.queued_s, self.bits, self.done, self.end_s, self.token = (
+            queued_s, bits, done, end_s, 0
+        )

@@ -1,22 +1,38 @@
 """What moving devices do to a run: the gateway each request leaves through, what happens
 out of coverage, and the radio outages handovers cause.
 
-A request's gateway is its device's serving gateway when the request arrives; it keeps
-that path to the end (``in_flight: finish``): its answer is forwarded to wherever the device
-is then. The device's radio is down during each handover's ``interruption`` and while no
-gateway covers it (an outage, as in ``fogsim.sim.failures``): its sends pause and resume,
-and an answer is received once the radio is up. A request that arrives out of coverage and
-would leave the device is answered by the device's last exit where the device runs its part
-(reason ``out_of_coverage``); a raw image, or a network without a device exit, leaves it
+The device's radio is down during each handover's ``interruption`` and while no gateway
+covers it (an outage, as in ``fogsim.sim.failures``). A request that arrives out of coverage
+and would leave the device is answered by the device's last exit where the device runs its
+part (reason ``out_of_coverage``); a raw image, or a network without a device exit, leaves it
 nothing to answer with, and the request is dropped (reason ``out_of_coverage``).
 
-The hooks act before the shared stages and after them, never inside: both engines see the
-same requests, so they stay identical with mobility.
+What becomes of a request in flight at a handover is the scenario's ``in_flight``:
+
+- ``finish``: a request's gateway is its device's serving gateway when the request arrives;
+  it keeps that path to the end, and its answer is forwarded to wherever the device is then.
+  The device's sends pause over the radio's outages and resume, and an answer is received
+  once the radio is up. These hooks act before the shared stages and after them, never
+  inside: both engines see the same requests, so they stay identical.
+- ``retry``: a request leaves through the gateway serving its device when the radio begins
+  sending it. From then until its answer reaches the device it is in flight, and a change of
+  gateway strictly inside that time abandons it: a send cut by a handover starts again from
+  its first bit once the radio is up (here, on the device's own radio queue), and a request
+  further on is taken off the old path and sent again from the device
+  (``fogsim.sim.handover``, in SimPy only). An answer on its way back when the device hands
+  over is abandoned too: the device, which has no answer, sends the request again. A request
+  that must be sent, or sent again, while no gateway covers its device is lost in flight:
+  answered then by the device's last exit where it ran its part, else dropped (reason
+  ``out_of_coverage``). Every re-send counts in ``retries`` and its airtime in the radio's
+  energy.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +43,7 @@ from fogsim.sim.device import DeviceStage
 from fogsim.sim.failures import Availability, availability, scripted_outages
 from fogsim.sim.movement import (
     NO_GATEWAY,
+    OUT_OF_COVERAGE,
     Sites,
     Track,
     attachments,
@@ -35,11 +52,14 @@ from fogsim.sim.movement import (
     read_roads,
     road_walks,
 )
+from fogsim.sim.radio import send_energy
 from fogsim.sim.rng import Streams
 from fogsim.sim.routes import Kinds
 from fogsim.sim.workload import Workload
 
-OUT_OF_COVERAGE = "out_of_coverage"
+if TYPE_CHECKING:
+    from fogsim.sim.handover import InFlight
+    from fogsim.sim.records import Journeys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,10 +145,21 @@ class MobilityRun:
 
     def __init__(self, scenario: Scenario, workload: Workload, streams: Streams) -> None:
         self.scenario = scenario
+        self.retry = scenario.mobility.handover.in_flight == "retry"  # type: ignore[union-attr]
         self.devices = track_devices(scenario, streams)
         gateway = workload.gateway.copy()
-        self.uncovered = np.zeros(workload.size, dtype=bool)
-        self.on_device = np.zeros(workload.size, dtype=bool)  # answered there for coverage
+        n = workload.size
+        self.uncovered = np.zeros(n, dtype=bool)
+        self.on_device = np.zeros(n, dtype=bool)  # answered there for coverage
+        # in_flight: retry, per request: when it was lost in flight out of coverage, its
+        # re-sends, their airtime, and what its (last) send took (see cut_off).
+        self.lost_s = np.full(n, np.nan)
+        self.resent = np.zeros(n, np.int16)
+        self.extra_airtime_s = np.zeros(n)
+        self.never_sent = np.zeros(n, dtype=bool)
+        self.uplink_start_s = np.full(n, np.nan)
+        self.send_s = np.full(n, np.nan)
+        self.delay_s = np.full(n, np.nan)
         for d, rows in self._rows(workload):
             moves = self.devices[d]
             k = np.searchsorted(moves.at_s, workload.arrival_s[rows], side="right") - 1
@@ -147,6 +178,10 @@ class MobilityRun:
         devices, starts = np.unique(workload.device[rows], return_index=True)
         return list(zip(devices.tolist(), np.split(rows, starts[1:]), strict=True))
 
+    def radios(self) -> dict[int, Availability]:
+        """Each moving device's radio, up or down (an adaptive policy sends as it goes)."""
+        return {d: moves.radio() for d, moves in self.devices.items() if moves.outages}
+
     def decide(self, decision: Decision, kinds: Kinds) -> Decision:
         """Requests out of coverage that would leave the device are answered by its last exit,
         where it runs its part; the others stay as they are (and are dropped, see ``cut_off``)."""
@@ -162,14 +197,18 @@ class MobilityRun:
         exit_index[self.on_device] = int(device_exits[-1])
         return Decision(tier=tier, raw=decision.raw, exit_index=exit_index)
 
-    def cut_off(self, workload: Workload, device: DeviceStage) -> None:
+    def cut_off(self, workload: Workload, device: DeviceStage) -> Workload:
         """Drop what must leave a device out of coverage; pause the sends its radio's
-        outages interrupt (first in, first out, as on its own link)."""
+        outages interrupt (first in, first out, as on its own link). The workload, with
+        (retry) each request's gateway the one its send went to."""
         drop = self.uncovered & (device.bits > 0) & (device.drop_reason == None)  # noqa: E711
         device.drop_reason[drop] = OUT_OF_COVERAGE
         device.bits[drop] = 0.0
         for column in (device.uplink_start_s, device.uplink_sent_s, device.uplink_end_s):
             column[drop] = np.nan
+        if self.retry:
+            self.workload = self._send_in_turn(workload, device)
+            return self.workload
         for d, rows in self._rows(workload):
             moves = self.devices[d]
             rows = rows[~np.isnan(device.uplink_start_s[rows])]
@@ -184,9 +223,84 @@ class MobilityRun:
                 free = radio.finish_s(start, float(send_s))
                 device.uplink_start_s[row], device.uplink_sent_s[row] = start, free
                 device.uplink_end_s[row] = free + delay_s
+        return workload
+
+    def _send_in_turn(self, workload: Workload, device: DeviceStage) -> Workload:
+        """``in_flight: retry`` on each moving device's own radio, first in, first out: a send
+        waits for the radio to be up, goes to the gateway serving then, and starts again
+        from its first bit where a change of gateway cuts it; out of coverage, the request
+        is lost (see the module's docstring)."""
+        duration = self.scenario.duration
+        gateway = workload.gateway.copy()
+        for d, rows in self._rows(workload):
+            moves = self.devices[d]
+            rows = rows[~np.isnan(device.uplink_start_s[rows])]
+            if rows.size == 0:
+                continue
+            rows = rows[np.argsort(device.compute_end_s[rows], kind="stable")]
+            service = device.uplink_sent_s[rows] - device.uplink_start_s[rows]
+            delay = device.uplink_end_s[rows] - device.uplink_sent_s[rows]
+            self.send_s[rows], self.delay_s[rows] = service, delay
+            radio, free = moves.radio(), 0.0
+            at, serving = moves.at_s.tolist(), moves.gateway.tolist()
+            for row, send_s, delay_s in zip(rows.tolist(), service, delay, strict=True):
+                t, sends = max(float(device.compute_end_s[row]), free), 0
+                while True:
+                    if serving[bisect.bisect_right(at, t) - 1] == NO_GATEWAY and t < duration:
+                        self._lose(row, t, sends, device)
+                        break
+                    start = radio.up_s(t)
+                    sends += 1
+                    i = bisect.bisect_right(at, start)
+                    cut = at[i] if i < len(at) else math.inf
+                    if cut < start + send_s and start < duration:
+                        self.extra_airtime_s[row] += cut - start
+                        t = free = cut
+                        continue
+                    # No outage can fall inside (each starts at a change): as under finish.
+                    free = radio.finish_s(start, float(send_s))
+                    device.uplink_start_s[row], device.uplink_sent_s[row] = start, free
+                    device.uplink_end_s[row] = free + delay_s
+                    if serving[i - 1] != NO_GATEWAY:  # else it starts after the run
+                        gateway[row] = serving[i - 1]
+                    break
+                self.resent[row] = max(sends - 1, 0)
+        self.uplink_start_s = device.uplink_start_s.copy()
+        return dataclasses.replace(workload, gateway=gateway)
+
+    def _lose(self, row: int, at_s: float, sends: int, device: DeviceStage) -> None:
+        """The request must leave its device out of coverage: it is lost in flight then."""
+        self.lost_s[row] = at_s
+        if sends == 0:
+            self.never_sent[row] = True
+            device.bits[row] = 0.0
+        for column in (device.uplink_start_s, device.uplink_sent_s, device.uplink_end_s):
+            column[row] = np.nan
+
+    def settle(self, in_flight: InFlight, journeys: Journeys) -> None:
+        """Take in what handovers did to the requests on the shared stages (retry)."""
+        in_flight.settle(journeys, self.workload)
+        rows = journeys.rows
+        self.resent[rows] += in_flight.resent
+        self.extra_airtime_s[rows] += in_flight.extra_airtime_s
+        lost = ~np.isnan(in_flight.lost_s)
+        self.lost_s[rows[lost]] = in_flight.lost_s[lost]
+
+    def resend_energy_j(self, workload: Workload, bits: np.ndarray) -> np.ndarray:
+        """The radio's joules for every re-send's airtime, at the rate of the first send."""
+        joules = np.zeros(workload.size)
+        for g, group in enumerate(self.scenario.devices):
+            rows = np.flatnonzero((workload.group == g) & (self.extra_airtime_s > 0))
+            if rows.size:
+                airtime = self.extra_airtime_s[rows]
+                sent_bits = bits[rows] * airtime / self.send_s[rows]
+                joules[rows] = send_energy(group.radio, sent_bits, airtime)
+        return joules
 
     def receive(self, workload: Workload, answer_s: np.ndarray) -> np.ndarray:
-        """When each answer reached its device, its reception paused while the radio is down."""
+        """When each answer reached its device, its reception paused while the radio is down
+        (under ``retry`` no outage falls inside: the change of gateway that starts it would
+        have abandoned the request; the same sum keeps the times bit for bit as ``finish``)."""
         answer_s = answer_s.copy()
         bits = self.scenario.network.answer_size
         downlink = np.array([g.radio.downlink for g in self.scenario.devices])
@@ -203,10 +317,11 @@ class MobilityRun:
 
     def finish_columns(self, columns: dict[str, np.ndarray]) -> None:
         """Name what coverage did to each request, and count the handovers in its life."""
-        columns["gateway"][self.uncovered] = ""
+        columns["gateway"][self.uncovered | self.never_sent] = ""
         answered = columns["status"] == "answered_edge"
         reason = columns["reason"]
         reason[self.on_device & answered & (reason == "")] = OUT_OF_COVERAGE
+        columns["retries"] += self.resent
         # A request's life: to its answer, to the end of the run if it is still pending,
         # and none at all if it was dropped (it ended where it was refused).
         answer = columns["t_answer_s"]
@@ -242,8 +357,10 @@ class MobilityRun:
             "radio_down_device_s": down_s,
             "requests_out_of_coverage": int(self.uncovered.sum()),
             "answered_on_device_out_of_coverage": int(
-                (self.on_device & (status == "answered_edge")).sum()
+                ((columns["reason"] == OUT_OF_COVERAGE) & (status == "answered_edge")).sum()
             ),
+            "lost_in_flight": int((~np.isnan(self.lost_s)).sum()),
+            "resends_at_handover": int(self.resent.sum()),
             "dropped_out_of_coverage": int(
                 ((status == "dropped") & (columns["reason"] == OUT_OF_COVERAGE)).sum()
             ),

@@ -23,6 +23,7 @@ import numpy as np
 POSITION_COLUMNS = ("time_s", "device", "x_m", "y_m")
 ROAD_COLUMNS = ("x1_m", "y1_m", "x2_m", "y2_m")
 NO_GATEWAY = -1
+OUT_OF_COVERAGE = "out_of_coverage"  # the reason of what coverage did to a request
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from fogsim.inference import InferenceOutcomes
 from fogsim.policies import TIERS, Decision, Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage
+from fogsim.sim.movement import OUT_OF_COVERAGE
 from fogsim.sim.routes import Kinds, Plan
 from fogsim.sim.shared import DROP_REASONS, FAILURES, RETRIES_EXHAUSTED, StageTimes
 from fogsim.sim.workload import Workload
@@ -137,8 +138,13 @@ def request_columns(
     answer_s: np.ndarray,
     energy: DeviceEnergy,
     server_j: dict[int, np.ndarray],
+    lost_s: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The per-request table: who sent what, where it went, when, at what cost, and how it ended."""
+    """The per-request table: who sent what, where it went, when, at what cost, and how it ended.
+
+    ``lost_s`` (per request, NaN where not): when a moving device, out of coverage, lost the
+    request in flight (``in_flight: retry``); it answers then with its last exit where it ran
+    its part, else the request is dropped (reason ``out_of_coverage``)."""
     n = workload.size
     image = workload.image_id
     times = journeys.times
@@ -167,16 +173,25 @@ def request_columns(
         answer[rescued] = gave_up[rescued]
         prediction[rescued] = outcomes.exit_pred[image[rescued], last]
         exit_used[rescued] = last
-    server_dropped = server_reason != ""
+    lost = np.zeros(n, dtype=bool) if lost_s is None else ~np.isnan(lost_s)
+    lost &= ~device_dropped
+    stand_in = lost & ~decision.raw & (device_exits.size > 0)
+    if stand_in.any():
+        last = int(device_exits[-1])
+        answer[stand_in] = lost_s[stand_in]  # type: ignore[index]
+        prediction[stand_in] = outcomes.exit_pred[image[stand_in], last]
+        exit_used[stand_in] = last
+    server_dropped = (server_reason != "") | (lost & ~stand_in)
     reason = np.where(device_dropped, device.drop_reason, "").astype(object)
     reason[server_dropped] = server_reason[server_dropped]
+    reason[lost] = OUT_OF_COVERAGE
     reason[rescued] = FAILURE_FALLBACK
     # A device whose battery ran out answers nothing more, whatever else befell the request.
     reason[energy.battery_empty] = BATTERY_EMPTY
     dropped = device_dropped | server_dropped
     done = ~dropped & (answer <= scenario.duration)
     answered_tier = np.where(done, tier, -1)
-    answered_tier[done & rescued] = Tier.DEVICE
+    answered_tier[done & (rescued | stand_in)] = Tier.DEVICE
     late = np.zeros(n, dtype=bool)
 
     deadline = scenario.deadline
@@ -196,7 +211,7 @@ def request_columns(
         else:
             fallback[:] = False
         unfinished = answered_tier < 0
-        reason[late & ~fallback & ~unfinished & ~rescued] = "late"
+        reason[late & ~fallback & ~unfinished & ~rescued & ~stand_in] = "late"
         reason[late & ~fallback & unfinished & ~dropped] = "late_unfinished"
     answered = answered_tier >= 0
     status = np.full(n, "unfinished", dtype=object)

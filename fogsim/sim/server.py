@@ -19,6 +19,7 @@ import simpy
 from fogsim.sim.failures import LOST, WORK, Availability, Outages
 
 CLOUD_QUEUE_FULL = "cloud_queue_full"
+WITHDRAWN = "withdrawn"  # a batch whose every item was taken back (see Server.withdraw)
 FOG_QUEUE_FULL = "fog_queue_full"
 
 
@@ -54,6 +55,7 @@ class _Waiting:
     deadline_s: float
     done: simpy.Event
     work_s: float
+    withdrawn: bool = False
 
 
 class Server:
@@ -114,6 +116,7 @@ class Server:
         self.work = work
         self.submitted = 0
         self.lost = 0
+        self.withdrawn = 0
         self.dropped = 0
         self.completed = 0
         self.batches = 0
@@ -124,6 +127,8 @@ class Server:
         self._busy = 0
         self._busy_done_s = 0.0
         self._running_since: dict[int, float] = {}
+        self._holding: dict[int, list[_Waiting]] = {}  # each busy worker's batch
+        self._workers: list[simpy.Process] = []
         self._timer_pending = False
         self._fired_deadline_s = -math.inf
         self._up: list[Availability] | None = None  # each worker's, with outages
@@ -133,8 +138,7 @@ class Server:
                 schedule, wakeups = itertools.tee(outages(worker))
                 self._up.append(Availability(schedule))
                 env.process(self.recover(wakeups))
-        for worker in range(self.workers):
-            env.process(self.serve(worker))
+        self._workers = [env.process(self.serve(worker)) for worker in range(self.workers)]
 
     @property
     def busy_time_s(self) -> float:
@@ -173,29 +177,58 @@ class Server:
             self._dispatch()
             batch: list[_Waiting] = yield handed
             start = self._running_since[worker] = env.now
+            self._holding[worker] = batch
             work = batch[0].work_s if len(batch) == 1 else math.fsum(i.work_s for i in batch)
             hold_s = self.service_time(len(batch)) + work
             hit = ""
             if self._up is not None:
                 end, hit = self._up[worker].attempt(start, hold_s, self.work)
                 hold_s = end - start
-            yield env.timeout(hold_s)
+            try:
+                yield env.timeout(hold_s)
+            except simpy.Interrupt:
+                hit = WITHDRAWN  # every item of the batch was withdrawn (see withdraw)
             end = env.now
-            del self._running_since[worker]
+            del self._running_since[worker], self._holding[worker]
             self._busy_done_s += end - start
             self._busy -= 1
             size = len(batch)
+            if hit == WITHDRAWN:
+                continue
+            withdrawn = sum(item.withdrawn for item in batch) if self.withdrawn else 0
             if hit == LOST:
-                self.lost += size
+                self.lost += size - withdrawn
             else:
-                self.completed += size
+                self.completed += size - withdrawn
             for item in batch:
+                if item.withdrawn:
+                    continue
                 share = item.work_s / work if work > 0 else 1.0 / size
                 item.done.succeed(
                     ServerOutcome(
                         item.tag, item.enqueued_s, start, end, size, worker, None, share, hit
                     )
                 )
+
+    def withdraw(self, done: simpy.Event) -> bool:
+        """Take back the item whose outcome ``done`` would give: out of the queue if it waits,
+        and if it is in service, out of its batch's answer; a batch whose items are all
+        withdrawn stops, and its worker is free at once. A batch with others in it runs to
+        its end (it is one kernel). ``done`` never succeeds; False where the item is gone."""
+        for i, item in enumerate(self._queue):
+            if item.done is done:
+                del self._queue[i]
+                self.withdrawn += 1
+                return True
+        for worker, batch in self._holding.items():
+            for item in batch:
+                if item.done is done and not item.withdrawn:
+                    item.withdrawn = True
+                    self.withdrawn += 1
+                    if all(other.withdrawn for other in batch):
+                        self._workers[worker].interrupt()
+                    return True
+        return False
 
     def recover(self, outages: Outages) -> Generator[simpy.Event, Any, None]:
         """Hand waiting batches out again each time a worker is back up."""

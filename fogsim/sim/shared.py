@@ -13,7 +13,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
@@ -31,6 +31,9 @@ from fogsim.sim.rng import Streams
 from fogsim.sim.routes import Plan
 from fogsim.sim.server import CLOUD_QUEUE_FULL, FOG_QUEUE_FULL, Server, ServerOutcome
 from fogsim.topology import Topology
+
+if TYPE_CHECKING:
+    from fogsim.sim.handover import InFlight
 
 WORK_LOST = "work_lost"  # its work was lost on a failed element, and no recovery
 RETRIES_EXHAUSTED = "retries_exhausted"  # every attempt was lost or timed out
@@ -101,21 +104,27 @@ class SharedStages:
         self.resend_s: list[float] = []  # per row: the device's radio time to send again
         # Told (row, time) when an answer reaches the gateway: what an adaptive policy sees.
         self.on_answer: Callable[[int, float], None] | None = None
+        # With mobility's in_flight: retry, what abandons and re-sends a moving device's
+        # requests at its handovers (fogsim.sim.handover.InFlight).
+        self.mobile: InFlight | None = None
         # Attempts in the order of their timeouts (one timeout for all: see watch).
         self._due: deque[_Journey] = deque()
         self._watching = False
         # Varying link rates draw from the run's seed, one named stream per link.
         streams = self.streams = Streams(scenario.seed)
+        # Handovers under in_flight: retry take requests back from the links they cross.
+        mobility = scenario.mobility
+        back = mobility is not None and mobility.handover.in_flight == "retry"
         self.links: dict[str, Link] = {
-            f"cell:{g.name}": _link(env, f"cell:{g.name}", g.cell, streams)
+            f"cell:{g.name}": _link(env, f"cell:{g.name}", g.cell, streams, back)
             for g in topology.gateways
             if g.access == "shared" and g.cell is not None
         }
         self.links.update(
-            {name: _link(env, name, k.up, streams) for name, k in topology.links.items()}
+            {name: _link(env, name, k.up, streams, back) for name, k in topology.links.items()}
         )
         self.downlinks = {
-            name: _link(env, f"{name}:down", k.downlink, streams)
+            name: _link(env, f"{name}:down", k.downlink, streams, back)
             for name, k in topology.links.items()
             if k.downlink is not None
         }
@@ -188,7 +197,9 @@ class SharedStages:
 
     def enter(self, route: _Route, row: int) -> None:
         """Row ``row`` reaches its first shared stage now."""
-        _Journey(self, route, row).start()
+        journey = _Journey(self, route, row)
+        if self.mobile is None or self.mobile.track(journey):
+            journey.start()
 
     def watch(self, journey: _Journey) -> None:
         """Time the attempt out at its ``due_s`` unless it is over by then.
@@ -234,7 +245,9 @@ class SharedStages:
         return stats
 
 
-def _link(env: simpy.Environment, name: str, spec: LinkSpec, streams: Streams) -> Link:
+def _link(
+    env: simpy.Environment, name: str, spec: LinkSpec, streams: Streams, retractable: bool
+) -> Link:
     rate, up = None, None
     changes = iter([(0.0, float(spec.bandwidth))])
     if isinstance(spec.bandwidth, VaryingRate):
@@ -249,7 +262,7 @@ def _link(env: simpy.Environment, name: str, spec: LinkSpec, streams: Streams) -
     if isinstance(spec.bandwidth, VaryingRate) or spec.failures is not None:
         rate = RateFunction(changes)
     work = "resume" if spec.failures is None else spec.failures.work
-    return Link(env, name, spec.bandwidth, spec.delay, spec.sharing, rate, up, work)
+    return Link(env, name, spec.bandwidth, spec.delay, spec.sharing, rate, up, work, retractable)
 
 
 class _Route:
@@ -286,9 +299,13 @@ class _Journey:
     starts the next one, so a request costs only its own events. With the scenario's
     ``recovery`` an attempt that has no answer back by its timeout is over: it finishes
     the stage it is in, unheeded, and a new attempt of the request follows its back-off.
+    A withdrawn attempt (its device handed over, ``in_flight: retry``) stops where it is.
     """
 
-    __slots__ = ("net", "route", "row", "stage", "back", "due_s", "over")
+    __slots__ = (
+        "net", "route", "row", "stage", "back", "due_s", "over",
+        "pending", "resource", "withdrawn", "since", "answered_s",
+    )  # fmt: skip
 
     def __init__(self, net: SharedStages, route: _Route, row: int) -> None:
         self.net = net
@@ -298,6 +315,11 @@ class _Journey:
         self.back = 0
         self.due_s = math.inf
         self.over = False  # answered, dropped or timed out: later callbacks change nothing
+        self.pending: simpy.Event | None = None  # what it waits for now, and where
+        self.resource: Link | Server | None = None
+        self.withdrawn = False  # taken back from the shared stages (see withdraw)
+        self.since = math.nan  # when its device began sending it (mobility's retry)
+        self.answered_s = math.inf  # when its answer reached the gateway
 
     def start(self) -> None:
         """Begin the attempt (with recovery: and its timeout)."""
@@ -319,10 +341,13 @@ class _Journey:
         compute, resource, step = route.stages[stage]
         route.times.enqueue_s[self.row, stage] = route.env.now
         if compute:
-            resource.submit(self.row, step.work_s).callbacks.append(self.served)
+            pending = resource.submit(self.row, step.work_s)
+            pending.callbacks.append(self.served)
         else:
             bits = self.net.payloads[step.payload][self.row]
-            resource.transmit(bits).callbacks.append(self.delivered)
+            pending = resource.transmit(bits)
+            pending.callbacks.append(self.delivered)
+        self.pending, self.resource = pending, resource
 
     def delivered(self, delivery: Delivery) -> None:
         if self.over:
@@ -375,7 +400,10 @@ class _Journey:
         if at_s > self.due_s:
             return  # the attempt's timeout comes first and gives up on it
         self.over = True
+        self.answered_s = at_s
         self.route.times.answer_at_gateway_s[self.row] = at_s
+        if self.net.mobile is not None:
+            self.net.mobile.answered(self)
         if self.net.on_answer is not None:
             self.net.on_answer(self.row, at_s)
 
@@ -394,12 +422,24 @@ class _Journey:
             times.gave_up_s[row] = net.env.now
             return
         times.retries[row] = retry + 1
+        mobile = net.mobile
+        if mobile is not None and mobile.moves(row):
+            # The device sends again after its back-off, through its gateway then.
+            timer = net.env.timeout(recovery.wait_s(retry))
+            timer.callbacks.append(lambda _e: mobile.send_again(row, net.env.now, False))
+            return
         timer = net.env.timeout(recovery.wait_s(retry) + net.resend_s[row])
         timer.callbacks.append(self._again)
 
     def _again(self, _event: simpy.Event) -> None:
         self.route.times.clear(self.row)
         _Journey(self.net, self.route, self.row).start()
+
+    def withdraw(self) -> None:
+        """Take the attempt back from the stage it is in: it consumes nothing more there."""
+        self.over = self.withdrawn = True
+        if self.pending is not None and self.resource is not None:
+            self.resource.withdraw(self.pending)
 
     def return_answer(self, delivery: Delivery | None) -> None:
         """Cross the contended downlinks in turn; the rest of the way back takes fixed time."""
@@ -422,7 +462,11 @@ class _Journey:
             self._send_back(link)
 
     def _send_back(self, link: Link) -> None:
-        link.transmit(self.net.answer_bits).callbacks.append(self.return_answer)
+        if self.withdrawn:
+            return
+        pending = link.transmit(self.net.answer_bits)
+        pending.callbacks.append(self.return_answer)
+        self.pending, self.resource = pending, link
 
 
 def server_energy_j(server: Server, spec: ServerSpec, duration_s: float) -> dict[str, float]:

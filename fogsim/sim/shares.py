@@ -116,9 +116,10 @@ def merged_columns(
     energy: DeviceEnergy,
     server_j: dict[int, np.ndarray],
     named: bool,
+    lost_s: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The per-request table of every share, in request order; with a ``design`` column
-    when ``named`` (a plan)."""
+    when ``named`` (a plan). ``lost_s``: see ``request_columns``."""
     blocks = []
     for share in shares:
         rows = share.rows
@@ -135,6 +136,7 @@ def merged_columns(
             answer_s if whole else answer_s[rows],
             energy if whole else _energy_of(energy, rows),
             server_j if whole else {tier: joules[rows] for tier, joules in server_j.items()},
+            lost_s if whole or lost_s is None else lost_s[rows],
         )
         block["request"] = rows.astype(np.int64)
         if named:

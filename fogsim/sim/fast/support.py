@@ -4,8 +4,10 @@ The fast engine solves each shared stage once over all its requests, which needs
 routes without feedback and resources whose behaviour depends only on their own
 arrivals at a constant rate. Anything else is refused up front, by name, and the
 ``auto`` engine runs SimPy instead: the fast engine never gives different numbers.
-Mobility needs no refusal: it acts before and after the shared stages, never inside them
-(``fogsim.sim.mobility``), and ``tests/test_mobility.py`` checks both engines agree.
+Mobility with ``in_flight: finish`` needs no refusal: it acts before and after the shared
+stages, never inside them (``fogsim.sim.mobility``), and ``tests/test_mobility.py`` checks
+both engines agree; ``in_flight: retry`` takes requests back from inside them, so it is
+refused.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ def why_not_fast(scenario: Scenario, topology: Topology, *, planned: bool = Fals
         return "each device runs its own design (a plan), which only SimPy has been checked on"
     if isinstance(scenario.policy, AdaptiveExit):
         return "its policy (adaptive_exit) decides each request from answers as they come back"
+    mobility = scenario.mobility
+    if mobility is not None and mobility.handover.in_flight == "retry":
+        return (
+            "its mobility re-sends requests in flight at handovers (in_flight: retry), "
+            "taking them off the links and queues they were in"
+        )
     if scenario.recovery is not None:
         return "its recovery block retries late or lost requests, feeding them back in"
     for gateway in topology.gateways:
