@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from fogsim.optimize.population import population
 from fogsim.optimize.truth import ground_truth
 from fogsim.partition import profiler
 from fogsim.scenario import load_scenario
+from fogsim.sim.routes import Kinds
 
 ROOT = Path(__file__).resolve().parents[1]
 CITY = ROOT / "scenarios/city-heterogeneous.yaml"
@@ -92,25 +94,65 @@ def test_a_goal_no_design_meets_is_an_error_naming_the_reachable_bound(city):
 
 def test_the_proxy_profile_splits_into_trunk_and_exit_head(city):
     _, space, _, _ = city
-    profile = profiler.load(proxy.default_profile(space))
-    trunk, exits = proxy.device_rows_seconds(profile)
-    table = profile.table
-    split = table["layer"].tolist().index("net.split_quant")
-    assert trunk + exits == pytest.approx(table["time_s"].iloc[1 : split + 1].sum())
-    assert 0 < exits < trunk
+    profiles = proxy.load_profiles(space)
+    for profile in profiles:
+        trunk, exits = proxy.device_rows_seconds(profile)
+        table = profile.table
+        names = table["layer"].tolist()
+        split = max(i for i, n in enumerate(names) if n.startswith("net.split_quant"))
+        assert trunk + exits == pytest.approx(table["time_s"].iloc[1 : split + 1].sum())
+        assert 0 < exits < trunk
+
+
+def test_each_checkpoint_takes_its_own_recorded_profile(city):
+    scenario, space, _, _ = city
+    profiles = proxy.load_profiles(space)
+    stems = [c.stem for c in proxy.checkpoints(space)]
+    assert [p.meta["model"] for p in profiles] == stems
+    base = proxy.proxy_predictions(scenario, space, profiles)
+    # Slow one checkpoint's rows down: only its designs' predicted compute changes, by
+    # exactly its device part's added seconds, on the kinds that run on the device.
+    slow = stems.index("fmnist-binary")
+    table = profiles[slow].table.assign(time_s=profiles[slow].table["time_s"] * 3)
+    changed = list(profiles)
+    changed[slow] = profiler.Profile(table, profiles[slow].meta)
+    after = proxy.proxy_predictions(scenario, space, changed)
+    added = 2 * sum(proxy.device_rows_seconds(profiles[slow]))
+    for d, design in enumerate(space.designs):
+        kinds = Kinds(space.models[design.model])
+        runs = np.array([bool(kinds.device_ops(k)) for k in range(kinds.count)], dtype=float)
+        expected = added * (design.kind_share @ runs) if design.model == slow else 0.0
+        assert after.latency_s[0, d] - base.latency_s[0, d] == pytest.approx(expected, abs=1e-15)
+
+
+def test_proxy_profiles_missing_mismatched_or_given_as_one_file(city, tmp_path):
+    _, space, _, _ = city
+    stems = [c.stem for c in proxy.checkpoints(space)]
+    folder = proxy.profile_folder(space)
+    for stem in stems[1:]:
+        shutil.copy(folder / f"{stem}.parquet", tmp_path / f"{stem}.parquet")
+    with pytest.raises(UserInputError, match=f"fogsim profile .*{stems[0]}.pt"):
+        proxy.load_profiles(space, tmp_path)
+    shutil.copy(folder / f"{stems[1]}.parquet", tmp_path / f"{stems[0]}.parquet")
+    with pytest.raises(UserInputError, match=f"profiles '{stems[1]}', not '{stems[0]}'"):
+        proxy.load_profiles(space, tmp_path)
+    with pytest.raises(UserInputError, match="does not exist"):
+        proxy.load_profiles(space, tmp_path / "none")
+    one = proxy.load_profiles(space, folder / "fmnist-fp32.parquet")
+    assert len(one) == len(stems) and all(p is one[0] for p in one)
 
 
 def test_proxy_reuses_one_ranking_and_checks_feasibility_on_each_device(city):
     scenario, space, devices, truth = city
-    profile = profiler.load(proxy.default_profile(space))
+    profiles = proxy.load_profiles(space)
     only_accuracy = make_goal("energy", ["accuracy>=0.88"])
-    choice = proxy.choose(scenario, space, devices, only_accuracy, profile)
+    choice = proxy.choose(scenario, space, devices, only_accuracy, profiles)
     assert choice.checks == 0 and np.unique(choice.design).size == 1
     # The most accurate designs send the most: under the tightest latency bound that every
     # device meets, devices pass over them, each down the same ranking.
     bound_ms = truth.latency_s.min(axis=1).max() * 1.01e3
     tight = make_goal("error", [f"latency<={bound_ms} ms"])
-    choice = proxy.choose(scenario, space, devices, tight, profile)
+    choice = proxy.choose(scenario, space, devices, tight, profiles)
     assert tight.feasible(truth)[np.arange(devices.size), choice.design].all()
     assert choice.checks > devices.size
     # Each device took the first design of the proxy's order that it can run.
@@ -123,12 +165,12 @@ def test_proxy_reuses_one_ranking_and_checks_feasibility_on_each_device(city):
 
 def test_the_proxy_ranks_once_then_assigns_each_device(city):
     scenario, space, devices, _ = city
-    profile = profiler.load(proxy.default_profile(space))
+    profiles = proxy.load_profiles(space)
     for constraints in (["accuracy>=0.86"], GOAL[1]):
         goal = make_goal(GOAL[0], constraints)
-        ranking = proxy.rank(scenario, space, goal, profile)
+        ranking = proxy.rank(scenario, space, goal, profiles)
         design, checks = proxy.assign(scenario, space, devices, goal, ranking)
-        whole = proxy.choose(scenario, space, devices, goal, profile)
+        whole = proxy.choose(scenario, space, devices, goal, profiles)
         np.testing.assert_array_equal(design, whole.design)
         if constraints == ["accuracy>=0.86"]:  # nothing to check on the devices
             assert checks == 0 and (design == ranking.order[0]).all()

@@ -1,9 +1,12 @@
 """Profiles: rows and cut points from the traced graph, counts by hand and from published
-figures, the profile file's contract, derived times, and the commands' errors."""
+figures, every shipped checkpoint (quantized too) against fogsim's own op counts, the
+profile file's contract, derived times, and the commands' errors."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,8 +16,13 @@ from cli_fixtures import invoke
 from torch import nn
 
 from fogsim.errors import UserInputError
+from fogsim.nn.checkpoint import load_checkpoint
+from fogsim.nn.layers import QConv2d
+from fogsim.nn.ops import count_ops
 from fogsim.partition import graph, networks, profiler, timemodel
 from fogsim.partition.network import network_from_data
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Branchy(nn.Module):
@@ -194,3 +202,60 @@ def test_partition_from_a_scenario_and_option_errors(tmp_path):
         "1-3-device",
     )
     assert outcome.code == 2 and "FIRST-LAST=TIER" in outcome.stderr
+
+
+SHIPPED = sorted((ROOT / "models").glob("*.pt"))
+
+
+@pytest.fixture(scope="module", params=SHIPPED, ids=lambda p: p.stem)
+def shipped(request):
+    """A shipped checkpoint (binary, int4, int8, fp32, three-part), profiled once."""
+    torch.set_num_threads(1)
+    network = networks.build(str(request.param))
+    result = profiler.profile(network, repeats=2, warmup=0, progress=False)
+    return load_checkpoint(request.param).build(), result.table
+
+
+def test_every_shipped_checkpoint_profiles_one_row_per_layer(shipped):
+    model, table = shipped
+    layers = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    # Every conv and linear layer, quantized or not, is one row of its own, under its name.
+    rows = table[table["macs"] > 0]
+    assert sorted(rows["layer"]) == sorted(f"net.{n}" for n in layers)
+    quantized = [f"net.{n}" for n, m in model.named_modules() if isinstance(m, QConv2d)]
+    assert set(table.loc[table["op"] == "QConv2d", "layer"]) == set(quantized)
+    assert (table["time_s"].iloc[1:] > 0).all()
+    assert table["cut_point"].iloc[0] and table["cut_point"].iloc[-1]
+
+
+def test_shipped_profiles_count_what_fogsim_counts(shipped):
+    model, table = shipped
+    report = count_ops(model)
+    assert table["macs"].sum() == sum(sum(p.macs.values()) for p in report.parts.values())
+    names = table["layer"].tolist()
+    split = max(i for i, n in enumerate(names) if n.split(".")[:2] == ["net", "split_quant"])
+    # The device part's rows: its MACs, and the features it sends at its own precision.
+    assert table["macs"].iloc[: split + 1].sum() == sum(report.edge.macs.values())
+    sent = report.boundaries[0]
+    assert table[f"bytes_{sent.precision}"].iloc[split] == sent.bytes
+    assert json.loads(table["output_shape"].iloc[split]) == [1, *sent.shape]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no checkpoint file at"),
+        (b"junk", "broken.pt is not a readable checkpoint"),
+        (b"not a checkpoint", "broken.pt is not a readable checkpoint"),
+        ((ROOT / "models/fmnist-int4.pt").read_bytes()[:5000], "broken.pt is not a readable"),
+    ],
+    ids=["missing", "four-bytes", "text", "truncated"],
+)
+def test_a_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "broken.pt"
+    if content is not None:
+        path.write_bytes(content)
+    outcome = invoke("profile", str(path), "-o", str(tmp_path / "p.parquet"))
+    assert outcome.code != 0
+    assert re.search(message, outcome.stderr, re.IGNORECASE), outcome.stderr
+    assert not (tmp_path / "p.parquet").exists()

@@ -28,7 +28,9 @@ def optimize(
         [], "--set", metavar="PATH=VALUE", help="Override a scenario value, as `fogsim run`."
     ),
     profile: Path | None = typer.Option(
-        None, help="proxy: the proxy's `fogsim profile` table (default: models/profiles/)."
+        None,
+        help="proxy: a folder of `fogsim profile` tables, CHECKPOINT.parquet for each "
+        "checkpoint (default: models/profiles/), or one table for every checkpoint.",
     ),
 ) -> None:
     """Choose each device's design (a shipped checkpoint at an exit threshold) under the

@@ -6,6 +6,7 @@ import hashlib
 import numbers
 import os
 import pickle
+import struct
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -180,8 +181,19 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{path} is not a readable checkpoint (corrupt, truncated or not a torch file: "
             f"{reason}); {_HOW_TO_FIX}"
         ) from None
-    except (KeyError, IndexError, TypeError, AttributeError, OverflowError, MemoryError) as exc:
-        # The legacy unpickler reads any other file as opcodes, and fails in these ways.
+    except (
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+        MemoryError,
+        struct.error,
+        OSError,
+    ) as exc:
+        # The legacy unpickler reads any other file as opcodes, and fails in these ways
+        # (struct.error: a few bytes it unpacks as a number, e.g. a 4-byte file; OSError:
+        # a truncated file whose bytes it reads as an offset to seek to).
         reason = f"{type(exc).__name__}: {exc}"
         raise CheckpointError(
             f"{path} is not a readable checkpoint (corrupt, truncated or not a torch file: "

@@ -18,7 +18,6 @@ from fogsim.optimize.goal import Goal, require_feasible
 from fogsim.optimize.learned import Optimiser, Predictor, one_thread
 from fogsim.optimize.population import Population
 from fogsim.optimize.truth import Truth, ground_truth
-from fogsim.partition import profiler
 from fogsim.scenario.models import Scenario
 from fogsim.sim.rng import Streams
 
@@ -78,15 +77,14 @@ def _proxy(
     scenario: Scenario, space: DesignSpace, devices: Population, goal: Goal, path: Path | None
 ) -> Planned:
     started = time.perf_counter()
-    path = path or proxy.default_profile(space)
-    ranking = proxy.rank(scenario, space, goal, profiler.load(path))
+    ranking = proxy.rank(scenario, space, goal, proxy.load_profiles(space, path))
     planning = time.perf_counter()
     design, checks = proxy.assign(scenario, space, devices, goal, ranking)
     done = time.perf_counter()
     truth = ground_truth(scenario, space, devices)
     tau = rank.kendall_tau(goal.cost(ranking.predicted)[0], goal.cost(truth))
     report = {
-        "profile": str(path),
+        "profile": str(path or proxy.profile_folder(space)),
         "feasibility_checks": checks,
         "kendall_tau": _stats(tau),
     }

@@ -1,10 +1,13 @@
 """A network as rows in execution order, from its torch.fx graph, and where it can be cut.
 
-Row 0 is the input. Every other row is one operation of the traced graph (a module call,
-a function or a method); constants (``get_attr``) are not rows: every tier holds its own
-copy of the weights. A row is a cut point when the only value computed at or before it
-and still needed after it is its own output, one tensor: what crosses a cut is then that
-tensor alone.
+Row 0 is the input. Every other row is one operation of the traced graph (a module call, a
+function or a method). fogsim's quantized layers (``QConv2d``, ``QLinear``, ``ActQuant``)
+are traced as one module call each, not into: their quantizers branch on tensor values,
+which torch.fx cannot trace, and as calls they run their own forward, fake quantization
+included, so a row's time is what that layer really executes here. Constants (``get_attr``)
+are not rows: every tier holds its own copy of the weights. A row is a cut point when the
+only value computed at or before it and still needed after it is its own output, one
+tensor: what crosses a cut is then that tensor alone.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from fogsim.errors import UserInputError
+from fogsim.nn.layers import ActQuant, QConv2d, QLinear
+
+# Layers that quantize: one row each, timed running their own forward.
+QUANTIZED_LAYERS = (QConv2d, QLinear, ActQuant)
 
 
 @dataclass
@@ -40,10 +47,18 @@ class Row:
     single_tensor: bool = False
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, keeping fogsim's quantized layers whole (see the module's notes)."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, QUANTIZED_LAYERS) or super().is_leaf_module(m, module_qualified_name)
+
+
 def trace(module: nn.Module) -> fx.GraphModule:
     """The fx graph of ``module``, or a UserInputError saying why it cannot be traced."""
     try:
-        return fx.symbolic_trace(module)
+        traced = _Tracer().trace(module)
+        return fx.GraphModule(module, traced, type(module).__name__)
     except Exception as exc:  # fx raises many kinds (TraceError, TypeError, ...)
         raise UserInputError(
             f"cannot trace {type(module).__name__} with torch.fx ({type(exc).__name__}: "
