@@ -109,3 +109,38 @@ def test_the_readme_names_every_summary_key(run_dir: Path) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     listing = README.split("- `summary.json`:", 1)[1].split("- `figures/", 1)[0]
     assert [key for key in summary if f"`{key}`" not in listing] == []
+
+
+def _scenario_keys() -> list[str]:
+    """Every key of the scenario schema, as YAML path to it ('devices.arrival.rate')."""
+    import typing
+
+    import pydantic
+
+    from fogsim.scenario.models import Scenario
+
+    def models(annotation: object) -> list[type[pydantic.BaseModel]]:
+        if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+            return [annotation]
+        return [m for arg in typing.get_args(annotation) for m in models(arg)]
+
+    keys, seen = [], set()
+
+    def walk(model: type[pydantic.BaseModel], path: str) -> None:
+        if model in seen:
+            return
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            keys.append(f"{path}{name}")
+            for inner in models(field.annotation):
+                walk(inner, f"{path}{name}.")
+
+    walk(Scenario, "")
+    return keys
+
+
+@pytest.mark.parametrize("key", _scenario_keys())
+def test_every_scenario_key_is_named_in_the_readme(key: str) -> None:
+    name = key.rsplit(".", 1)[-1]
+    # As a YAML key, in code, or as a word in the prose (e.g. '+-degrees').
+    assert re.search(rf"(?<![\w.]){re.escape(name)}(?=[:`=\s,}})])", README), key
