@@ -304,6 +304,11 @@ BAD_OPTIONS = {
         "fast",
     ),
     "run engine unknown": (["run", "-o", "{out}", "--engine", "warp"], "--engine"),
+    "no workers": (["sweep", "-o", "{out}", "--grid", "seed=1", "--workers", "0"], "--workers"),
+    "plan missing by --set": (
+        ["validate", "--set", "plan=none.parquet"],
+        "--set plan=P is relative",
+    ),
 }
 
 

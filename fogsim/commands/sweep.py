@@ -30,7 +30,7 @@ def sweep(
         None, help="Address of a running Dask scheduler (default: a local cluster)."
     ),
     workers: int | None = typer.Option(
-        None, help="Local cluster worker processes (default: one per core)."
+        None, min=1, help="Local cluster worker processes (default: one per core)."
     ),
     max_memory: str | None = options.max_memory_option("Refuse points"),
     quiet: bool = options.quiet_option("No progress bar."),
