@@ -144,3 +144,10 @@ def test_every_scenario_key_is_named_in_the_readme(key: str) -> None:
     name = key.rsplit(".", 1)[-1]
     # As a YAML key, in code, or as a word in the prose (e.g. '+-degrees').
     assert re.search(rf"(?<![\w.]){re.escape(name)}(?=[:`=\s,}})])", README), key
+
+
+def test_the_readme_shows_the_csv_headers_the_readers_want() -> None:
+    from fogsim.sim.movement import POSITION_COLUMNS, ROAD_COLUMNS
+
+    for columns in (POSITION_COLUMNS, ROAD_COLUMNS, ("time_s", "rate_bps")):
+        assert ",".join(columns) in README, columns
