@@ -67,15 +67,7 @@ def latency_cdf(frame: pd.DataFrame) -> Figure:
     if len(answered):
         data = _ecdf_steps(answered["latency_s"] * 1e3, answered["path"], "latency_ms", "path")
         paths = [p for p in ("edge", "fog", "cloud") if (data["path"] == p).any()]
-        sns.ecdfplot(
-            data=data,
-            x="latency_ms",
-            hue="path",
-            hue_order=paths,
-            weights="weight",
-            ax=axes,
-            log_scale=True,
-        )
+        _latency_ecdf(axes, data, "path", paths)
         _mark_fallbacks(axes, answered)
         _plain_log_ticks(axes.xaxis)
     axes.set(
@@ -101,15 +93,7 @@ def latency_cdf_by_tier(frame: pd.DataFrame) -> Figure:
         labels = {t: f"{t} ({counts[t] / len(answered):.1%})" for t in tiers}
         data["tier"] = data["tier"].map(labels)
         order = [labels[t] for t in tiers]
-        sns.ecdfplot(
-            data=data,
-            x="latency_ms",
-            hue="tier",
-            hue_order=order,
-            weights="weight",
-            ax=axes,
-            log_scale=True,
-        )
+        _latency_ecdf(axes, data, "tier", order)
         _plain_log_ticks(axes.xaxis)
     axes.set(
         xlabel="latency (ms)",
@@ -118,6 +102,19 @@ def latency_cdf_by_tier(frame: pd.DataFrame) -> Figure:
     )
     axes.grid(True, which="both", alpha=0.3)
     return figure
+
+
+def _latency_ecdf(axes: Any, data: pd.DataFrame, hue: str, order: list[str]) -> None:
+    """One weighted CDF line of ``latency_ms`` per ``hue`` (``_ecdf_steps``' thinned steps)."""
+    sns.ecdfplot(
+        data=data,
+        x="latency_ms",
+        hue=hue,
+        hue_order=order,
+        weights="weight",
+        ax=axes,
+        log_scale=True,
+    )
 
 
 def _ecdf_steps(values: pd.Series, hue: pd.Series, x: str, name: str) -> pd.DataFrame:

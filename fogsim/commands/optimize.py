@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from fogsim.commands import options
+
 
 def optimize(
     scenario: Path = typer.Argument(..., help="Scenario YAML file."),
@@ -24,9 +26,7 @@ def optimize(
     ),
     output: Path = typer.Option(..., "-o", "--output", help="The plan to write (Parquet)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    set_: list[str] = typer.Option(
-        [], "--set", metavar="PATH=VALUE", help="Override a scenario value, as `fogsim run`."
-    ),
+    set_: list[str] = options.set_option("Override a scenario value, as `fogsim run`."),
     profile: Path | None = typer.Option(
         None,
         help="proxy: a folder of `fogsim profile` tables, CHECKPOINT.parquet for each "
@@ -37,7 +37,9 @@ def optimize(
     objective and constraints, by the chosen method, and write the per-device plan."""
     from fogsim.optimize.run import optimize_scenario
 
-    summary = optimize_scenario(scenario, objective, constraint, method, output, set_, profile)
+    summary = optimize_scenario(
+        scenario, objective, constraint, method, output, options.overrides(set_), profile
+    )
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
         return

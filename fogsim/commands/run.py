@@ -7,54 +7,41 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from fogsim.commands import options
+
 
 def run(
     scenario: Path = typer.Argument(..., help="Scenario YAML file."),
     out: Path | None = typer.Option(
         None, "-o", "--out", help="Run directory (default: outputs.dir, or runs/<name>)."
     ),
-    set_: list[str] = typer.Option(
-        [],
-        "--set",
-        metavar="PATH=VALUE",
-        help="Override a scenario value: --set network.cloud_link.bandwidth='1 Gbps'",
+    set_: list[str] = options.set_option(
+        "Override a scenario value: --set network.cloud_link.bandwidth='1 Gbps'"
     ),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
-    max_memory: str | None = typer.Option(
-        None,
-        "--max-memory",
-        metavar="SIZE",
-        help="Refuse a run estimated to need more memory than this, e.g. 8GB "
-        "(default: half the memory available now).",
-    ),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
-    engine: str = typer.Option(
-        "auto",
-        "--engine",
-        metavar="simpy|fast|auto",
-        help="What solves the shared stages: simpy (the reference), fast (exact, without "
+    max_memory: str | None = options.max_memory_option("Refuse a run"),
+    quiet: bool = options.quiet_option(),
+    engine: str = options.engine_option(
+        "What solves the shared stages: simpy (the reference), fast (exact, without "
         "events, feed-forward runs only: else an error naming why) or auto (fast where it "
-        "applies, else simpy). Both give identical results.",
+        "applies, else simpy). Both give identical results."
     ),
 ) -> None:
     """Simulate SCENARIO; write the resolved scenario, requests.parquet, stages.parquet,
     summary.json and figures."""
     from fogsim.errors import UserInputError
     from fogsim.runner import run as run_scenario
-    from fogsim.scenario.footprint import parse_memory
-    from fogsim.scenario.overrides import plan_from_here
     from fogsim.sim.engine import ENGINES
 
     if engine not in ENGINES:
         raise UserInputError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
-    limit = parse_memory(max_memory) if max_memory is not None else None
     result = run_scenario(
         scenario,
         out_dir=out,
-        overrides=[plan_from_here(assignment) for assignment in set_],
+        overrides=options.overrides(set_),
         overwrite=overwrite,
         progress=not quiet,
-        max_memory=limit,
+        max_memory=options.memory_limit(max_memory),
         engine=engine,
     )
     print_summary(result.summary)

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from fogsim.commands import options
+
 
 def sweep(
     source: Path = typer.Argument(..., help="Scenario YAML, or a sweep YAML naming one."),
@@ -20,12 +22,7 @@ def sweep(
         1, "-r", "--replications", help="Seeds per grid point: scenario seed + 0, 1, ..."
     ),
     seeds: str | None = typer.Option(None, help="Explicit seeds instead: --seeds 1,2,3"),
-    set_: list[str] = typer.Option(
-        [],
-        "--set",
-        metavar="PATH=VALUE",
-        help="Override applied to every point: --set duration='30 s'",
-    ),
+    set_: list[str] = options.set_option("Override applied to every point: --set duration='30 s'"),
     out: Path | None = typer.Option(
         None, "-o", "--out", help="Sweep directory (default: sweeps/<scenario name>)."
     ),
@@ -33,21 +30,12 @@ def sweep(
         None, help="Address of a running Dask scheduler (default: a local cluster)."
     ),
     workers: int | None = typer.Option(
-        None, help="Local cluster worker processes (default: one per core)."
+        None, min=1, help="Local cluster worker processes (default: one per core)."
     ),
-    max_memory: str | None = typer.Option(
-        None,
-        "--max-memory",
-        metavar="SIZE",
-        help="Refuse points estimated to need more memory than this, e.g. 8GB "
-        "(default: half the memory available now).",
-    ),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
-    engine: str = typer.Option(
-        "auto",
-        "--engine",
-        metavar="simpy|fast|auto",
-        help="What solves each point's shared stages (see fogsim run --engine).",
+    max_memory: str | None = options.max_memory_option("Refuse points"),
+    quiet: bool = options.quiet_option("No progress bar."),
+    engine: str = options.engine_option(
+        "What solves each point's shared stages (see fogsim run --engine)."
     ),
 ) -> None:
     """Simulate every grid point x seed of SOURCE into one Parquet dataset and a points table.
@@ -57,7 +45,6 @@ def sweep(
     import warnings
 
     from fogsim.errors import UserInputError
-    from fogsim.scenario.footprint import parse_memory
     from fogsim.sweeping import sweep as run_sweep
     from fogsim.sweeping.execute import failure_report
 
@@ -75,12 +62,12 @@ def sweep(
             grid,
             replications=replications,
             seeds=explicit,
-            overrides=set_,
+            overrides=options.overrides(set_),
             out_dir=out,
             scheduler=scheduler,
             workers=workers,
             progress=not quiet,
-            max_memory=parse_memory(max_memory) if max_memory is not None else None,
+            max_memory=options.memory_limit(max_memory),
             engine=engine,
         )
     console = Console(soft_wrap=True)

@@ -7,22 +7,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from fogsim.commands import options
+
 
 def validate(
     scenarios: list[Path] = typer.Argument(..., help="Scenario YAML files to check."),
-    set_: list[str] = typer.Option(
-        [],
-        "--set",
-        metavar="PATH=VALUE",
-        help="Override a value in each scenario first: --set devices[0].count=100",
+    set_: list[str] = options.set_option(
+        "Override a value in each scenario first: --set devices[0].count=100"
     ),
-    max_memory: str | None = typer.Option(
-        None,
-        "--max-memory",
-        metavar="SIZE",
-        help="The memory limit a run is checked against, e.g. 8GB "
-        "(default: half the memory available now).",
-    ),
+    max_memory: str | None = options.max_memory_option("Report a run"),
 ) -> None:
     """Check each SCENARIO as `fogsim run` would before simulating: fields, files, memory.
 
@@ -31,15 +24,15 @@ def validate(
     """
     from fogsim.errors import FogsimError
     from fogsim.scenario import footprint, load_scenario
-    from fogsim.scenario.overrides import plan_from_here
 
-    limit = footprint.parse_memory(max_memory) if max_memory is not None else None
+    limit = options.memory_limit(max_memory)
     errors = Console(stderr=True, soft_wrap=True)
     failed = 0
     for path in scenarios:
         try:
-            overrides = [plan_from_here(assignment) for assignment in set_]
-            scenario = load_scenario(path, overrides, preflight=True, max_memory=limit)
+            scenario = load_scenario(
+                path, options.overrides(set_), preflight=True, max_memory=limit
+            )
         except FogsimError as exc:
             failed += 1
             errors.print(f"[bold red]error:[/] {exc}", highlight=False)

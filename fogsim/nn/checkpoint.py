@@ -213,9 +213,14 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 def _reason(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    # torch's weights-only refusal buries the cause in one line among advice.
-    cause = [line for line in lines if line.startswith("WeightsUnpickler error")]
-    return (cause or lines or [type(exc).__name__])[0]
+    # torch's weights-only refusal buries the cause among advice, after this marker (on its
+    # line, or alone at the end of one with the cause on the next).
+    marker = "WeightsUnpickler error:"
+    for at, line in enumerate(lines):
+        if marker in line:
+            cause = line.split(marker, 1)[1].strip() or " ".join(lines[at + 1 : at + 2])
+            return f"{marker} {cause}".strip()
+    return (lines or [type(exc).__name__])[0]
 
 
 def _check_payload(path: Path, payload: object) -> None:

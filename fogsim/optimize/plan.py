@@ -64,15 +64,22 @@ def write_plan(path: Path, frame: pd.DataFrame, meta: dict[str, Any]) -> None:
         raise
 
 
-def read_plan(path: Path, scenario: Scenario, space_names: list[str]) -> np.ndarray:
-    """Each device's design index in the scenario's space; an error naming the mismatch
-    when the plan was made for another scenario."""
+def plan_table(path: Path, scenario: Scenario) -> pd.DataFrame:
+    """The plan's device and design columns, one row per device of ``scenario``; an error
+    naming the mismatch when the file is no plan or was made for another scenario."""
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"plan not found: {path}; make one with `fogsim optimize`")
     try:
+        columns = pq.read_schema(path).names
+        missing = [name for name in ("device", "design") if name not in columns]
+        if missing:
+            raise UserInputError(
+                f"{path} is not a fogsim plan: it has no {' or '.join(missing)} column (its "
+                f"columns: {', '.join(columns) or 'none'}); make one with `fogsim optimize`"
+            )
         frame = pq.read_table(path, columns=["device", "design"]).to_pandas()
-    except (pa.ArrowInvalid, KeyError, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise UserInputError(
             f"{path} is not a fogsim plan (a Parquet table with columns device and design: "
             f"{exc}); make one with `fogsim optimize`"
@@ -84,13 +91,28 @@ def read_plan(path: Path, scenario: Scenario, space_names: list[str]) -> np.ndar
             "(one row per device, numbered 0..N-1); the plan is for another scenario: "
             f"make one for this one with `fogsim optimize`"
         )
+    return frame
+
+
+def unknown_designs(path: Path, scenario: Scenario, named: set[str], known: set[str]) -> str | None:
+    """What is wrong with a plan naming designs outside the scenario's space, if anything."""
+    unknown = sorted(named - known)
+    if not unknown:
+        return None
+    return (
+        f"{path} names designs scenario {scenario.name} does not have: "
+        f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} (its designs are "
+        "the checkpoints beside its own that fit its dataset, at the thresholds of "
+        "fogsim.optimize.designs); the plan is for another scenario"
+    )
+
+
+def read_plan(path: Path, scenario: Scenario, space_names: list[str]) -> np.ndarray:
+    """Each device's design index in the scenario's space; an error naming the mismatch
+    when the plan was made for another scenario."""
+    frame = plan_table(path, scenario)
     known = {name: i for i, name in enumerate(space_names)}
-    unknown = sorted(set(frame["design"]) - set(known))
-    if unknown:
-        raise UserInputError(
-            f"{path} names designs scenario {scenario.name} does not have: "
-            f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} (its designs are "
-            "the checkpoints beside its own that fit its dataset, at the thresholds of "
-            "fogsim.optimize.designs); the plan is for another scenario"
-        )
+    problem = unknown_designs(Path(path), scenario, set(frame["design"]), set(known))
+    if problem:
+        raise UserInputError(problem)
     return frame["design"].map(known).to_numpy(np.int64)

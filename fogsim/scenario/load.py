@@ -197,8 +197,9 @@ def _hint(word: str, choices: typing.Iterable[str]) -> str:
 def _problem(error: dict[str, Any], data: Any, source: YamlSource) -> Problem:
     loc, missing = _data_loc(tuple(error["loc"]), data)
     kind = error["type"]
-    if kind == "value_error" and missing:
-        # A whole model's check: its last step is pydantic's label for a union member.
+    if missing and kind not in ("missing", "extra_forbidden"):
+        # Only a missing key is absent from the data; any other absent last step is
+        # pydantic's label for a union member ('float', 'list[float]', a model's name).
         loc, missing = loc[:-1], False
     message = error["msg"]
     if message.startswith("Value error, "):

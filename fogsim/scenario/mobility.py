@@ -81,6 +81,16 @@ def _resolve(value: Any, info: ValidationInfo) -> Any:
     return _resolve_path(value, info)
 
 
+def _read_now(value: Any, info: ValidationInfo, reader: str) -> Any:
+    """The file resolved against the scenario's folder, read now by ``reader`` of
+    fogsim.sim.movement, so that validation finds what the run would trip over."""
+    from fogsim.sim import movement  # fogsim.sim imports these models
+
+    path = _resolve(value, info)
+    getattr(movement, reader)(path)
+    return path
+
+
 class PositionTrace(_Strict):
     """Positions from a CSV (header ``time_s,device,x_m,y_m``; ``device`` indexes the group's
     devices from 0): each device moves in a straight line from one of its rows to the next,
@@ -93,11 +103,7 @@ class PositionTrace(_Strict):
     @field_validator("path", mode="before")
     @classmethod
     def _readable(cls, value: Any, info: ValidationInfo) -> Any:
-        from fogsim.sim.movement import read_positions  # fogsim.sim imports these models
-
-        path = _resolve(value, info)
-        read_positions(path)  # validation finds what the run would trip over
-        return path
+        return _read_now(value, info, "read_positions")
 
 
 class RoadGraph(_Walk):
@@ -112,11 +118,7 @@ class RoadGraph(_Walk):
     @field_validator("roads", mode="before")
     @classmethod
     def _readable(cls, value: Any, info: ValidationInfo) -> Any:
-        from fogsim.sim.movement import read_roads
-
-        path = _resolve(value, info)
-        read_roads(path)
-        return path
+        return _read_now(value, info, "read_roads")
 
 
 Movement = Annotated[RandomWaypoint | PositionTrace | RoadGraph, Field(discriminator="model")]

@@ -444,7 +444,14 @@ class Scenario(Strict):
         default=None, description="gateway sites, moving device groups and handovers"
     )
     plan: (
-        Annotated[ScenarioPath, _existing_file("plan", "make one with `fogsim optimize`")] | None
+        Annotated[
+            ScenarioPath,
+            _existing_file(
+                "plan",
+                "--set plan=P is relative to where it is typed; make one with `fogsim optimize`",
+            ),
+        ]
+        | None
     ) = Field(default=None, description="a per-device plan: each device runs its own design")
     outputs: Outputs = Outputs()
 

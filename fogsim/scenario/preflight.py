@@ -54,45 +54,17 @@ def plan_problem(scenario: Scenario, designs: bool = True) -> str | None:
     where the checkpoint and dataset are readable: ``designs``)."""
     if scenario.plan is None:
         return None
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(scenario.plan, columns=["device", "design"])
-    except (pa.ArrowInvalid, KeyError, OSError) as exc:
-        return (
-            f"{scenario.plan} is not a fogsim plan (a Parquet table with columns device and "
-            f"design: {exc}); make one with `fogsim optimize`"
-        )
-    devices = table.column("device").to_numpy()
-    count = scenario.device_count
-    if devices.size != count or not np.array_equal(devices, np.arange(count)):
-        return (
-            f"{scenario.plan} plans {devices.size} devices but scenario {scenario.name} has "
-            f"{count} (one row per device, numbered 0..N-1): the plan is for another scenario; "
-            "make one for this one with `fogsim optimize`"
-        )
-    if not designs:
-        return None
-    return _unknown_designs(scenario, set(table.column("design").to_pylist()))
-
-
-def _unknown_designs(scenario: Scenario, named: set[str]) -> str | None:
     from fogsim.optimize.designs import design_names
+    from fogsim.optimize.plan import plan_table, unknown_designs
 
     try:
+        table = plan_table(scenario.plan, scenario)
+        if not designs:
+            return None
         known = set(design_names(scenario))
-    except (UserInputError, CheckpointError) as exc:  # no design space to check against
+    except (UserInputError, CheckpointError) as exc:  # no plan, or no design space to check
         return str(exc)
-    unknown = sorted(named - known)
-    if not unknown:
-        return None
-    return (
-        f"{scenario.plan} names designs scenario {scenario.name} does not have: "
-        f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} (its designs are "
-        "the checkpoints beside its own that fit its dataset, at the thresholds of "
-        "fogsim.optimize.designs); the plan is for another scenario"
-    )
+    return unknown_designs(scenario.plan, scenario, set(table["design"]), known)
 
 
 def part_problems(scenario: Scenario) -> list[tuple[Loc, str]]:

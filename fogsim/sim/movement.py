@@ -153,11 +153,18 @@ def read_positions(path: str | Path) -> Positions:
 def _read_positions(path: Path, _mtime_ns: int, _size: int) -> Positions:
     where = f"position trace {str(path)!r}"
     table = _rows(path, "position trace", POSITION_COLUMNS)
-    bad = (table[:, 0] < 0) | (table[:, 1] < 0) | (table[:, 1] != np.round(table[:, 1]))
-    if bad.any():
+    early = table[:, 0] < 0
+    if early.any():
+        row = int(np.argmax(early))
         raise ValueError(
-            f"{where}: row {int(np.argmax(bad)) + 1}: time_s must be >= 0 and device a whole "
-            "number >= 0"
+            f"{where}: row {row + 1}: time_s {table[row, 0]:g} is negative; times start at 0"
+        )
+    odd = (table[:, 1] < 0) | (table[:, 1] != np.round(table[:, 1]))
+    if odd.any():
+        row = int(np.argmax(odd))
+        raise ValueError(
+            f"{where}: row {row + 1}: device {table[row, 1]:g} is not a whole number >= 0 "
+            "(the group's devices are numbered from 0)"
         )
     order = np.lexsort((table[:, 0], table[:, 1]))
     table = table[order]
