@@ -382,7 +382,7 @@ def test_accounting_holds_for_random_small_scenarios(changes: dict, tmp_path: Pa
     columns = result.columns  # simulate itself checks accounting; these are the invariants
     status = columns["status"]
     assert np.isin(status, STATUSES).all()
-    answered = np.char.startswith(status.astype(str), "answered")
+    answered = np.char.startswith(np.asarray(status, dtype=str), "answered")
     assert (columns["t_answer_s"][answered] <= 8.0 + 1e-9).all()
     assert (columns["latency_s"][answered] >= 0).all()
     assert (columns["energy_j"] >= 0).all()
