@@ -17,7 +17,6 @@ from fogsim.scenario.models import Scenario
 from fogsim.sim import battery
 from fogsim.sim.adaptive import AdaptiveRun
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
-from fogsim.sim.drift import prepare_drift
 from fogsim.sim.fast import FastEngineUnsupported, NotExact, why_not_fast
 from fogsim.sim.mobility import MobilityRun
 from fogsim.sim.radio import RadioUse, radio_energy, resend_energy
@@ -99,7 +98,11 @@ def simulate(
     moving = MobilityRun(scenario, workload, streams) if scenario.mobility else None
     if moving is not None:
         workload = moving.workload  # each request leaves through its device's gateway then
-    drift = prepare_drift(scenario, outcomes, workload)  # real inference and training, cached
+    drift = None
+    if scenario.drift:  # real inference and training (torch), cached
+        from fogsim.sim.drift import prepare_drift
+
+        drift = prepare_drift(scenario, outcomes, workload)
     if drift is not None:
         outcomes, workload = drift.outcomes, drift.workload
     decision = scenario.policy.route(outcomes, workload.image_id)
