@@ -74,7 +74,7 @@ class Journeys:
             next((j for j, s in enumerate(p.steps) if s.kind == "compute" and s.tier == tier), -1)
             for p in self.plans
         ]
-        return np.array(per_plan, dtype=np.int64)[self.plan] if self.plans else self.plan
+        return np.array(per_plan, dtype=np.int16)[self.plan] if self.plans else self.plan
 
     def per_request(
         self, grid: np.ndarray, stage: np.ndarray, n: int, fill: float = np.nan
@@ -84,6 +84,13 @@ class Journeys:
         has = stage >= 0
         out[self.rows[has]] = grid[np.flatnonzero(has), stage[has]]
         return out
+
+    def cell_start(self, n: int) -> np.ndarray:
+        """Per request, when its radio began sending on a shared cell (NaN if not)."""
+        start = np.full(n, np.nan)
+        on_cell = ~np.isnan(self.times.cell_sent_s)
+        start[self.rows[on_cell]] = self.times.start_s[on_cell, 0]
+        return start
 
     def cell_times(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Per request, when its radio began and ended sending on a shared cell (NaN if not)."""
@@ -150,7 +157,7 @@ def request_columns(
     n = workload.size
     image = workload.image_id
     times = journeys.times
-    tier = decision.tier.astype(np.int64)
+    tier = decision.tier  # int8
     on_device = tier == Tier.DEVICE
     device_dropped = (device.drop_reason != None) | energy.battery_empty  # noqa: E711
     # Reasons as codes into REASONS, whose first entries are DROP_REASONS.
@@ -158,13 +165,15 @@ def request_columns(
     answer = np.where(on_device, device.compute_end_s, answer_s)
     n_exits = kinds.n_exits
     exit_used = decision.exit_index.astype(np.int16).copy()
-    prediction = np.where(
-        exit_used >= 0,
-        outcomes.exit_pred[image, np.clip(exit_used, 0, n_exits - 1)],
-        outcomes.cloud_pred[image],
-    )
+    # Classes as int32 (the tables are per image, small): 4 bytes a request, not 8.
+    exit_pred = outcomes.exit_pred.astype(np.int32)
+    prediction = outcomes.cloud_pred.astype(np.int32)[image]
+    has_exit = np.flatnonzero(exit_used >= 0)
+    prediction[has_exit] = exit_pred[
+        image[has_exit], np.clip(exit_used[has_exit], 0, n_exits - 1)
+    ]
+    del has_exit
     device_exits = np.flatnonzero(kinds.exit_tier == Tier.DEVICE)
-    gave_up = journeys.per_row(times.gave_up_s, n, np.nan)
     recovery = scenario.recovery
     rescued = np.zeros(n, dtype=bool)
     if recovery is not None and recovery.then == "fallback" and device_exits.size:
@@ -173,7 +182,7 @@ def request_columns(
         rescued = (server_reason == DROP_REASONS.index(RETRIES_EXHAUSTED)) & ~decision.raw
         server_reason[rescued] = 0
         last = int(device_exits[-1])
-        answer[rescued] = gave_up[rescued]
+        answer[rescued] = journeys.per_row(times.gave_up_s, n, np.nan)[rescued]
         prediction[rescued] = outcomes.exit_pred[image[rescued], last]
         exit_used[rescued] = last
     server_dropped = server_reason != 0
@@ -214,25 +223,44 @@ def request_columns(
     status[dropped] = STATUSES.index("dropped")
     answer[~answered] = np.nan
     latency = answer - workload.arrival_s
-    labels = outcomes.labels[image]
+    labels = outcomes.labels.astype(np.int32)[image]
     gateway_names = [g.name for g in scenario.network.gateway_nodes]
-    fog_stage, cloud_stage = journeys.compute_stage(Tier.FOG), journeys.compute_stage(Tier.CLOUD)
+    # Each temporary goes as soon as it is used: millions of requests, 8 bytes each.
+    cloud_stage = journeys.compute_stage(Tier.CLOUD)
     cloud_enqueue = journeys.per_request(times.enqueue_s, cloud_stage, n)
     cloud_start = journeys.per_request(times.start_s, cloud_stage, n)
     cloud_end = journeys.per_request(times.end_s, cloud_stage, n)
+    batch_size = journeys.per_request(times.batch_size, cloud_stage, n, 0).astype(np.int32)
+    del cloud_stage
+    fog_stage = journeys.compute_stage(Tier.FOG)
     fog_enqueue = journeys.per_request(times.enqueue_s, fog_stage, n)
     fog_start = journeys.per_request(times.start_s, fog_stage, n)
     fog_end = journeys.per_request(times.end_s, fog_stage, n)
-    cell_start, _ = journeys.cell_times(n)
+    del fog_stage
+    cell_start = journeys.cell_start(n)
     # The device's radio began sending on its own link, or on the shared cell.
     uplink_start = np.where(np.isnan(cell_start), device.uplink_start_s, cell_start)
-    cell_stage = np.where(np.isnan(journeys.times.cell_sent_s), -1, 0)
+    del cell_start
+    cell_stage = np.where(np.isnan(journeys.times.cell_sent_s), -1, 0).astype(np.int8)
     cell_end = journeys.per_request(times.end_s, cell_stage, n)
-    device_s = np.where(
-        answered, np.fmin(device.compute_end_s, answer) - workload.arrival_s, np.nan
-    )
+    del cell_stage
+    uplink_end = np.where(np.isnan(cell_end), device.uplink_end_s, cell_end)
+    del cell_end
+    device_s = np.fmin(device.compute_end_s, answer)
+    device_s -= workload.arrival_s
+    device_s[~answered] = np.nan
     fog_s = _time_in(fog_enqueue, fog_end, answer, answered)
+    wait_fog = fog_start - fog_enqueue
+    del fog_enqueue
     cloud_s = _time_in(cloud_enqueue, cloud_end, answer, answered)
+    wait_cloud = cloud_start - cloud_enqueue
+    del cloud_enqueue
+    # Left to right, as latency - device_s - fog_s - cloud_s: the same sums, no temporaries.
+    network_s = latency - device_s
+    network_s -= fog_s
+    network_s -= cloud_s
+    energy_j = energy.compute_j + energy.radio_j
+    energy_j += energy.idle_j
     fog_j, cloud_j = server_j[Tier.FOG], server_j[Tier.CLOUD]
     return {
         "request": np.arange(n, dtype=np.int64),
@@ -253,7 +281,7 @@ def request_columns(
         "t_edge_start_s": device.compute_start_s,
         "t_edge_end_s": device.compute_end_s,
         "t_uplink_start_s": uplink_start,
-        "t_uplink_end_s": np.where(np.isnan(cell_end), device.uplink_end_s, cell_end),
+        "t_uplink_end_s": uplink_end,
         "t_fog_start_s": fog_start,
         "t_fog_end_s": fog_end,
         "t_cloud_start_s": cloud_start,
@@ -261,19 +289,19 @@ def request_columns(
         "t_answer_s": answer,
         "wait_device_s": device.compute_start_s - workload.arrival_s,
         "wait_uplink_s": uplink_start - device.compute_end_s,
-        "wait_fog_s": fog_start - fog_enqueue,
-        "wait_cloud_s": cloud_start - cloud_enqueue,
-        "batch_size": journeys.per_request(times.batch_size, cloud_stage, n, 0).astype(np.int32),
+        "wait_fog_s": wait_fog,
+        "wait_cloud_s": wait_cloud,
+        "batch_size": batch_size,
         "bytes_sent": device.bits / 8.0,
         "latency_s": latency,
         "latency_device_s": device_s,
-        "latency_network_s": latency - device_s - fog_s - cloud_s,
+        "latency_network_s": network_s,
         "latency_fog_s": fog_s,
         "latency_cloud_s": cloud_s,
         "energy_compute_j": energy.compute_j,
         "energy_radio_j": energy.radio_j,
         "energy_idle_j": energy.idle_j,
-        "energy_j": energy.compute_j + energy.radio_j + energy.idle_j,
+        "energy_j": energy_j,
         "energy_fog_j": fog_j,
         "energy_cloud_j": cloud_j,
         "prediction": np.where(answered, prediction, -1).astype(np.int16),
@@ -308,8 +336,12 @@ def _device_reasons(drop_reason: np.ndarray, reasons: list[str]) -> np.ndarray:
 
 def _time_in(enqueue: np.ndarray, end: np.ndarray, answer: np.ndarray, answered: np.ndarray):
     """Time an answered request spent at a server before its answer (0 where it never went)."""
-    spent = np.clip(np.fmin(end, answer) - enqueue, 0.0, None)
-    return np.where(answered, np.nan_to_num(spent), np.nan)
+    spent = np.fmin(end, answer)
+    spent -= enqueue
+    np.clip(spent, 0.0, None, out=spent)
+    np.nan_to_num(spent, copy=False)
+    spent[~answered] = np.nan
+    return spent
 
 
 class StageTable:
