@@ -376,7 +376,16 @@ class StageTable:
             device.uplink_end_s,
             device.bits,
         )
-        self._shared = journeys
+        times = journeys.times
+        self._shared = (
+            journeys.rows,
+            journeys.plan,
+            journeys.plans,
+            journeys.bits,
+            times.enqueue_s,
+            times.start_s,
+            times.end_s,
+        )
         self._built: tuple[dict[str, np.ndarray], list[str]] | None = None
 
     def columns(self) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -437,29 +446,28 @@ class StageTable:
         return columns, names
 
     def _shared_blocks(self, first: np.ndarray, names: list[str]) -> list[dict[str, np.ndarray]]:
-        journeys = self._shared
-        assert journeys is not None
-        times = journeys.times
-        base = first[journeys.rows]
+        assert self._shared is not None
+        rows, plan_of, plans, bits, enqueue_s, start_s, end_s = self._shared
+        base = first[rows]
         blocks = []
-        for p, plan in enumerate(journeys.plans):
-            plan_rows = np.flatnonzero(journeys.plan == p)
+        for p, plan in enumerate(plans):
+            plan_rows = np.flatnonzero(plan_of == p)
             for j, step in enumerate(plan.steps):
-                entered = plan_rows[~np.isnan(times.enqueue_s[plan_rows, j])]
+                entered = plan_rows[~np.isnan(enqueue_s[plan_rows, j])]
                 if step.name not in names:
                     names.append(step.name)
                 transfer = step.kind == "transfer"
-                size = journeys.bits[entered, step.payload] / 8.0 if transfer else 0.0
+                size = bits[entered, step.payload] / 8.0 if transfer else 0.0
                 blocks.append(
                     _block(
-                        journeys.rows[entered],
+                        rows[entered],
                         base[entered] + j,
                         int(transfer),
                         names.index(step.name),
                         size,
-                        times.enqueue_s[entered, j],
-                        times.start_s[entered, j],
-                        times.end_s[entered, j],
+                        enqueue_s[entered, j],
+                        start_s[entered, j],
+                        end_s[entered, j],
                     )
                 )
         return blocks
