@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from fogsim.errors import UserInputError
-from fogsim.nn.quant import PRECISIONS
+from fogsim.nn.precisions import PRECISIONS
 from fogsim.units import ENERGY_PER_OP
 
 _TABLE_FILE = "energy_per_op.yaml"

@@ -18,13 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from fogsim.errors import UserInputError
-from fogsim.nn.checkpoint import load_checkpoint
-from fogsim.nn.codec import compressed_sizes
-from fogsim.nn.evaluate import predict
-from fogsim.nn.ops import count_ops
+from fogsim.nn.checkpoint_info import checkpoint_info
 
 if TYPE_CHECKING:
     from fogsim.data import Dataset
@@ -136,13 +132,29 @@ def run_inference(
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> InferenceOutcomes:
-    """Outcomes of ``checkpoint`` on every image of ``dataset``, from the cache when there."""
-    ckpt = load_checkpoint(checkpoint)
+    """Outcomes of ``checkpoint`` on every image of ``dataset``, from the cache when there
+    (then without torch: ``fogsim.nn.checkpoint_info``)."""
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
-    stem = cache_dir / f"v{CACHE_VERSION}-{ckpt.sha256[:32]}-{dataset.fingerprint[:32]}"
-    cached = _read_cache(stem, ckpt.sha256, dataset.fingerprint)
+    sha256 = checkpoint_info(checkpoint, cache_dir).sha256
+    stem = cache_dir / f"v{CACHE_VERSION}-{sha256[:32]}-{dataset.fingerprint[:32]}"
+    cached = _read_cache(stem, sha256, dataset.fingerprint)
     if cached is not None:
         return cached
+    return _infer(checkpoint, dataset, stem, batch_size, progress)
+
+
+def _infer(
+    checkpoint: str | Path, dataset: Dataset, stem: Path, batch_size: int, progress: bool
+) -> InferenceOutcomes:
+    """Run the network on every image (torch), and cache the outcomes under ``stem``."""
+    import torch
+
+    from fogsim.nn.checkpoint import load_checkpoint
+    from fogsim.nn.codec import compressed_sizes
+    from fogsim.nn.evaluate import predict
+    from fogsim.nn.ops import count_ops
+
+    ckpt = load_checkpoint(checkpoint)
     model = ckpt.build()
     if tuple(dataset.images.shape[1:]) != _hwc(model.input_shape):
         raise UserInputError(

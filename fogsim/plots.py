@@ -88,7 +88,7 @@ def latency_cdf_by_tier(frame: pd.DataFrame) -> Figure:
     if len(answered):
         at = answered["answered_at"]
         data = _ecdf_steps(answered["latency_s"] * 1e3, at, "latency_ms", "tier")
-        counts = at.astype(str).value_counts()
+        counts = at.value_counts()  # a categorical counts its codes: no text per request
         tiers = [t for t in TIER_ORDER if counts.get(t, 0)]
         labels = {t: f"{t} ({counts[t] / len(answered):.1%})" for t in tiers}
         data["tier"] = data["tier"].map(labels)
@@ -121,8 +121,19 @@ def _ecdf_steps(values: pd.Series, hue: pd.Series, x: str, name: str) -> pd.Data
     """Each hue's values thinned to about ``ECDF_STEPS`` steps, each weighted by the values
     it stands for, so that the weighted CDF equals the exact one at every value kept."""
     parts = []
-    for key, part in values.groupby(hue.to_numpy(), sort=False):
-        ordered = np.sort(part.to_numpy())
+    # By codes, each hue in order of first appearance (as groupby(sort=False)): pandas'
+    # groupby on a million text keys holds several copies of them and of the values.
+    if isinstance(hue.dtype, pd.CategoricalDtype):
+        codes, keys = hue.cat.codes.to_numpy(), hue.cat.categories
+    else:
+        codes, keys = pd.factorize(hue.to_numpy())
+    found, first = np.unique(codes, return_index=True)
+    numbers = values.to_numpy()
+    for code in found[np.argsort(first)]:
+        if code < 0:
+            continue  # no hue: groupby leaves it out
+        key = keys[code]
+        ordered = np.sort(numbers[codes == code])
         keep = np.linspace(0, ordered.size - 1, min(ordered.size, ECDF_STEPS)).round()
         # The last of equal values, so that a step holds all of them.
         keep = np.unique(np.searchsorted(ordered, ordered[keep.astype(np.int64)], "right") - 1)
@@ -162,13 +173,14 @@ def energy_breakdown(frame: pd.DataFrame) -> Figure:
     radio would look as large as joules of idle time.
     """
     answered = frame.loc[frame["status"].isin(ANSWERED), ["group", "path", *ENERGY_PARTS]]
-    means = (
-        answered.groupby(
-            [answered["group"].to_numpy().astype(str), answered["path"].to_numpy().astype(str)]
-        )[list(ENERGY_PARTS)]
-        .mean()
-        .rename(columns=ENERGY_PARTS)
-    )
+    # Grouped by category codes, then the keys named and sorted as text: text keys per
+    # request would cost a fixed-width string each (100+ bytes) for a few groups.
+    keys = [answered[c].astype("category") for c in ("group", "path")]
+    means = answered.groupby(keys, observed=True)[list(ENERGY_PARTS)].mean()
+    if len(means):
+        means.index = pd.MultiIndex.from_tuples([(str(g), str(p)) for g, p in means.index])
+        means = means.sort_index()
+    means = means.rename(columns=ENERGY_PARTS)
     rows = max(1, len(means))
     figure, axes = subplots(1, 4, figsize=(17, 2.6 + 0.45 * rows), sharey=True)
     if not len(means):
@@ -213,15 +225,16 @@ def over_time(frame: pd.DataFrame, by: str | None = None) -> Figure:
     data = pd.DataFrame(
         {
             "t": (np.minimum(np.floor(arrival / width), OVER_TIME_BINS - 1) + 0.5) * width,
-            "group": _labels(frame[by]) if by else "",
             "answered": frame["status"].isin(ANSWERED),
             "latency": frame["latency_s"],
             "correct": frame["correct"],
             "device": frame["answered_at"] == "device",
         }
     )
+    # One run is one group: grouping it would copy every row of it (millions) once more.
+    groups = data.assign(group=_labels(frame[by])).groupby("group", sort=True) if by else None
     figure, axes = subplots(4, 1, figsize=(10, 11), sharex=True)
-    for name, part in data.groupby("group", sort=True):
+    for name, part in groups if groups is not None else [("", data)]:
         answered = part[part["answered"]].groupby("t")
         latency = answered["latency"]
         if not by:

@@ -31,16 +31,25 @@ class RunResult:
     stages: pd.DataFrame | None = None  # every stage of every request (stages.parquet)
 
 
-def requests_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+def requests_frame(columns: dict[str, np.ndarray | pd.Categorical]) -> pd.DataFrame:
     """Build the per-request frame once, with compact categorical text columns.
 
-    The text columns become categoricals straight from their arrays (a frame built first
-    would turn a million strings into Arrow text, for seconds), and the frame holds the
-    other arrays as they are, without copies: callers do not write to them afterwards.
+    Text columns come as categoricals (``fogsim.sim.records.labels_of``), or as arrays of
+    text; either way the frame's categories are the values used, sorted, so the table is
+    the same however it was built. The frame holds the other arrays as they are, without
+    copies: callers do not write to them afterwards.
     """
     return pd.DataFrame(
-        {k: pd.Categorical(v) if k in CATEGORIES else v for k, v in columns.items()}, copy=False
+        {k: _used_categories(v) if k in CATEGORIES else v for k, v in columns.items()},
+        copy=False,
     )
+
+
+def _used_categories(values: np.ndarray | pd.Categorical) -> pd.Categorical:
+    if not isinstance(values, pd.Categorical):
+        return pd.Categorical(values)
+    used = np.bincount(values.codes[values.codes >= 0], minlength=len(values.categories)) > 0
+    return values.set_categories(sorted(values.categories[used]))
 
 
 def stages_frame(columns: dict[str, np.ndarray], names: list[str]) -> pd.DataFrame:

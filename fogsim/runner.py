@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fogsim.data import load_dataset
 from fogsim.inference import InferenceOutcomes, run_inference
-from fogsim.nn.checkpoint import load_checkpoint, require_fit
+from fogsim.nn.checkpoint_info import checkpoint_info, require_fit
 from fogsim.results import RunResult, requests_frame, stages_frame, summarize
 from fogsim.rundir import claim_run_dir
 from fogsim.scenario import Problem, Scenario, ScenarioError, load_scenario, preflight
@@ -25,7 +25,7 @@ def outcomes_for(scenario: Scenario, *, progress: bool = False) -> InferenceOutc
     # A checkpoint that cannot read these images is an error; one trained on other data is
     # refused unless the scenario insists, and then each difference is a warning.
     for problem in require_fit(
-        load_checkpoint(scenario.model.checkpoint),
+        checkpoint_info(scenario.model.checkpoint),
         dataset,
         allow_mismatch=scenario.model.allow_dataset_mismatch,
         how_to_insist=preflight.INSIST,

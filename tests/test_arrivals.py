@@ -225,3 +225,27 @@ def test_streams_are_named_independent_and_reproducible():
 def test_streams_reject_bad_seeds(seed):
     with pytest.raises(ValueError, match="seed"):
         Streams(seed)
+
+
+@pytest.mark.parametrize(
+    "params", [(1.0, 2.0, 60.0), (5.0, 0.5, 3.0), (0.2, 30.0, 5.0), (40.0, 0.01, 0.02)]
+)
+@pytest.mark.parametrize("duration_s", [0.0, 7.0, 1800.0])
+def test_compiled_bursty_devices_are_sample_to_the_bit(params, duration_s):
+    # Many devices and blocks of on/off periods: the compiled loop draws what sample draws.
+    process = make_arrival(
+        "bursty", on_rate_per_s=params[0], mean_on_s=params[1], mean_off_s=params[2]
+    )
+    rng_one, rng_all = np.random.default_rng(11), np.random.default_rng(11)
+    each = [process.sample(rng_one, duration_s, device_index=i) for i in range(200)]
+    times, counts = process.sample_devices(rng_all, duration_s, 200)
+    assert counts.tolist() == [t.size for t in each]
+    assert times.tobytes() == np.concatenate(each).tobytes()
+    assert rng_one.random() == rng_all.random()
+
+
+def test_a_trace_without_devices_is_replayed_whole_by_every_device(trace):
+    process = make_arrival("csv", path=trace)
+    times, counts = process.sample_devices(np.random.default_rng(0), 5.0, 3)
+    assert counts.tolist() == [4, 4, 4]
+    np.testing.assert_array_equal(times, np.tile([0.1, 0.5, 1.0, 2.0], 3))

@@ -382,7 +382,7 @@ def test_accounting_holds_for_random_small_scenarios(changes: dict, tmp_path: Pa
     columns = result.columns  # simulate itself checks accounting; these are the invariants
     status = columns["status"]
     assert np.isin(status, STATUSES).all()
-    answered = np.char.startswith(status.astype(str), "answered")
+    answered = np.char.startswith(np.asarray(status, dtype=str), "answered")
     assert (columns["t_answer_s"][answered] <= 8.0 + 1e-9).all()
     assert (columns["latency_s"][answered] >= 0).all()
     assert (columns["energy_j"] >= 0).all()
@@ -407,3 +407,21 @@ def test_accounting_holds_for_random_small_scenarios(changes: dict, tmp_path: Pa
         spent = np.bincount(columns["device"][mine], weights=columns["energy_j"][mine])
         assert (spent <= battery * (1 + 1e-12)).all()
     assert (columns["energy_j"][answered & (columns["bytes_sent"] > 0)] > 0).all()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rows_by_device_then_time_are_lexsort_s_order(seed):
+    from fogsim.sim.device import _by_device_then
+
+    rng = np.random.default_rng(seed)
+    device = np.repeat(np.arange(30), rng.integers(0, 6, 30))
+    time_s = np.round(rng.random(device.size) * 4) / 4  # ties within a device
+    time_s[rng.random(device.size) < 0.1] = np.nan
+    rows = np.flatnonzero(rng.random(device.size) < 0.8)
+    expected = rows[np.lexsort((time_s[rows], device[rows]))]
+    np.testing.assert_array_equal(_by_device_then(rows, device, time_s), expected)
+    # Already in order (the usual case): the rows as they are.
+    ordered = np.lexsort((np.nan_to_num(time_s), device))
+    np.testing.assert_array_equal(
+        _by_device_then(ordered, device, np.nan_to_num(time_s)), ordered
+    )

@@ -78,12 +78,14 @@ def test_second_run_hits_the_cache(tmp_path, checkpoint, monkeypatch):
     path, _ = checkpoint
     ds, cache = _dataset(20, 1), tmp_path / "cache"
     first = run_inference(path, ds, cache_dir=cache, progress=False)
-    assert sorted(p.suffix for p in cache.iterdir()) == [".json", ".npz"]  # no temp files left
+    # The entry (json, npz) and the checkpoint's torch-free record; no temporary files left.
+    names = sorted(p.name[:2] + p.suffix for p in cache.iterdir())
+    assert names == ["ch.json", "v4.json", "v4.npz"]
 
     def no_inference(*args, **kwargs):
         raise AssertionError("the cache should have answered")
 
-    monkeypatch.setattr(inference, "predict", no_inference)
+    monkeypatch.setattr("fogsim.nn.evaluate.predict", no_inference)
     second = run_inference(path, ds, cache_dir=cache, progress=False)
     for field in (
         "labels",
@@ -151,7 +153,7 @@ def test_cached_outcomes_from_before_the_raw_fallback_are_not_reused(tmp_path, c
     assert (fresh.compressed_feature_bytes <= raw).all()
     # An entry written by fogsim before the fallback (cache version 1), with zlib's sizes.
     stale = dataclasses.replace(fresh, compressed_feature_bytes=np.full(6, raw + 10))
-    for stem in cache.glob("*.json"):
+    for stem in cache.glob(f"v{inference.CACHE_VERSION}-*.json"):
         stem.unlink()
         stem.with_suffix(".npz").unlink()
     old_stem = cache / f"v1-{fresh.checkpoint_sha256[:32]}-{ds.fingerprint[:32]}"

@@ -206,3 +206,41 @@ def test_shipped_checkpoints_load_strictly_and_know_their_input(name):
     assert set(model.state_dict()) == set(ckpt.state_dict)
     expected = (28, 28, 1) if name.startswith("fmnist") else (32, 32, 3)
     assert ckpt.input_shape == expected and ckpt.num_classes == len(ckpt.card["classes"]) == 10
+
+
+def test_the_record_answers_for_the_same_bytes_without_loading(tmp_path, saved, monkeypatch):
+    from fogsim.nn import checkpoint_info as info_module
+
+    path, model = saved
+    cache = tmp_path / "cache"
+    first = info_module.checkpoint_info(path, cache)
+    assert first.exit_tiers == model.exit_tiers and first.tiers == model.tiers
+    assert first.input_shape == (28, 28, 1) and first.num_classes == 10 and first.card == CARD
+    assert first.default_rule == "entropy" and first.default_thresholds(1) == (0.8,)
+    assert [p.name for p in cache.iterdir()] == [f"checkpoint-v1-{first.sha256[:32]}.json"]
+
+    def no_torch(*args, **kwargs):
+        raise AssertionError("the record should have answered")
+
+    monkeypatch.setattr("fogsim.nn.checkpoint.load_checkpoint", no_torch)
+    info_module._info.cache_clear()
+    copy = tmp_path / "elsewhere.pt"
+    copy.write_bytes(path.read_bytes())
+    again = info_module.checkpoint_info(copy, cache)
+    assert again == info_module.CheckpointInfo(**{**vars(first), "path": copy})
+    # Other bytes are another checkpoint: read (here: refused) with torch, never the record.
+    torch.save({"other": torch.zeros(1)}, copy)
+    with pytest.raises(AssertionError, match="record"):
+        info_module.checkpoint_info(copy, cache)
+
+
+def test_a_bad_file_is_refused_by_the_record_path_too(tmp_path):
+    from fogsim.nn.checkpoint_info import checkpoint_info
+
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        checkpoint_info(bad, tmp_path / "cache")
+    with pytest.raises(CheckpointError, match="no checkpoint file"):
+        checkpoint_info(tmp_path / "missing.pt", tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()  # nothing recorded of a file that does not load

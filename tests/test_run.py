@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from contextlib import nullcontext
@@ -181,3 +182,20 @@ def test_a_run_over_the_memory_limit_is_refused_before_simulating(
     with pytest.raises(ScenarioError, match="over the limit"):
         run(scenario, write=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_whose_outcomes_are_cached_never_imports_torch(tmp_path: Path) -> None:
+    path = ROOT / "scenarios/city.yaml"
+    overrides = shrink(path)
+    run(path, overrides=overrides, write=False)  # fills the inference cache and the record
+    code = (
+        "import sys; from fogsim.runner import run; "
+        f"run({str(path)!r}, overrides={overrides!r}, out_dir={str(tmp_path / 'run')!r}); "
+        "print('torch' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"

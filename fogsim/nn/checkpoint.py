@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import numbers
 import os
 import pickle
 import struct
@@ -11,23 +9,29 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from fogsim.errors import CheckpointError, UserInputError
-from fogsim.nn.hybrid import EXIT_RULES, HybridNet
+from fogsim.nn.checkpoint_info import (  # noqa: F401  (their old home)
+    EXIT_RULES,
+    HOW_TO_FIX,
+    CardFields,
+    Mismatch,
+    dataset_mismatch,
+    file_sha256,
+    require_fit,
+)
+from fogsim.nn.hybrid import HybridNet
 from fogsim.nn.zoo import constructor_defaults, create_model, list_models
-
-if TYPE_CHECKING:
-    from fogsim.data.dataset import Dataset
 
 FORMAT = "fogsim-hybridnet"
 VERSION = 1
 
 
 @dataclass(frozen=True)
-class Checkpoint:
+class Checkpoint(CardFields):
     """A loaded checkpoint: how to build the network, its weights, and its card."""
 
     path: Path
@@ -69,44 +73,6 @@ class Checkpoint:
             return int(fc.shape[0])
         return int(self._args().get("num_classes", 0))
 
-    @property
-    def default_threshold(self) -> float:
-        """The card's exit threshold, chosen on held-out training images."""
-        value = self.card.get("default_threshold")
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise CheckpointError(
-                f"{self.path}: its card has no numeric default_threshold ({value!r}); {_HOW_TO_FIX}"
-            )
-        return float(value)
-
-    def default_thresholds(self, n_exits: int) -> tuple[float, ...]:
-        """The card's threshold of each of the network's ``n_exits`` exits, chosen on held-out
-        training images; cards from before per-exit thresholds give their one to every exit."""
-        values = self.card.get("default_thresholds")
-        if values is None:
-            return (self.default_threshold,) * n_exits
-        if (
-            not isinstance(values, list)
-            or len(values) != n_exits
-            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
-        ):
-            raise CheckpointError(
-                f"{self.path}: its card's default_thresholds {values!r} is not one number per "
-                f"exit ({n_exits}); {_HOW_TO_FIX}"
-            )
-        return tuple(float(v) for v in values)
-
-    @property
-    def default_rule(self) -> str:
-        """The card's exit rule, ``entropy`` or ``maxprob``."""
-        value = self.card.get("default_rule")
-        if value not in EXIT_RULES:
-            raise CheckpointError(
-                f"{self.path}: its card's default_rule is {value!r}, not one of "
-                f"{', '.join(EXIT_RULES)}; {_HOW_TO_FIX}"
-            )
-        return str(value)
-
 
 def _is_shape(value: object) -> bool:
     return (
@@ -114,15 +80,6 @@ def _is_shape(value: object) -> bool:
         and len(value) == 3
         and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
     )
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:
@@ -160,9 +117,7 @@ def save_checkpoint(
     atomic_torch_save(payload, Path(path))
 
 
-_HOW_TO_FIX = (
-    "re-download it (git checkout / git lfs pull) or retrain it with `fogsim train RECIPE`"
-)
+_HOW_TO_FIX = HOW_TO_FIX
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -270,85 +225,3 @@ def _check_kwargs(path: Path, name: str, kwargs: dict[str, Any]) -> None:
         raise CheckpointError(
             f"{path}: image_shape {kwargs['image_shape']!r} is not (H, W, C); {_HOW_TO_FIX}"
         )
-
-
-class Mismatch(str):
-    """One way a dataset does not fit a checkpoint. ``fatal``: the network cannot run on it
-    (image shape, number of classes); otherwise it runs, but probably on the wrong data."""
-
-    fatal: bool
-
-    def __new__(cls, text: str, fatal: bool) -> Mismatch:
-        made = super().__new__(cls, text)
-        made.fatal = fatal
-        return made
-
-
-def dataset_mismatch(ckpt: Checkpoint, dataset: Dataset) -> list[str]:
-    """How ``dataset`` differs from what ``ckpt`` was trained on (empty when it fits). Each
-    item is a ``Mismatch``: raise on a fatal one; refuse the others unless the user insists."""
-    problems: list[str] = []
-    shape = tuple(int(v) for v in dataset.images.shape[1:])
-    if shape != ckpt.input_shape:
-        problems.append(
-            Mismatch(
-                f"{dataset.name} images are {_hwc(shape)} (H x W x C) but {ckpt.path.name} "
-                f"reads {_hwc(ckpt.input_shape)}",
-                fatal=True,
-            )
-        )
-    if len(dataset.classes) != ckpt.num_classes:
-        problems.append(
-            Mismatch(
-                f"{dataset.name} has {len(dataset.classes)} classes but {ckpt.path.name} "
-                f"predicts {ckpt.num_classes}",
-                fatal=True,
-            )
-        )
-    same_data = ckpt.card.get("dataset_fingerprint") == dataset.fingerprint
-    trained_on = ckpt.card.get("dataset")
-    if isinstance(trained_on, str) and trained_on != dataset.name and not same_data:
-        problems.append(
-            Mismatch(f"{ckpt.path.name} was trained on {trained_on!r}, not {dataset.name!r}", False)
-        )
-    classes = ckpt.card.get("classes")
-    if (
-        isinstance(classes, list)
-        and len(classes) == len(dataset.classes)
-        and [str(c) for c in classes] != list(dataset.classes)
-    ):
-        differ = [(a, b) for a, b in zip(classes, dataset.classes, strict=True) if a != b]
-        shown = ", ".join(f"{a!r} vs {b!r}" for a, b in differ[:3])
-        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
-        problems.append(
-            Mismatch(
-                f"class names differ from {ckpt.path.name}'s card (card vs {dataset.name}: "
-                f"{shown}{more})",
-                False,
-            )
-        )
-    return problems
-
-
-def _hwc(shape: tuple[int, ...]) -> str:
-    return "x".join(str(v) for v in shape)
-
-
-def require_fit(
-    ckpt: Checkpoint, dataset: Dataset, *, allow_mismatch: bool, how_to_insist: str
-) -> list[str]:
-    """Raise a UserInputError when ``dataset`` cannot fit ``ckpt``, or when it is probably the
-    wrong data and ``allow_mismatch`` is false; return the problems the caller should warn of."""
-    problems = dataset_mismatch(ckpt, dataset)
-    fatal = [p for p in problems if getattr(p, "fatal", True)]
-    if fatal:
-        raise UserInputError(
-            f"{ckpt.path} cannot run on {dataset.name} ({dataset.split}): {'; '.join(fatal)}; "
-            "pick a checkpoint trained on this dataset"
-        )
-    if problems and not allow_mismatch:
-        raise UserInputError(
-            f"{ckpt.path} does not match {dataset.name} ({dataset.split}): {'; '.join(problems)}. "
-            f"Pick the right dataset or checkpoint, or {how_to_insist} to run it anyway"
-        )
-    return problems

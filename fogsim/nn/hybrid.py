@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from fogsim.nn.checkpoint_info import EXIT_RULES  # noqa: F401  (their old home)
 from fogsim.nn.layers import ActQuant
 from fogsim.nn.quant import parse_precision
 
-EXIT_RULES: tuple[str, ...] = ("entropy", "maxprob")
 EXIT_HEADS: tuple[str, ...] = ("linear", "conv")
 TIERS: tuple[str, ...] = ("device", "fog", "cloud")
 """Where the parts of a network run, named as the simulator's results name them."""

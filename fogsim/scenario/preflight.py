@@ -70,18 +70,18 @@ def plan_problem(scenario: Scenario, designs: bool = True) -> str | None:
 def part_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
     """The network's parts against the scenario: a fog part needs a fog server for every
     device group, and one threshold per exit needs as many thresholds as exits."""
-    from fogsim.nn.checkpoint import load_checkpoint
+    from fogsim.nn.checkpoint_info import checkpoint_info
     from fogsim.topology import Topology
 
-    ckpt = load_checkpoint(scenario.model.checkpoint)
-    model = ckpt.build()
+    # The checkpoint's parts and exits, read without torch where it was read before.
+    model = checkpoint_info(scenario.model.checkpoint)
     found: list[tuple[Loc, str]] = list(
         drift_problems(
-            scenario.devices, scenario.drift, model.exit_tiers, list(ckpt.card.get("classes", []))
+            scenario.devices, scenario.drift, model.exit_tiers, list(model.card.get("classes", []))
         )
     )
     threshold = getattr(scenario.policy, "threshold", None)
-    exits = len(model.exit_points)
+    exits = len(model.exit_tiers)
     if isinstance(threshold, list) and len(threshold) != exits:
         found.append(
             (
@@ -91,7 +91,7 @@ def part_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
             )
         )
     if scenario.policy.name == "adaptive_exit":
-        found += _adaptive_problems(scenario, load_checkpoint(scenario.model.checkpoint), model)
+        found += _adaptive_problems(scenario, model)
     if "fog" not in model.tiers or scenario.policy.name in ("device_only", "edge_only"):
         return found
     topology = Topology(scenario)
@@ -110,13 +110,14 @@ def part_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
     return found
 
 
-def _adaptive_problems(scenario: Scenario, checkpoint: Any, model: Any) -> list[tuple[Loc, str]]:
+def _adaptive_problems(scenario: Scenario, checkpoint: Any) -> list[tuple[Loc, str]]:
     """The adaptive policy against the network's exits and the card's thresholds."""
     from fogsim.policies import TIERS
     from fogsim.sim import adaptive
 
     policy = scenario.policy
-    exits = len(model.exit_points)
+    model = checkpoint
+    exits = len(model.exit_tiers)
     threshold = policy.threshold
     if isinstance(threshold, list) and len(threshold) != exits:
         return []  # reported above
@@ -133,13 +134,13 @@ def fit_problem(scenario: Scenario) -> str | None:
     """Whether the checkpoint can run on the scenario's images (loads the split: about a
     second for CIFAR-10's test zip, milliseconds once cached)."""
     from fogsim.data import load_dataset
-    from fogsim.nn.checkpoint import load_checkpoint, require_fit
+    from fogsim.nn.checkpoint_info import checkpoint_info, require_fit
 
     spec = scenario.dataset
     try:
         dataset = load_dataset(spec.name, path=spec.path, split=spec.split)
         require_fit(
-            load_checkpoint(scenario.model.checkpoint),
+            checkpoint_info(scenario.model.checkpoint),
             dataset,
             allow_mismatch=scenario.model.allow_dataset_mismatch,
             how_to_insist=INSIST,
@@ -159,10 +160,10 @@ def memory_problems(scenario: Scenario, max_memory: float | None) -> list[tuple[
 
 
 def checkpoint_problem(scenario: Scenario) -> str | None:
-    from fogsim.nn.checkpoint import load_checkpoint
+    from fogsim.nn.checkpoint_info import checkpoint_info
 
     try:
-        load_checkpoint(scenario.model.checkpoint)
+        checkpoint_info(scenario.model.checkpoint)
     except CheckpointError as exc:
         return str(exc)
     return None

@@ -187,6 +187,16 @@ class Bursty(ArrivalProcess):
         spans = np.repeat(ends - starts, counts)
         return np.sort(np.repeat(starts, counts) + offsets * spans)
 
+    def sample_devices(
+        self, rng: np.random.Generator, duration_s: float, count: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        _check_duration(duration_s)
+        from fogsim.sim.bursts import bursty_devices  # numba: compiled once, then cached
+
+        return bursty_devices(
+            rng, float(duration_s), count, self.on_rate_per_s, self.mean_on_s, self.mean_off_s
+        )
+
     def _on_periods(
         self, rng: np.random.Generator, duration_s: float
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -328,6 +338,7 @@ class CsvTrace(ArrivalProcess):
             devices = trace.devices
             order = np.lexsort((times, devices))
             devices, times = devices[order], times[order]
+            self._devices, self._times = devices, times
             cuts = np.flatnonzero(np.diff(devices)) + 1
             for block in np.split(np.arange(devices.size), cuts):
                 if block.size:
@@ -335,6 +346,18 @@ class CsvTrace(ArrivalProcess):
 
     def _where(self, column: str) -> str:
         return f"arrival trace {str(self.path)!r}, column {column!r}"
+
+    def sample_devices(
+        self, rng: np.random.Generator, duration_s: float, count: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        _check_duration(duration_s)
+        if self.device_column is None:
+            times = self._all[self._all < duration_s]
+            return np.tile(times, count), np.full(count, times.size, dtype=np.int64)
+        # The rows sorted by device then time: devices 0 .. count - 1 are one slice, in order.
+        devices, times = self._devices, self._times
+        keep = (devices < count) & (times < duration_s)
+        return times[keep], np.bincount(devices[keep], minlength=count).astype(np.int64)
 
     def sample(
         self, rng: np.random.Generator, duration_s: float, device_index: int | None = None

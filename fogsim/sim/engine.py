@@ -18,7 +18,6 @@ from fogsim.sim import battery, handover
 from fogsim.sim.adaptive import AdaptiveRun
 from fogsim.sim.assignment import Assignment, RunDesign, refuse_with_a_plan
 from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, run_devices
-from fogsim.sim.drift import DriftPlan, prepare_drift
 from fogsim.sim.fast import FastEngineUnsupported, NotExact, why_not_fast
 from fogsim.sim.handover import InFlight
 from fogsim.sim.mobility import MobilityRun
@@ -48,6 +47,7 @@ from fogsim.sim.workload import Workload, generate_workload
 from fogsim.topology import Topology
 
 if TYPE_CHECKING:
+    from fogsim.sim.drift import DriftPlan
     from fogsim.sim.fast.stages import FastStages
 
 PROGRESS_STEPS = 200
@@ -120,7 +120,11 @@ def simulate(
     if moving is not None:
         workload = moving.workload  # each request leaves through its device's gateway then
     # Drift, mobility and the adaptive policy act on the one network every device runs.
-    drift = prepare_drift(scenario, assignment.designs[0].outcomes, workload)
+    drift = None
+    if scenario.drift:  # real inference and training (torch), cached
+        from fogsim.sim.drift import prepare_drift
+
+        drift = prepare_drift(scenario, assignment.designs[0].outcomes, workload)
     if drift is not None:
         workload = drift.workload
         assignment = Assignment.single(drift.outcomes, scenario.policy)
@@ -405,7 +409,9 @@ def _device_energy(
         radio_j += resend_energy(scenario, workload.group, use, retries)
     if resend_j is not None:
         radio_j += resend_j
-    parts = [device.idle_j.copy(), device.compute_j.copy(), radio_j]
+    # Spent in place: nothing reads the device stage's energies after this (two columns
+    # of the run's size not copied).
+    parts = [device.idle_j, device.compute_j, radio_j]
     empty = battery.drain(battery_capacity_j(scenario, workload), workload.device, parts)
     return DeviceEnergy(*parts, empty | (device.drop_reason == BATTERY_EMPTY))
 

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from fogsim.inference import InferenceOutcomes
 from fogsim.policies import TIERS, Decision, Tier
 from fogsim.scenario.models import Scenario
-from fogsim.sim.device import BATTERY_EMPTY, DeviceStage
+from fogsim.sim.device import BATTERY_EMPTY, DEVICE_QUEUE_FULL, DeviceStage
 from fogsim.sim.movement import OUT_OF_COVERAGE
 from fogsim.sim.routes import Kinds, Plan
 from fogsim.sim.shared import DROP_REASONS, FAILURES, RETRIES_EXHAUSTED, StageTimes
@@ -23,6 +24,19 @@ if TYPE_CHECKING:
 STATUSES = ("answered_edge", "answered_fog", "answered_cloud", "dropped", "unfinished")
 ANSWERED = STATUSES[:3]
 FAILURE_FALLBACK = "failure_fallback"
+PATHS = ("edge", "fog", "cloud")  # by the policy's tier
+# Every reason a request can end with, "" first and the shared stages' in their order, so
+# their codes are the same; a device reason not named here is added by the run that meets it.
+REASONS = (
+    *DROP_REASONS,
+    DEVICE_QUEUE_FULL,
+    BATTERY_EMPTY,
+    OUT_OF_COVERAGE,
+    FAILURE_FALLBACK,
+    "deadline_fallback",
+    "late",
+    "late_unfinished",
+)
 STAGE_COLUMNS = ("request", "stage", "kind", "at", "bytes", "t_enqueue_s", "t_start_s", "t_end_s")
 
 
@@ -60,7 +74,7 @@ class Journeys:
             next((j for j, s in enumerate(p.steps) if s.kind == "compute" and s.tier == tier), -1)
             for p in self.plans
         ]
-        return np.array(per_plan, dtype=np.int64)[self.plan] if self.plans else self.plan
+        return np.array(per_plan, dtype=np.int16)[self.plan] if self.plans else self.plan
 
     def per_request(
         self, grid: np.ndarray, stage: np.ndarray, n: int, fill: float = np.nan
@@ -71,6 +85,13 @@ class Journeys:
         out[self.rows[has]] = grid[np.flatnonzero(has), stage[has]]
         return out
 
+    def cell_start(self, n: int) -> np.ndarray:
+        """Per request, when its radio began sending on a shared cell (NaN if not)."""
+        start = np.full(n, np.nan)
+        on_cell = ~np.isnan(self.times.cell_sent_s)
+        start[self.rows[on_cell]] = self.times.start_s[on_cell, 0]
+        return start
+
     def cell_times(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Per request, when its radio began and ended sending on a shared cell (NaN if not)."""
         start, sent = np.full(n, np.nan), np.full(n, np.nan)
@@ -79,17 +100,21 @@ class Journeys:
         sent[self.rows[on_cell]] = self.times.cell_sent_s[on_cell]
         return start, sent
 
-    def server_name(self, tier: int, n: int) -> np.ndarray:
-        """Per request, the server of ``tier`` on its route (empty where none)."""
-        names = np.array(
-            [
-                next((s.name for s in p.steps if s.kind == "compute" and s.tier == tier), "")
-                for p in self.plans
-            ],
-            dtype=object,
-        )
-        out = np.full(n, "", dtype=object)
-        out[self.rows] = names[self.plan]
+    def server_names(self, tier: int) -> list[str]:
+        """The servers of ``tier`` on the plans' routes, then "" (codes: ``server_code``)."""
+        steps = (s for p in self.plans for s in p.steps)
+        names = {s.name: None for s in steps if s.kind == "compute" and s.tier == tier}
+        return [*names, ""]
+
+    def server_code(self, tier: int, n: int) -> np.ndarray:
+        """Per request, its server of ``tier`` as an index into ``server_names`` (last: none)."""
+        names = self.server_names(tier)
+        mine = [
+            [s.name for s in p.steps if s.kind == "compute" and s.tier == tier] for p in self.plans
+        ]
+        per_plan = [names.index(found[0]) if found else len(names) - 1 for found in mine]
+        out = np.full(n, len(names) - 1, dtype=np.int16)
+        out[self.rows] = np.array(per_plan, dtype=np.int16)[self.plan]
         return out
 
     def server_energy_j(self, scenario: Scenario, n: int) -> dict[int, np.ndarray]:
@@ -108,21 +133,10 @@ class Journeys:
                 energy[step.tier][self.rows[rows]] += joules
         return energy
 
-    def dropped_reason(self, n: int) -> np.ndarray:
-        out = np.full(n, "", dtype=object)
-        out[self.rows] = np.array(DROP_REASONS, dtype=object)[self.times.dropped]
-        return out
-
     def per_row(self, values: np.ndarray, n: int, fill: object) -> np.ndarray:
         """Spread one value per row over all ``n`` requests (``fill`` where none)."""
         out = np.full(n, fill, dtype=values.dtype)
         out[self.rows] = values
-        return out
-
-    def failure(self, n: int) -> np.ndarray:
-        """Per request, the worst a failure did to it (see ``FAILURES``; empty: nothing)."""
-        out = np.full(n, "", dtype=object)
-        out[self.rows] = np.array(FAILURES, dtype=object)[self.times.failure]
         return out
 
 
@@ -148,29 +162,32 @@ def request_columns(
     n = workload.size
     image = workload.image_id
     times = journeys.times
-    tier = decision.tier.astype(np.int64)
+    tier = decision.tier  # int8
     on_device = tier == Tier.DEVICE
     device_dropped = (device.drop_reason != None) | energy.battery_empty  # noqa: E711
-    server_reason = journeys.dropped_reason(n)
+    # Reasons as codes into REASONS, whose first entries are DROP_REASONS.
+    server_reason = journeys.per_row(times.dropped, n, 0)
     answer = np.where(on_device, device.compute_end_s, answer_s)
     n_exits = kinds.n_exits
     exit_used = decision.exit_index.astype(np.int16).copy()
-    prediction = np.where(
-        exit_used >= 0,
-        outcomes.exit_pred[image, np.clip(exit_used, 0, n_exits - 1)],
-        outcomes.cloud_pred[image],
-    )
+    # Classes as int32 (the tables are per image, small): 4 bytes a request, not 8.
+    exit_pred = outcomes.exit_pred.astype(np.int32)
+    prediction = outcomes.cloud_pred.astype(np.int32)[image]
+    has_exit = np.flatnonzero(exit_used >= 0)
+    prediction[has_exit] = exit_pred[
+        image[has_exit], np.clip(exit_used[has_exit], 0, n_exits - 1)
+    ]
+    del has_exit
     device_exits = np.flatnonzero(kinds.exit_tier == Tier.DEVICE)
-    gave_up = journeys.per_row(times.gave_up_s, n, np.nan)
     recovery = scenario.recovery
     rescued = np.zeros(n, dtype=bool)
     if recovery is not None and recovery.then == "fallback" and device_exits.size:
         # Every attempt failed: the device answers with its own last exit, where it ran
         # its part (a raw image leaves nothing on the device to answer with).
-        rescued = (server_reason == RETRIES_EXHAUSTED) & ~decision.raw
-        server_reason[rescued] = ""
+        rescued = (server_reason == DROP_REASONS.index(RETRIES_EXHAUSTED)) & ~decision.raw
+        server_reason[rescued] = 0
         last = int(device_exits[-1])
-        answer[rescued] = gave_up[rescued]
+        answer[rescued] = journeys.per_row(times.gave_up_s, n, np.nan)[rescued]
         prediction[rescued] = outcomes.exit_pred[image[rescued], last]
         exit_used[rescued] = last
     lost = np.zeros(n, dtype=bool) if lost_s is None else ~np.isnan(lost_s)
@@ -181,13 +198,14 @@ def request_columns(
         answer[stand_in] = lost_s[stand_in]  # type: ignore[index]
         prediction[stand_in] = outcomes.exit_pred[image[stand_in], last]
         exit_used[stand_in] = last
-    server_dropped = (server_reason != "") | (lost & ~stand_in)
-    reason = np.where(device_dropped, device.drop_reason, "").astype(object)
+    server_dropped = (server_reason != 0) | (lost & ~stand_in)
+    reasons = list(REASONS)
+    reason = _device_reasons(device.drop_reason, reasons)
     reason[server_dropped] = server_reason[server_dropped]
-    reason[lost] = OUT_OF_COVERAGE
-    reason[rescued] = FAILURE_FALLBACK
+    reason[lost] = reasons.index(OUT_OF_COVERAGE)
+    reason[rescued] = reasons.index(FAILURE_FALLBACK)
     # A device whose battery ran out answers nothing more, whatever else befell the request.
-    reason[energy.battery_empty] = BATTERY_EMPTY
+    reason[energy.battery_empty] = reasons.index(BATTERY_EMPTY)
     dropped = device_dropped | server_dropped
     done = ~dropped & (answer <= scenario.duration)
     answered_tier = np.where(done, tier, -1)
@@ -207,59 +225,77 @@ def request_columns(
             prediction[fallback] = outcomes.exit_pred[image[fallback], last]
             exit_used[fallback] = last
             answered_tier[fallback] = Tier.DEVICE
-            reason[fallback] = "deadline_fallback"
+            reason[fallback] = reasons.index("deadline_fallback")
         else:
             fallback[:] = False
         unfinished = answered_tier < 0
-        reason[late & ~fallback & ~unfinished & ~rescued & ~stand_in] = "late"
-        reason[late & ~fallback & unfinished & ~dropped] = "late_unfinished"
+        reason[late & ~fallback & ~unfinished & ~rescued & ~stand_in] = reasons.index("late")
+        reason[late & ~fallback & unfinished & ~dropped] = reasons.index("late_unfinished")
     answered = answered_tier >= 0
-    status = np.full(n, "unfinished", dtype=object)
-    for t, name in enumerate(ANSWERED):
-        status[answered_tier == t] = name
-    status[dropped] = "dropped"
+    # STATUSES: the three answered states by tier, then dropped, then unfinished.
+    status = np.where(answered, answered_tier, STATUSES.index("unfinished")).astype(np.int8)
+    status[dropped] = STATUSES.index("dropped")
     answer[~answered] = np.nan
     latency = answer - workload.arrival_s
-    labels = outcomes.labels[image]
-    group_names = np.array([g.name for g in scenario.devices], dtype=object)
-    gateway_names = np.array([g.name for g in scenario.network.gateway_nodes], dtype=object)
-    tier_names = np.array([*TIERS, ""], dtype=object)
-    fog_stage, cloud_stage = journeys.compute_stage(Tier.FOG), journeys.compute_stage(Tier.CLOUD)
+    labels = outcomes.labels.astype(np.int32)[image]
+    gateway_names = [g.name for g in scenario.network.gateway_nodes]
+    # Each temporary goes as soon as it is used: millions of requests, 8 bytes each.
+    cloud_stage = journeys.compute_stage(Tier.CLOUD)
     cloud_enqueue = journeys.per_request(times.enqueue_s, cloud_stage, n)
     cloud_start = journeys.per_request(times.start_s, cloud_stage, n)
     cloud_end = journeys.per_request(times.end_s, cloud_stage, n)
+    batch_size = journeys.per_request(times.batch_size, cloud_stage, n, 0).astype(np.int32)
+    del cloud_stage
+    fog_stage = journeys.compute_stage(Tier.FOG)
     fog_enqueue = journeys.per_request(times.enqueue_s, fog_stage, n)
     fog_start = journeys.per_request(times.start_s, fog_stage, n)
     fog_end = journeys.per_request(times.end_s, fog_stage, n)
-    cell_start, _ = journeys.cell_times(n)
+    del fog_stage
+    cell_start = journeys.cell_start(n)
     # The device's radio began sending on its own link, or on the shared cell.
     uplink_start = np.where(np.isnan(cell_start), device.uplink_start_s, cell_start)
-    cell_stage = np.where(np.isnan(journeys.times.cell_sent_s), -1, 0)
+    del cell_start
+    cell_stage = np.where(np.isnan(journeys.times.cell_sent_s), -1, 0).astype(np.int8)
     cell_end = journeys.per_request(times.end_s, cell_stage, n)
-    device_s = np.where(
-        answered, np.fmin(device.compute_end_s, answer) - workload.arrival_s, np.nan
-    )
+    del cell_stage
+    uplink_end = np.where(np.isnan(cell_end), device.uplink_end_s, cell_end)
+    del cell_end
+    device_s = np.fmin(device.compute_end_s, answer)
+    device_s -= workload.arrival_s
+    device_s[~answered] = np.nan
     fog_s = _time_in(fog_enqueue, fog_end, answer, answered)
+    wait_fog = fog_start - fog_enqueue
+    del fog_enqueue
     cloud_s = _time_in(cloud_enqueue, cloud_end, answer, answered)
+    wait_cloud = cloud_start - cloud_enqueue
+    del cloud_enqueue
+    # Left to right, as latency - device_s - fog_s - cloud_s: the same sums, no temporaries.
+    network_s = latency - device_s
+    network_s -= fog_s
+    network_s -= cloud_s
+    energy_j = energy.compute_j + energy.radio_j
+    energy_j += energy.idle_j
     fog_j, cloud_j = server_j[Tier.FOG], server_j[Tier.CLOUD]
     return {
         "request": np.arange(n, dtype=np.int64),
         "device": workload.device,
-        "group": group_names[workload.group],
-        "gateway": gateway_names[workload.gateway],
-        "fog": journeys.server_name(Tier.FOG, n),
+        "group": labels_of(workload.group, [g.name for g in scenario.devices]),
+        # Mobility names "" the gateway of a request sent out of coverage.
+        "gateway": labels_of(workload.gateway, [*gateway_names, ""]),
+        "fog": labels_of(journeys.server_code(Tier.FOG, n), journeys.server_names(Tier.FOG)),
         "image": image,
-        "path": np.array(["edge", "fog", "cloud"], dtype=object)[tier],
-        "answered_at": tier_names[answered_tier],
-        "status": status,
-        "reason": reason,
+        "path": labels_of(tier, list(PATHS)),
+        # -1 (not answered) is the last name: ""
+        "answered_at": labels_of(np.where(answered, answered_tier, len(TIERS)), [*TIERS, ""]),
+        "status": labels_of(status, list(STATUSES)),
+        "reason": labels_of(reason, reasons),
         "late": late,
         "exit": exit_used,
         "t_arrival_s": workload.arrival_s,
         "t_edge_start_s": device.compute_start_s,
         "t_edge_end_s": device.compute_end_s,
         "t_uplink_start_s": uplink_start,
-        "t_uplink_end_s": np.where(np.isnan(cell_end), device.uplink_end_s, cell_end),
+        "t_uplink_end_s": uplink_end,
         "t_fog_start_s": fog_start,
         "t_fog_end_s": fog_end,
         "t_cloud_start_s": cloud_start,
@@ -267,38 +303,67 @@ def request_columns(
         "t_answer_s": answer,
         "wait_device_s": device.compute_start_s - workload.arrival_s,
         "wait_uplink_s": uplink_start - device.compute_end_s,
-        "wait_fog_s": fog_start - fog_enqueue,
-        "wait_cloud_s": cloud_start - cloud_enqueue,
-        "batch_size": journeys.per_request(times.batch_size, cloud_stage, n, 0).astype(np.int32),
+        "wait_fog_s": wait_fog,
+        "wait_cloud_s": wait_cloud,
+        "batch_size": batch_size,
         "bytes_sent": device.bits / 8.0,
         "latency_s": latency,
         "latency_device_s": device_s,
-        "latency_network_s": latency - device_s - fog_s - cloud_s,
+        "latency_network_s": network_s,
         "latency_fog_s": fog_s,
         "latency_cloud_s": cloud_s,
         "energy_compute_j": energy.compute_j,
         "energy_radio_j": energy.radio_j,
         "energy_idle_j": energy.idle_j,
-        "energy_j": energy.compute_j + energy.radio_j + energy.idle_j,
+        "energy_j": energy_j,
         "energy_fog_j": fog_j,
         "energy_cloud_j": cloud_j,
         "prediction": np.where(answered, prediction, -1).astype(np.int16),
         "label": labels.astype(np.int16),
         "correct": answered & (prediction == labels),
         "retries": journeys.per_row(times.retries, n, 0),
-        "failure": journeys.failure(n),
+        "failure": labels_of(journeys.per_row(times.failure, n, 0), list(FAILURES)),
         "handovers": np.zeros(n, dtype=np.int16),  # counted by fogsim.sim.mobility
     }
 
 
+def labels_of(codes: np.ndarray, names: list[str]) -> pd.Categorical:
+    """A text column as codes into ``names`` (one byte a request, not a pointer to a string).
+
+    Every name is a category, used or not, so a column can be set to any of them later;
+    ``fogsim.results.requests_frame`` keeps only the used ones.
+    """
+    return pd.Categorical.from_codes(codes, categories=names)
+
+
+def _device_reasons(drop_reason: np.ndarray, reasons: list[str]) -> np.ndarray:
+    """The devices' drop reasons (None: none) as codes into ``reasons`` ("" where none),
+    adding any reason ``reasons`` does not name yet."""
+    out = np.zeros(drop_reason.size, np.int8)
+    rows = np.flatnonzero(drop_reason != None)  # noqa: E711 - elementwise, on an object array
+    if rows.size:
+        found = drop_reason[rows]
+        reasons += [name for name in pd.unique(found) if name not in reasons]
+        out[rows] = pd.Index(reasons).get_indexer(found)
+    return out
+
+
 def _time_in(enqueue: np.ndarray, end: np.ndarray, answer: np.ndarray, answered: np.ndarray):
     """Time an answered request spent at a server before its answer (0 where it never went)."""
-    spent = np.clip(np.fmin(end, answer) - enqueue, 0.0, None)
-    return np.where(answered, np.nan_to_num(spent), np.nan)
+    spent = np.fmin(end, answer)
+    spent -= enqueue
+    np.clip(spent, 0.0, None, out=spent)
+    np.nan_to_num(spent, copy=False)
+    spent[~answered] = np.nan
+    return spent
 
 
 class StageTable:
-    """Every stage of every request, in long format (``STAGE_COLUMNS``), built on demand."""
+    """Every stage of every request, in long format (``STAGE_COLUMNS``), built on demand.
+
+    It holds only the arrays the table reads, and lets them go once the table is built (the
+    table is then kept): the run's other arrays need not outlive the run.
+    """
 
     def __init__(
         self,
@@ -309,72 +374,83 @@ class StageTable:
         device: DeviceStage,
         journeys: Journeys,
     ) -> None:
-        self._parts = (scenario, workload, kind, kinds, device, journeys)
+        names = [f"device:{g.name}" for g in scenario.devices]
+        names += [f"radio:{g.name}" for g in scenario.network.gateway_nodes]
+        runs = np.array([bool(kinds.device_ops(k)) for k in range(kinds.count)])
+        computed = ~np.isnan(device.compute_end_s) & runs[kind]
+        self._names, self._radio_code = names, len(scenario.devices)
+        self._devices = (
+            computed,
+            workload.group,
+            workload.gateway,
+            workload.arrival_s,
+            device.compute_start_s,
+            device.compute_end_s,
+            device.uplink_start_s,
+            device.uplink_end_s,
+            device.bits,
+        )
+        times = journeys.times
+        self._shared = (
+            journeys.rows,
+            journeys.plan,
+            journeys.plans,
+            journeys.bits,
+            times.enqueue_s,
+            times.start_s,
+            times.end_s,
+        )
+        self._built: tuple[dict[str, np.ndarray], list[str]] | None = None
 
     def columns(self) -> tuple[dict[str, np.ndarray], list[str]]:
         """The columns, ``at`` as codes into the returned names; sorted by request, stage."""
-        scenario, workload, kind, kinds, device, journeys = self._parts
-        n = workload.size
-        names: list[str] = [f"device:{g.name}" for g in scenario.devices]
-        gateways = scenario.network.gateway_nodes
-        radio_code = len(names)
-        names += [f"radio:{g.name}" for g in gateways]
-        blocks: list[dict[str, np.ndarray]] = []
-        computed = ~np.isnan(device.compute_end_s)
-        runs = np.array([bool(kinds.device_ops(k)) for k in range(kinds.count)])[kind]
-        rows = np.flatnonzero(computed & runs)
-        first = np.zeros(n, np.int64)
+        if self._built is None:
+            self._built = self._build()
+        columns, names = self._built
+        return dict(columns), list(names)
+
+    def _build(self) -> tuple[dict[str, np.ndarray], list[str]]:
+        assert self._devices is not None
+        computed, group, gateway, arrival_s = self._devices[:4]
+        compute_start_s, compute_end_s, uplink_start_s, uplink_end_s, bits = self._devices[4:]
+        names = list(self._names)
+        uplinked = ~np.isnan(uplink_start_s)
+        # A request's stages are numbered from 0: its device's compute, its own uplink, then
+        # the shared stages of its route.
+        first = computed.astype(np.int16) + uplinked
+        blocks = self._shared_blocks(first, names)
+        self._shared = None  # the largest arrays (a row per request and stage): let them go
+        rows = np.flatnonzero(computed)
         blocks.append(
             _block(
                 rows,
-                first[rows],
                 0,
-                workload.group[rows],
+                0,
+                group[rows],
                 0.0,
-                workload.arrival_s[rows],
-                device.compute_start_s[rows],
-                device.compute_end_s[rows],
+                arrival_s[rows],
+                compute_start_s[rows],
+                compute_end_s[rows],
             )
         )
-        first[rows] += 1
-        rows = np.flatnonzero(~np.isnan(device.uplink_start_s))
+        rows = np.flatnonzero(uplinked)
         blocks.append(
             _block(
                 rows,
-                first[rows],
+                computed[rows].astype(np.int16),
                 1,
-                radio_code + workload.gateway[rows],
-                device.bits[rows] / 8.0,
-                device.compute_end_s[rows],
-                device.uplink_start_s[rows],
-                device.uplink_end_s[rows],
+                self._radio_code + gateway[rows],
+                bits[rows] / 8.0,
+                compute_end_s[rows],
+                uplink_start_s[rows],
+                uplink_end_s[rows],
             )
         )
-        first[rows] += 1
-        times = journeys.times
-        base = first[journeys.rows]
-        for p, plan in enumerate(journeys.plans):
-            plan_rows = np.flatnonzero(journeys.plan == p)
-            for j, step in enumerate(plan.steps):
-                entered = plan_rows[~np.isnan(times.enqueue_s[plan_rows, j])]
-                if step.name not in names:
-                    names.append(step.name)
-                transfer = step.kind == "transfer"
-                size = journeys.bits[entered, step.payload] / 8.0 if transfer else 0.0
-                blocks.append(
-                    _block(
-                        journeys.rows[entered],
-                        base[entered] + j,
-                        int(transfer),
-                        names.index(step.name),
-                        size,
-                        times.enqueue_s[entered, j],
-                        times.start_s[entered, j],
-                        times.end_s[entered, j],
-                    )
-                )
+        self._devices = None
+        del computed, group, gateway, arrival_s, compute_start_s, compute_end_s
+        del uplink_start_s, uplink_end_s, bits, first, uplinked, rows
         # Column by column, each part let go once joined and each joined column once
-        # sorted: at most one column is held twice (millions of stages, 60 bytes each).
+        # sorted: at most one column is held twice (millions of stages, 40 bytes each).
         columns = {}
         for key in list(blocks[0]):
             columns[key] = np.concatenate([block.pop(key) for block in blocks])
@@ -383,14 +459,41 @@ class StageTable:
             columns[key] = columns.pop(key)[order]
         return columns, names
 
+    def _shared_blocks(self, first: np.ndarray, names: list[str]) -> list[dict[str, np.ndarray]]:
+        assert self._shared is not None
+        rows, plan_of, plans, bits, enqueue_s, start_s, end_s = self._shared
+        base = first[rows]
+        blocks = []
+        for p, plan in enumerate(plans):
+            plan_rows = np.flatnonzero(plan_of == p)
+            for j, step in enumerate(plan.steps):
+                entered = plan_rows[~np.isnan(enqueue_s[plan_rows, j])]
+                if step.name not in names:
+                    names.append(step.name)
+                transfer = step.kind == "transfer"
+                size = bits[entered, step.payload] / 8.0 if transfer else 0.0
+                blocks.append(
+                    _block(
+                        rows[entered],
+                        base[entered] + j,
+                        int(transfer),
+                        names.index(step.name),
+                        size,
+                        enqueue_s[entered, j],
+                        start_s[entered, j],
+                        end_s[entered, j],
+                    )
+                )
+        return blocks
+
 
 def _block(request, stage, transfer, at, size, enqueue, start, end) -> dict[str, np.ndarray]:
     m = request.size
     return {
         "request": request.astype(np.int64),
-        "stage": np.asarray(stage, dtype=np.int16),
+        "stage": np.broadcast_to(np.asarray(stage, dtype=np.int16), (m,)).copy(),
         "kind": np.full(m, transfer, dtype=np.int8),
-        "at": np.broadcast_to(np.asarray(at, dtype=np.int32), (m,)).copy(),
+        "at": np.broadcast_to(np.asarray(at, dtype=np.int16), (m,)).copy(),
         "bytes": np.broadcast_to(np.asarray(size, dtype=np.float64), (m,)).copy(),
         "t_enqueue_s": np.asarray(enqueue, dtype=np.float64),
         "t_start_s": np.asarray(start, dtype=np.float64),
@@ -404,7 +507,7 @@ def check_accounting(columns: dict[str, np.ndarray]) -> None:
     counts = {s: int((status == s).sum()) for s in STATUSES}
     if sum(counts.values()) != status.size:
         raise AccountingError(f"requests in no known state: {counts} of {status.size}")
-    answered = np.isin(status, ANSWERED)
+    answered = _isin(status, ANSWERED)
     latency = columns["latency_s"]
     if not (np.isfinite(latency[answered]).all() and (latency[answered] >= 0).all()):
         raise AccountingError("an answered request has no valid latency")
@@ -424,6 +527,13 @@ def check_accounting(columns: dict[str, np.ndarray]) -> None:
     _check_failures(columns, answered)
 
 
+def _isin(values: np.ndarray | pd.Categorical, names: tuple[str, ...]) -> np.ndarray:
+    """Whether each value is one of ``names``; a categorical compares its codes, not text."""
+    if isinstance(values, pd.Categorical):
+        return values.isin(names)
+    return np.isin(values, names)
+
+
 def _check_failures(columns: dict[str, np.ndarray], answered: np.ndarray) -> None:
     """Reasons that come from failures agree with what failures did to the request."""
     reason, failure = columns["reason"], columns["failure"]
@@ -432,7 +542,7 @@ def _check_failures(columns: dict[str, np.ndarray], answered: np.ndarray) -> Non
     if (failure[reason == "work_lost"] != "lost").any():
         raise AccountingError("a request dropped for lost work has no lost work")
     for ended in (RETRIES_EXHAUSTED, FAILURE_FALLBACK):
-        if not np.isin(failure[reason == ended], ("timed_out", "lost")).all():
+        if not _isin(failure[reason == ended], ("timed_out", "lost")).all():
             raise AccountingError(f"a request ended as {ended} without a failed attempt")
     if (columns["answered_at"][reason == FAILURE_FALLBACK] != "device").any():
         raise AccountingError("a failure fallback was not answered on the device")

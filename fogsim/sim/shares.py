@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+from pandas.api.types import union_categoricals
 
 from fogsim.inference import InferenceOutcomes
 from fogsim.policies import Decision
@@ -145,7 +147,14 @@ def merged_columns(
     if len(blocks) == 1:
         return blocks[0]
     order = np.argsort(np.concatenate([s.rows for s in shares]), kind="stable")
-    return {key: np.concatenate([b[key] for b in blocks])[order] for key in blocks[0]}
+    return {key: _joined([b[key] for b in blocks])[order] for key in blocks[0]}
+
+
+def _joined(parts: list) -> np.ndarray | pd.Categorical:
+    """One column from the shares' blocks; text columns stay categorical."""
+    if isinstance(parts[0], pd.Categorical):
+        return union_categoricals(parts)
+    return np.concatenate(parts)
 
 
 def _energy_of(energy: DeviceEnergy, rows: np.ndarray) -> DeviceEnergy:

@@ -20,7 +20,7 @@ import numpy as np
 from fogsim.policies import Tier
 from fogsim.scenario.models import Scenario
 from fogsim.scenario.models import Server as ServerSpec
-from fogsim.sim.fast.links import LinkSolution, solve_link
+from fogsim.sim.fast.links import solve_link
 from fogsim.sim.fast.servers import ServerCounters, solve_server
 from fogsim.sim.fast.support import NotExact
 from fogsim.sim.fast.tables import record_link, record_server, route_outputs, take_inputs
@@ -103,7 +103,9 @@ class FastStages:
         self.routes = [self._route(plan) for plan in journeys.plans]
         self.times = StageTimes.empty(journeys.rows.size, journeys.width)
         self.servers: dict[str, ServerCounters] = {}
-        self._links: dict[str, LinkSolution | None] = {}
+        # Per link, its totals (bits, transfers, busy seconds, peak concurrency): its
+        # per-arrival times are let go once recorded, as they would outlive the run.
+        self._links: dict[str, tuple[float, int, float, int]] = {}
 
     def _add(self, resource: _Link | _Server) -> int:
         self.index[resource.name] = len(self.resources)
@@ -152,6 +154,7 @@ class FastStages:
         for r in _topological(routes, len(self.resources)):
             if r in self._inbox:
                 self._solve_resource(r)
+        del self._stage  # a row's next stage: only the solving reads it
         # In the scenario's order, as SharedStages keeps them; an idle server counted zero.
         idle = {s.name: ServerCounters(s.spec.workers, 0, 0, 0, 0, 0.0) for s in self._servers()}
         self.servers = {name: self.servers.get(name, idle[name]) for name in idle}
@@ -217,7 +220,9 @@ class FastStages:
             )
             if sol is None:
                 raise NotExact(f"two events at one instant at link {resource.name!r}")
-            self._links[resource.name] = sol
+            self._links[resource.name] = (
+                sol.bits_carried, sol.transfers, sol.busy_s, sol.peak_concurrency
+            )
             out_rows, out_s = record_link(
                 rows, stage, journeys.plan, self._forward, sol.start_s, sol.sent_s,
                 sol.delivered_s, sol.order, until, resource.name.startswith("cell:"),
@@ -252,14 +257,13 @@ class FastStages:
         for resource in self.resources:
             if not isinstance(resource, _Link):
                 continue
-            sol = self._links.get(resource.name)
-            busy = sol.busy_s if sol else 0.0
+            bits, transfers, busy, peak = self._links.get(resource.name, (0.0, 0, 0.0, 0))
             stats[resource.name] = {
                 "bandwidth_bps": float(resource.bandwidth_bps),
-                "bits_carried": sol.bits_carried if sol else 0.0,
-                "transfers": sol.transfers if sol else 0,
+                "bits_carried": bits,
+                "transfers": transfers,
                 "utilisation": busy / duration_s if duration_s > 0 else 0.0,
-                "peak_concurrency": sol.peak_concurrency if sol else 0,
+                "peak_concurrency": peak,
             }
         return stats
 

@@ -1,0 +1,29 @@
+"""The process's heap: large arrays freed during a run go back to the system at once.
+
+glibc serves an allocation above its mmap threshold with a mapping of its own, returned
+on free; but each such free raises the threshold (up to 32 MiB), after which arrays of
+that size come from the heap and stay in the process once freed. A run allocates and
+frees many arrays of a few MiB to a few hundred, so its peak would count arrays long
+gone. Fixing the threshold at glibc's default keeps it from rising.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
+THRESHOLD_BYTES = 128 * 1024  # glibc's initial threshold
+
+
+def return_freed_memory() -> bool:
+    """Keep glibc's mmap threshold fixed; False where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD_BYTES))

@@ -1,0 +1,58 @@
+"""The run's records: text columns as categorical codes, and the stage table built once."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from sim_fixtures import fog_scenario, small_scenario, synthetic_outcomes, three_part_outcomes
+
+from fogsim.results import CATEGORIES, requests_frame, stages_frame
+from fogsim.sim.engine import simulate
+from fogsim.sim.records import labels_of
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    sink = io.BytesIO()
+    frame.to_parquet(sink, index=False)
+    return sink.getvalue()
+
+
+def test_codes_give_the_table_text_gives(tmp_path):
+    # The same requests with their text columns as codes or as text: the same frame and the
+    # same Parquet bytes (the categories are the values used, sorted, either way).
+    for scenario, outcomes in (
+        (small_scenario(tmp_path), synthetic_outcomes(exits=2)),
+        (fog_scenario(tmp_path), three_part_outcomes()),
+    ):
+        columns = simulate(scenario, outcomes).columns
+        as_text = {
+            k: np.asarray(v, dtype=object) if k in CATEGORIES else v for k, v in columns.items()
+        }
+        assert all(isinstance(columns[k], pd.Categorical) for k in CATEGORIES)
+        coded, texted = requests_frame(columns), requests_frame(as_text)
+        pd.testing.assert_frame_equal(coded, texted, check_exact=True)
+        assert parquet_bytes(coded) == parquet_bytes(texted)
+
+
+def test_a_coded_column_takes_any_of_its_names_later():
+    # Mobility sets a request's gateway to "" after the run: every name is a category.
+    gateway = labels_of(np.array([0, 1, 0], np.int16), ["a", "b", ""])
+    gateway[np.array([False, True, False])] = ""
+    assert list(gateway) == ["a", "", "a"]
+    frame = requests_frame({"gateway": gateway})
+    assert list(frame["gateway"].cat.categories) == ["", "a"]  # the used ones, sorted
+
+
+def test_the_stage_table_is_built_once_and_each_caller_gets_its_own_dict(tmp_path):
+    table = simulate(small_scenario(tmp_path), synthetic_outcomes(exits=2)).stages
+    first, names = table.columns()
+    first["request"] = first["request"][:0]  # a caller's change stays its own
+    names.append("scribbled")
+    again, names_again = table.columns()
+    assert again["request"].size > 0 and "scribbled" not in names_again
+    assert table._shared is None and table._devices is None  # the run's arrays let go
+    pd.testing.assert_frame_equal(
+        stages_frame(again, names_again), stages_frame(*table.columns()), check_exact=True
+    )
