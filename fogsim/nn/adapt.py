@@ -27,7 +27,8 @@ DEVICE = "device"
 
 @dataclass(frozen=True)
 class FineTune:
-    """How the device part is fine-tuned: plain SGD on RCT's integer weights."""
+    """How the device part is fine-tuned: plain SGD on RCT's integer weights (``method``
+    ``rct``), on an fp32 master copy (``qat``) or on fp32 weights (``fp32``)."""
 
     epochs: int
     batch_size: int
@@ -35,6 +36,11 @@ class FineTune:
     weight_decay: float
     seed: int
     method: str = "rct"
+    bitwidth: Bitwidth | None = None  # None: Bitwidth()
+    # Keep the BatchNorm running statistics as shipped: batches of a few dozen images
+    # re-estimate them badly (the int4 CIFAR-10 edge exit falls from 74% to 52% on the
+    # statistics of four batches alone, at lr 0).
+    keep_bn_stats: bool = False
 
 
 def device_modules(model: HybridNet) -> nn.ModuleDict:
@@ -51,8 +57,9 @@ def fine_tune(
     model: HybridNet, images: np.ndarray, labels: np.ndarray, how: FineTune
 ) -> list[dict[str, dict[str, float]]]:
     """Fine-tune ``model``'s device part in place on ``images`` (uint8 N x H x W x C) and
-    ``labels``; return RCT's per-layer bitwidth log, one entry per epoch. Deterministic for
-    ``how.seed``: the batch order and the stochastic rounding draw from it alone."""
+    ``labels``; return the per-layer bitwidth log, one entry per epoch (none for fp32).
+    Deterministic for ``how.seed``: the batch order and the stochastic rounding draw from it
+    alone."""
     if DEVICE not in model.exit_tiers:
         raise ValueError("the network has no exit on the device, so the device cannot adapt")
     part = device_modules(model)
@@ -68,7 +75,10 @@ def fine_tune(
             p.requires_grad_(False)
         for p in part.parameters():
             p.requires_grad_(True)
-        low = LowPrecisionTraining(part, how.method, Bitwidth())
+        kept = _keep_bn_stats(part) if how.keep_bn_stats else {}
+        low = None
+        if how.method != "fp32":
+            low = LowPrecisionTraining(part, how.method, how.bitwidth or Bitwidth())
         trained = [p for p in part.parameters() if p.requires_grad]
         opt = torch.optim.SGD(trained, lr=how.lr, weight_decay=how.weight_decay)
         for epoch in range(how.epochs):
@@ -83,13 +93,29 @@ def fine_tune(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[union-attr]
                 opt.step()
-                low.step(how.lr, how.weight_decay)
-            log.append(low.end_epoch(adjust=epoch + 1 < how.epochs))
-        low.finish()
+                if low is not None:
+                    low.step(how.lr, how.weight_decay)
+            if low is not None:
+                log.append(low.end_epoch(adjust=epoch + 1 < how.epochs))
+        if low is not None:
+            low.finish()
+        for bn, momentum in kept.items():
+            bn.momentum = momentum
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
     return log
+
+
+def _keep_bn_stats(part: nn.Module) -> dict[nn.Module, float | None]:
+    """Set every BatchNorm's momentum to 0 (its running statistics stay as they are, while
+    training batches still normalise by their own); return the momenta to restore."""
+    kept = {}
+    for m in part.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            kept[m] = m.momentum
+            m.momentum = 0.0
+    return kept
 
 
 def fine_tune_cost(
