@@ -3,17 +3,20 @@ the test split at an exit threshold chosen on held-out training images, and what
 costs (fogsim.nn.training_cost), with Huang et al.'s claims beside them.
 
     python benchmarks/bench_rct_finetune.py [--checkpoint models/cifar10-int4.pt]
-        [--images 2000] [--epochs 2] [--lr 0.001] [--threads 1] [--json OUT.json]
+        [--images 2000] [--epochs 2] [--lr 0.001] [--bits 16] [--threads 1] [--json OUT.json]
 
 Every method fine-tunes the same device part (stem, edge blocks, device exit) of the same
 checkpoint on the same images, in the same order, for the same epochs, with plain SGD on the
-device exit's loss; the cloud part stays as shipped (fogsim.nn.adapt.fine_tune). The images are
-a seeded subset of the checkpoint's own training images, never its held-out ones, which choose
-each fine-tuned network's exit threshold as training does; the test split only reports. The
-network keeps its own quantizers (an int4 edge still runs int4 forward passes); the methods
-differ in how the weights are kept and updated: fp32, an fp32 master fake-quantized to 8 bits
-(QAT), or integers only (RCT). The cost is counted for the GEMMs at the training precisions
-(fp32; or each layer's weight bits against 8-bit activations and errors).
+device exit's loss; the cloud part and the BatchNorm statistics stay as shipped
+(fogsim.nn.adapt.fine_tune). The images are a seeded subset of the checkpoint's own training
+images, never its held-out ones, which choose each fine-tuned network's exit threshold as
+training does; the test split only reports. The network keeps its own quantizers (an int4
+edge still runs int4 forward passes); the methods differ in how the weights are kept and
+updated: fp32, an fp32 master fake-quantized to ``--bits`` (QAT), or integers only, starting at
+``--bits`` (RCT). The cost is counted for the GEMMs at the training precisions (fp32; or each
+layer's weight bits against 8-bit activations and errors). 8-bit weights do not suit a DoReFa
+int4 edge: their rounding alone moves enough latent weights across int4 levels to cost the
+exit 17 points before any step (models/README.md), hence 16 bits by default.
 """
 
 from __future__ import annotations
