@@ -38,10 +38,8 @@ class FineTune:
     method: str = "rct"
     bitwidth: Bitwidth | None = None  # None: Bitwidth()
     # Freeze BatchNorm: normalise by the shipped running statistics, in training as in
-    # inference, and leave them as they are. Batches of a few dozen images re-estimate them
-    # badly (the int4 CIFAR-10 edge exit falls from 74% to 52% on the statistics of four
-    # batches alone, at lr 0), and training on batch statistics that inference then does not
-    # use cost that edge 14 points in 63 steps.
+    # inference, and leave them as they are (rather than re-estimating them from batches of a
+    # few dozen images, and training on batch statistics that inference does not use).
     keep_bn_stats: bool = False
 
 
