@@ -3,7 +3,7 @@ the test split at an exit threshold chosen on held-out training images, and what
 costs (fogsim.nn.training_cost), with Huang et al.'s claims beside them.
 
     python benchmarks/bench_rct_finetune.py [--checkpoint models/cifar10-int4.pt]
-        [--images 2000] [--epochs 2] [--lr 0.001] [--bits 16] [--threads 1] [--json OUT.json]
+        [--images 2000] [--epochs 2] [--lr 0.0001] [--bits 16] [--threads 1] [--json OUT.json]
 
 Every method fine-tunes the same device part (stem, edge blocks, device exit) of the same
 checkpoint on the same images, in the same order, for the same epochs, with plain SGD on the
@@ -192,7 +192,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.001)
+    parser.add_argument("--lr", type=float, default=0.0001)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--bits", type=int, default=16, help="QAT's bits, RCT's first")
     parser.add_argument("--max-bits", type=int, default=16, help="RCT's most bits")
