@@ -166,3 +166,21 @@ def test_training_time_and_energy_follow_the_device_profile() -> None:
     fp32_only = DeviceProfile(**{**base, "throughput": {"fp32": "1 GMAC/s"}})
     with pytest.raises(UserInputError, match="int8 throughput"):
         device_training_time_and_energy(fp32_only, cost, "devices[0].profile")
+
+
+@pytest.mark.parametrize("method", ["fp32", "qat", "rct"])
+def test_fine_tuning_can_keep_the_batchnorm_statistics(drifted, method) -> None:
+    images, labels = drifted
+    ckpt = load_checkpoint(CHECKPOINT)
+    stats = [k for k in ckpt.state_dict if k.endswith(("running_mean", "running_var"))]
+    device = [k for k in stats if part_of(k, ckpt.build()) == "device"]
+    assert device
+    for keep in (True, False):
+        model = ckpt.build()
+        how = FineTune(1, 32, 0.02, 0.0, 5, method, keep_bn_stats=keep)
+        log = fine_tune(model, images[:64], labels[:64], how)
+        assert len(log) == (0 if method == "fp32" else 1)
+        now = model.state_dict()
+        same = [torch.equal(now[k], ckpt.state_dict[k]) for k in device]
+        assert all(same) if keep else not any(same)
+        assert not model.training and not any(m.training for m in model.modules())

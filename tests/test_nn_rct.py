@@ -1,15 +1,18 @@
 """RCT and QAT training (fogsim.nn.rct): integer-only weights, unbiased rounding, bitwidths."""
 
+import pytest
 import torch
 from torch import nn
 
 from fogsim.nn.rct import (
     STORAGE,
+    WIDE_STORAGE,
     Bitwidth,
     LowPrecisionTraining,
     fake_quantize,
     qmax,
     stochastic_round,
+    storage,
 )
 from fogsim.nn.train import joint_loss
 from fogsim.nn.zoo import create_model
@@ -132,3 +135,46 @@ def test_rct_trains_a_toy_problem_better_than_chance() -> None:
         accuracy = (model(x[400:]).argmax(1) == y[400:]).float().mean()
     assert accuracy > 0.8  # chance is 0.25
     assert all(m.weight_int.dtype == STORAGE for _, m in low.layers)
+
+
+def test_a_layer_above_8_bits_is_stored_as_int16_with_the_same_values() -> None:
+    torch.manual_seed(0)
+    model = create_model("smallcnn")
+    low = LowPrecisionTraining(model, "rct", Bitwidth(start=8, max=16))
+    conv = model.blocks[0].conv
+    before = conv.weight_int.float() * conv.weight_scale
+    for bits in (9, 10):
+        low._gavg = {n: [0.0] for n, _ in low.layers}  # updates vanish: one bit more
+        low.end_epoch()
+        assert low.bits()["blocks.0.conv"] == bits
+        assert conv.weight_int.dtype == WIDE_STORAGE
+        assert torch.equal(conv.weight_int.float() * conv.weight_scale, before)
+    x, y = _batch()
+    exits, final = model(x)
+    joint_loss(exits, final, y, (0.3,)).backward()
+    low.step(0.1, 0.0)
+    assert conv.weight_int.dtype == WIDE_STORAGE and conv.weight_int.abs().max() <= qmax(10)
+    assert conv.weight_int.abs().max() > qmax(8)  # the wider grid is used
+    for _ in range(2):
+        low._gavg = {n: [10.0] for n, _ in low.layers}  # large updates: one bit fewer
+        low.end_epoch()
+    assert low.bits()["blocks.0.conv"] == 8 and conv.weight_int.dtype == STORAGE
+
+
+def test_a_state_at_16_bits_loads_into_a_fresh_8_bit_network_without_wrapping() -> None:
+    torch.manual_seed(0)
+    model = create_model("smallcnn")
+    low = LowPrecisionTraining(model, "rct", Bitwidth(start=16, min=2, max=16))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    assert state["blocks.0.conv.weight_int"].abs().max() > 127
+    fresh = create_model("smallcnn")
+    LowPrecisionTraining(fresh, "rct", Bitwidth(start=8, max=16))
+    fresh.load_state_dict(state)
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    assert low.bits()["stem.0"] == 16
+
+
+def test_rct_bits_outside_2_to_16_have_no_storage() -> None:
+    with pytest.raises(ValueError, match="2..16"):
+        storage(17)

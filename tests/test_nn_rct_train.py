@@ -27,7 +27,7 @@ RCT = {**BASE, "method": "rct", "optimizer": "sgd", "momentum": 0}
         ({**RCT, "momentum": 0.9}, "momentum"),
         ({**RCT, "weight_precision": "int8"}, "weight_precision"),
         ({**RCT, "autocast": "bf16"}, "autocast"),
-        ({**RCT, "bitwidth": {"max": 9}}, "bitwidth.max"),
+        ({**RCT, "bitwidth": {"max": 17}}, "bitwidth.max"),
         ({**RCT, "bitwidth": {"start": 8, "max": 6}}, "bitwidth.start"),
         ({**RCT, "bitwidth": {"bits": 8}}, "bitwidth"),
         ({**RCT, "bitwidth": {"grow_below": 1, "shrink_above": 0.5}}, "bitwidth.grow_below"),

@@ -483,3 +483,22 @@ def test_eval_takes_one_threshold_or_one_per_exit(tmp_path):
     for bad, message in (("0.1,0.2,0.3", "3 thresholds for the 2 exit"), ("low", "'low'")):
         result = runner.invoke(_cli(), ["eval", ckpt, "--threshold", bad])
         assert result.exit_code != 0 and message in str(result.exception), result.output
+
+
+@pytest.mark.parametrize(("momentum", "state"), [(0.0, False), (0.9, True)])
+def test_one_cycle_sgd_keeps_momentum_only_when_the_recipe_asks(momentum, state):
+    from fogsim.nn.train import _optimizer
+    from fogsim.nn.zoo import create_model
+
+    r = recipe_from_dict(
+        {**RECIPE, "optimizer": "sgd", "momentum": momentum, "lr_schedule": "onecycle"}
+    )
+    model = create_model("smallcnn")
+    opt, sched = _optimizer(model, r, steps=10)
+    model(torch.rand(2, 1, 28, 28))[1].sum().backward()
+    opt.step()
+    sched.step()
+    # OneCycleLR would otherwise set momentum 0.95 on a `momentum: 0` recipe.
+    assert opt.param_groups[0]["momentum"] == pytest.approx(momentum, abs=0.06)
+    buffers = [s.get("momentum_buffer") for s in opt.state.values()]
+    assert any(b is not None for b in buffers) == state

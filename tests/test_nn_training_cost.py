@@ -84,3 +84,19 @@ def test_an_older_card_gets_fp32_training_counted_from_its_recipe() -> None:
     layers, _ = network_layers(model)
     assert t["gemm_energy_j"] == pytest.approx(20 * 3 * 4.6 * PJ * sum(x.macs for x in layers))
     assert training_from_card({"epochs": 2}, model) is None  # nothing to count from
+
+
+def test_rct_above_8_bits_stores_int16_and_counts_its_wider_macs() -> None:
+    bits = [{"a": 12}, {"a": 8}]
+    cost = training_cost(LAYERS, 10, "rct", bits, SCHEDULE)
+    # Epoch 1 holds int16 weights (the peak), epoch 2 int8; scales and others fp32 in both.
+    assert cost["peak_param_bytes"] == 200 + 16 + 40
+    assert cost["param_bytes_moved"] == 3 * (4 * 216 + 160) + 3 * (4 * 116 + 160)
+    # A 12-bit by 8-bit MAC costs the int8 MAC x 96/64.
+    per_image = (2 * 0.23 * 1.5 + 0.23) + 3 * 0.23
+    assert cost["gemm_energy_j"] == pytest.approx(10 * 1000 * per_image * PJ)
+
+
+def test_low_precision_training_needs_the_bits_of_every_epoch() -> None:
+    with pytest.raises(ValueError, match="each of its epochs"):
+        training_cost(LAYERS, 10, "rct", [{"a": 8}], SCHEDULE)

@@ -27,7 +27,8 @@ DEVICE = "device"
 
 @dataclass(frozen=True)
 class FineTune:
-    """How the device part is fine-tuned: plain SGD on RCT's integer weights."""
+    """How the device part is fine-tuned: plain SGD on RCT's integer weights (``method``
+    ``rct``), on an fp32 master copy (``qat``) or on fp32 weights (``fp32``)."""
 
     epochs: int
     batch_size: int
@@ -35,6 +36,11 @@ class FineTune:
     weight_decay: float
     seed: int
     method: str = "rct"
+    bitwidth: Bitwidth | None = None  # None: Bitwidth()
+    # Freeze BatchNorm: normalise by the shipped running statistics, in training as in
+    # inference, and leave them as they are (rather than re-estimating them from batches of a
+    # few dozen images, and training on batch statistics that inference does not use).
+    keep_bn_stats: bool = False
 
 
 def device_modules(model: HybridNet) -> nn.ModuleDict:
@@ -51,8 +57,9 @@ def fine_tune(
     model: HybridNet, images: np.ndarray, labels: np.ndarray, how: FineTune
 ) -> list[dict[str, dict[str, float]]]:
     """Fine-tune ``model``'s device part in place on ``images`` (uint8 N x H x W x C) and
-    ``labels``; return RCT's per-layer bitwidth log, one entry per epoch. Deterministic for
-    ``how.seed``: the batch order and the stochastic rounding draw from it alone."""
+    ``labels``; return the per-layer bitwidth log, one entry per epoch (none for fp32).
+    Deterministic for ``how.seed``: the batch order and the stochastic rounding draw from it
+    alone."""
     if DEVICE not in model.exit_tiers:
         raise ValueError("the network has no exit on the device, so the device cannot adapt")
     part = device_modules(model)
@@ -68,7 +75,13 @@ def fine_tune(
             p.requires_grad_(False)
         for p in part.parameters():
             p.requires_grad_(True)
-        low = LowPrecisionTraining(part, how.method, Bitwidth())
+        if how.keep_bn_stats:
+            for m in part.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        low = None
+        if how.method != "fp32":
+            low = LowPrecisionTraining(part, how.method, how.bitwidth or Bitwidth())
         trained = [p for p in part.parameters() if p.requires_grad]
         opt = torch.optim.SGD(trained, lr=how.lr, weight_decay=how.weight_decay)
         for epoch in range(how.epochs):
@@ -83,9 +96,12 @@ def fine_tune(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[union-attr]
                 opt.step()
-                low.step(how.lr, how.weight_decay)
-            log.append(low.end_epoch(adjust=epoch + 1 < how.epochs))
-        low.finish()
+                if low is not None:
+                    low.step(how.lr, how.weight_decay)
+            if low is not None:
+                log.append(low.end_epoch(adjust=epoch + 1 < how.epochs))
+        if low is not None:
+            low.finish()
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()

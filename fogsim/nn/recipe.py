@@ -15,7 +15,7 @@ import yaml
 from fogsim.errors import UserInputError
 from fogsim.nn.hybrid import EXIT_HEADS, EXIT_RULES
 from fogsim.nn.quant import parse_precision
-from fogsim.nn.rct import METHODS, Bitwidth
+from fogsim.nn.rct import MAX_BITS, METHODS, Bitwidth
 from fogsim.nn.zoo import BLOCKS, create_model, default_exits, list_models
 
 MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few hundred bytes; a megabyte is something else
@@ -237,8 +237,11 @@ def _bitwidth(value: Any) -> Bitwidth:
         k: _whole(f"bitwidth.{k}", raw.get(k, getattr(default, k)), 2)
         for k in ("start", "min", "max")
     }
-    if ints["max"] > 8:
-        raise _Bad(f"bitwidth.max: {ints['max']} is above 8 (weights are stored as int8)")
+    if ints["max"] > MAX_BITS:
+        raise _Bad(
+            f"bitwidth.max: {ints['max']} is above {MAX_BITS} (weights are stored as int8, "
+            "or int16 above 8 bits)"
+        )
     if not ints["min"] <= ints["start"] <= ints["max"]:
         raise _Bad(
             f"bitwidth.start: {ints['start']} is outside min..max ({ints['min']}..{ints['max']})"

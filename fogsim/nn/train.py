@@ -114,8 +114,11 @@ def _optimizer(model: HybridNet, r: Recipe, steps: int) -> tuple[torch.optim.Opt
     if r.lr_schedule == "onecycle":
         # A quarter of the steps warm up; at least two, since OneCycleLR divides by the count.
         warmup = max(0.25, 2 / steps) if steps >= 4 else 0.5
+        # OneCycleLR cycles SGD's momentum (0.85..0.95) unless told not to: `momentum: 0`
+        # would silently train with momentum, and keep a momentum buffer per parameter.
+        cycle = r.optimizer != "sgd" or r.momentum > 0
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=r.lr, total_steps=max(steps, 4), pct_start=warmup
+            opt, max_lr=r.lr, total_steps=max(steps, 4), pct_start=warmup, cycle_momentum=cycle
         )
     elif r.lr_schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)

@@ -8,13 +8,15 @@ Counted from op counts and the sourced table (profiles/energy_per_op.yaml), not 
   weight gradient (errors x activations). fp32 training runs them in fp32; QAT and RCT at the
   layer's weight bits against 8-bit activations and errors. A MAC of a b-bit by an a-bit
   operand costs the int8 MAC x (b a / 64): a multiplier's energy scales with the product of
-  its operand widths (the table's own derivation of int4 and int2). The first layer's input
-  gradient, which nobody needs, is counted too (alike for every method).
+  its operand widths (the table's own derivation of int4 and int2; used up to RCT's widest,
+  16-bit weights, as Horowitz's int32 multiply, 3.1 pJ, is 15.5 times the int8 one's 0.2).
+  The first layer's input gradient, which nobody needs, is counted too (alike for every method).
 - Parameter movement, per step, from DRAM: fp32 reads its weights for the forward and the
   backward pass and reads and writes them in the update (4 accesses of 4 bytes a weight). QAT
   reads its fp32 master to quantize it, writes the int8 copy, reads that copy in the forward
   and backward pass, and reads and writes the master in the update (3 of 4 bytes, 3 of 1).
-  RCT does what fp32 does on its int8 weights (4 of 1 byte). Int8 weights move with their
+  RCT does what fp32 does on its integer weights (4 of 1 byte, or of 2 for a layer above 8
+  bits, stored as int16), in each epoch at that epoch's bits. Integer weights move with their
   fp32 per-channel scales. BatchNorm parameters and biases (fp32 in every method) move as
   fp32's weights do, and optimiser state is read and written once per step.
 """
@@ -36,9 +38,9 @@ FP32_BITS = 32
 MEMORY = "dram"
 # Accesses of each stored form of a weight in one step (see the module docstring).
 _ACCESSES = {
-    "fp32": {"fp32": 4, "int8": 0},
-    "qat": {"fp32": 3, "int8": 3},
-    "rct": {"fp32": 0, "int8": 4},
+    "fp32": {"fp32": 4, "int": 0},
+    "qat": {"fp32": 3, "int": 3},
+    "rct": {"fp32": 0, "int": 4},
 }
 CONTRACT_KEYS = ("method", "peak_param_bytes", "gemm_energy_j", "param_movement_energy_j")
 
@@ -84,7 +86,7 @@ def network_layers(model: nn.Module) -> tuple[list[Layer], int]:
 def mac_energy_j(weight_bits: int, act_bits: int, table: str | None = None) -> float:
     """Joules of one MAC of a ``weight_bits`` by an ``act_bits`` operand."""
     per_mac = energy_per_mac(table)
-    if max(weight_bits, act_bits) > 8:
+    if max(weight_bits, act_bits) > 16:
         return per_mac["fp32"]
     return per_mac["int8"] * weight_bits * act_bits / 64
 
@@ -93,6 +95,11 @@ def memory_energy_per_bit(table: str | None = None, memory: str = MEMORY) -> tup
     """Joules per bit moved to or from ``memory`` (dram, sram), and the figure's source."""
     entry = _tables()["tables"][table or default_table()]["memory_access_per_bit"][memory]
     return ENERGY_PER_BIT.parse(entry["value"]), str(entry["source"])
+
+
+def _integer_bytes(layer: Layer, bits: int) -> int:
+    """Bytes of a layer's integer weights at ``bits`` (int8, int16 above 8) and its scales."""
+    return layer.weights * (1 if bits <= 8 else 2) + 4 * layer.channels
 
 
 def _optimizer_values(schedule: Schedule) -> int:
@@ -112,35 +119,39 @@ def training_cost(
 ) -> dict[str, Any]:
     """Peak bytes and energy of training ``layers`` with ``method`` (fp32, qat, rct); each
     layer's weight bits in each epoch come from ``bits_per_epoch`` (ignored for fp32)."""
+    if method != "fp32" and (not bits_per_epoch or len(bits_per_epoch) < schedule.epochs):
+        raise ValueError(f"{method} training needs each layer's bits in each of its epochs")
     weights = sum(layer.weights for layer in layers)
-    int8_form = weights + 4 * sum(layer.channels for layer in layers)  # int8 + fp32 scales
-    stored = {"fp32": 4 * weights, "int8": int8_form}
-    kept = {"fp32": ("fp32",), "qat": ("fp32", "int8"), "rct": ("int8",)}[method]
     fp32_trained = other_params + (0 if method == "rct" else weights)
     optimizer_bytes = 4 * _optimizer_values(schedule) * fp32_trained
-    per_step = sum(n * stored[form] for form, n in _ACCESSES[method].items())
-    per_step += 4 * 4 * other_params + 2 * optimizer_bytes
-    steps = schedule.steps_per_epoch * schedule.epochs
+    fp32_step = 4 * 4 * other_params + 2 * optimizer_bytes
     per_bit, _ = memory_energy_per_bit(table)
-    gemm = 0.0
+    gemm, moved, peak = 0.0, 0, 0
     for epoch in range(schedule.epochs):
+        bits = bits_per_epoch[epoch] if bits_per_epoch else {}
+        # The integer form: int8 (int16 above 8 bits) weights and one fp32 scale a channel.
+        int_form = sum(_integer_bytes(layer, bits.get(layer.name, 8)) for layer in layers)
+        stored = {"fp32": 4 * weights, "int": int_form}
+        kept = {"fp32": ("fp32",), "qat": ("fp32", "int"), "rct": ("int",)}[method]
+        peak = max(peak, sum(stored[form] for form in kept) + 4 * other_params)
+        per_step = sum(n * stored[form] for form, n in _ACCESSES[method].items()) + fp32_step
+        moved += per_step * schedule.steps_per_epoch
         for layer in layers:
             if method == "fp32":
                 per_image = 3 * mac_energy_j(FP32_BITS, FP32_BITS, table)
             else:
-                assert bits_per_epoch is not None
-                bits = bits_per_epoch[epoch][layer.name]
-                per_image = 2 * mac_energy_j(bits, ACT_BITS, table)
+                per_image = 2 * mac_energy_j(bits[layer.name], ACT_BITS, table)
                 per_image += mac_energy_j(ACT_BITS, ACT_BITS, table)
             gemm += layer.macs * per_image * schedule.images_per_epoch
+    steps = schedule.steps_per_epoch * schedule.epochs
     return {
         "method": method,
-        "peak_param_bytes": sum(stored[form] for form in kept) + 4 * other_params,
+        "peak_param_bytes": peak,
         "peak_grad_bytes": 4 * (weights + other_params),
         "peak_optimizer_bytes": optimizer_bytes,
         "gemm_energy_j": gemm,
-        "param_movement_energy_j": per_step * steps * 8 * per_bit,
-        "param_bytes_moved": per_step * steps,
+        "param_movement_energy_j": moved * 8 * per_bit,
+        "param_bytes_moved": moved,
         "steps": steps,
     }
 

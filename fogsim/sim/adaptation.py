@@ -12,6 +12,7 @@ triggered before it arrived.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -139,7 +140,7 @@ def adapt_checkpoint(
             "parent_sha256": ckpt.sha256,
             "parent": parent_id,
             "key": key,
-            "fine_tune": how.__dict__,
+            "fine_tune": dataclasses.asdict(how),
             "images": len(labels),
             "bits_per_epoch": [{k: int(v["bits"]) for k, v in e.items()} for e in log],
             "cost": cost,
@@ -153,7 +154,7 @@ def _key(
     parent: str, images: np.ndarray, labels: np.ndarray, how: FineTune, table: str | None
 ) -> str:
     digest = hashlib.sha256()
-    settings = {"parent": parent, "how": how.__dict__, "table": table}
+    settings = {"parent": parent, "how": dataclasses.asdict(how), "table": table}
     digest.update(json.dumps(settings, sort_keys=True).encode())
     digest.update(repr((images.shape, str(torch.__version__))).encode())
     digest.update(np.ascontiguousarray(images, dtype=np.uint8).data)
