@@ -4,7 +4,8 @@ in a process of its own so that its peak memory is its own.
 
 Prints, per size and engine: the simulated duration, requests, seconds of simulation
 (outcomes computed once and cached, as in a real run), requests per second, the
-process's peak memory and that peak per request.
+process's peak memory and that peak per request. Like ``fogsim run``, each child first
+keeps glibc's mmap threshold fixed (``fogsim.heap``), so freed arrays leave its peak.
 
 A guard keeps each size within memory: where fogsim's own estimate (as `fogsim validate`
 gives it) is over ``--max-memory`` (default: half the memory available now), that size
@@ -27,8 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 CITY_DEVICES = 10_000
 MIN_DURATION_S = 10.0
 
+# The child sets up its heap as the CLI does (fogsim.heap), so its peak is a run's.
 CHILD = """
 import json, resource, sys, time
+from fogsim.heap import return_freed_memory
+return_freed_memory()
 from fogsim.runner import outcomes_for
 from fogsim.scenario import load_scenario
 from fogsim.sim.engine import simulate

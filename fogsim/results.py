@@ -66,10 +66,11 @@ def summarize(scenario: Scenario, frame: pd.DataFrame, extra: dict[str, Any]) ->
     # Categorical columns compared as they are, and only the columns read copied: cast to
     # text, or every column copied, a million rows take seconds.
     status = frame["status"]
-    read = ["answered_at", "path", "correct", "latency_s", "group", "energy_j"]
-    read += [*ENERGY_COMPONENTS, *SERVER_ENERGY]
-    answered = frame.loc[status.isin(ANSWERED), read]
+    # The answered requests' columns one at a time, each copied when read: the answered
+    # rows of every column read at once would be a copy of most of the table.
+    answered = _Rows(frame, status.isin(ANSWERED).to_numpy())
     answered_at = answered["answered_at"]
+    group_codes = frame["group"].cat.codes.to_numpy()
     counts = status.value_counts()
     drops = frame.loc[status == "dropped", "reason"].astype(str).value_counts()
     return {
@@ -98,11 +99,12 @@ def summarize(scenario: Scenario, frame: pd.DataFrame, extra: dict[str, Any]) ->
         "deadline_s": scenario.deadline.latency if scenario.deadline else None,
         "latency_s": _quantiles(answered["latency_s"]),
         "latency_by_path_s": {
-            path: _quantiles(answered.loc[answered["path"] == path, "latency_s"])
+            path: _quantiles(answered.where((frame["path"] == path).to_numpy())["latency_s"])
             for path in ("edge", "fog", "cloud")
         },
         "latency_by_tier_s": {
-            tier: _quantiles(answered.loc[answered_at == tier, "latency_s"]) for tier in TIERS
+            tier: _quantiles(answered.where((frame["answered_at"] == tier).to_numpy())["latency_s"])
+            for tier in TIERS
         },
         "energy_j": {
             **_quantiles(answered["energy_j"], ("mean", "p95")),
@@ -118,20 +120,42 @@ def summarize(scenario: Scenario, frame: pd.DataFrame, extra: dict[str, Any]) ->
             },
         },
         "energy_by_group_j": {
-            str(group): _component_means(part)
-            for group, part in answered.groupby("group", observed=False)
+            str(group): _component_means(answered.where(group_codes == code))
+            for code, group in enumerate(frame["group"].cat.categories)
         },
         "resilience": resilience(scenario, frame),
         **extra,
     }
 
 
-def _active(frame: pd.DataFrame) -> pd.Series:
+class _Rows:
+    """Some rows of a frame (``keep``), each column copied only when read."""
+
+    def __init__(self, frame: pd.DataFrame, keep: np.ndarray) -> None:
+        self._frame, self._keep = frame, keep
+        self._size = int(keep.sum())
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, column: str) -> pd.Series:
+        values = self._frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            return values[self._keep]
+        # Numbers without the frame's index: the same values, not a copy of the index too.
+        return pd.Series(values.to_numpy()[self._keep], copy=False)
+
+    def where(self, keep: np.ndarray) -> _Rows:
+        """These rows, those of them ``keep`` marks (a mask over the whole frame)."""
+        return _Rows(self._frame, self._keep & keep)
+
+
+def _active(frame: pd.DataFrame | _Rows) -> pd.Series:
     """Energy a request itself costs the device: compute and radio, without the idle time."""
     return frame["energy_compute_j"] + frame["energy_radio_j"]
 
 
-def _component_means(frame: pd.DataFrame) -> dict[str, float | None]:
+def _component_means(frame: pd.DataFrame | _Rows) -> dict[str, float | None]:
     """Mean energy per request of each component, and of the active part (compute + radio)."""
     columns = {c.removeprefix("energy_").removesuffix("_j"): frame[c] for c in ENERGY_COMPONENTS}
     columns["active"] = _active(frame)

@@ -56,3 +56,44 @@ def test_the_stage_table_is_built_once_and_each_caller_gets_its_own_dict(tmp_pat
     pd.testing.assert_frame_equal(
         stages_frame(again, names_again), stages_frame(*table.columns()), check_exact=True
     )
+
+
+def test_the_summary_reads_the_answered_rows_as_a_copy_of_them_would(tmp_path):
+    # summarize reads the answered rows column by column; the figures are those of a copy
+    # of the answered rows, grouped as pandas groups them (some requests not answered).
+    from fogsim.results import summarize
+
+    scenario = fog_scenario(tmp_path)
+    sim = simulate(scenario, three_part_outcomes())
+    frame = requests_frame(sim.columns)
+    summary = summarize(scenario, frame, {})
+    answered = frame[frame["status"].astype(str).str.startswith("answered")].copy()
+    assert 0 < len(answered) < len(frame) and summary["answered"] == len(answered)
+    by_group = {
+        str(g): float(part["energy_compute_j"].mean()) if len(part) else None
+        for g, part in answered.groupby("group", observed=False)
+    }
+    assert {g: v["compute"] for g, v in summary["energy_by_group_j"].items()} == by_group
+    for tier in ("device", "fog", "cloud"):
+        mine = answered.loc[answered["answered_at"] == tier, "latency_s"]
+        expected = float(mine.mean()) if len(mine) else None
+        assert summary["latency_by_tier_s"][tier]["mean"] == expected
+    assert summary["latency_s"]["p95"] == float(np.percentile(answered["latency_s"], 95))
+    active = answered["energy_compute_j"] + answered["energy_radio_j"]
+    assert summary["energy_j"]["active_p95"] == float(np.percentile(active, 95))
+
+
+def test_released_stage_times_are_empty_and_the_others_kept():
+    from fogsim.sim.shared import StageTimes
+
+    times = StageTimes.empty(5, 3)
+    times.release("share", "gave_up_s")
+    assert times.share.shape == (0, 0) and times.share.dtype == np.float64
+    assert times.gave_up_s.shape == (0,)
+    assert times.enqueue_s.shape == (5, 3) and times.batch_size.shape == (5, 3)
+    try:
+        times.share[4, 2]  # a late reader fails rather than reading stale values
+    except IndexError:
+        pass
+    else:
+        raise AssertionError("a released grid still answered")

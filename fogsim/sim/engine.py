@@ -186,6 +186,13 @@ def simulate(
     resend_j = moving.resend_energy_j(workload, device.bits) if moving is not None else None
     energy = _device_energy(scenario, workload, device, journeys, answer_s, resend_j)
     server_j = journeys.server_energy_j(scenario, workload.size)
+    # Nothing reads these again: each batch's shares of work (a column per stage) and
+    # when answers reached the gateway. The table is built with them gone.
+    every = (journeys.times, *(s.journeys.times for s in shares))
+    for times in {id(t): t for t in every}.values():
+        times.release("share", "answer_at_gateway_s")
+    del every
+    device.uplink_sent_s = np.empty(0)  # read by the radio's energy only
     lost_s = moving.lost_s if moving is not None else None
     columns = merged_columns(
         scenario, shares, answer_s, energy, server_j, assignment.planned, lost_s

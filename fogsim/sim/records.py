@@ -258,6 +258,9 @@ def request_columns(
     cell_stage = np.where(np.isnan(journeys.times.cell_sent_s), -1, 0).astype(np.int8)
     cell_end = journeys.per_request(times.end_s, cell_stage, n)
     del cell_stage
+    # The last reads of these: let them go before the table's last columns are made (the
+    # stage table reads only the stages' times).
+    times.release("batch_size", "cell_sent_s", "gave_up_s")
     uplink_end = np.where(np.isnan(cell_end), device.uplink_end_s, cell_end)
     del cell_end
     device_s = np.fmin(device.compute_end_s, answer)

@@ -67,6 +67,14 @@ class StageTimes:
         self.share[row] = 0.0
         self.cell_sent_s[row] = np.nan
 
+    def release(self, *names: str) -> None:
+        """Let the named arrays go once their last reader is done (millions of rows, up
+        to a column per stage): each becomes empty, so a late reader fails, never reads
+        stale values."""
+        for name in names:
+            grid = getattr(self, name)
+            setattr(self, name, np.empty((0,) * grid.ndim, grid.dtype))
+
     @classmethod
     def empty(cls, rows: int, stages: int) -> StageTimes:
         def grid() -> np.ndarray:
