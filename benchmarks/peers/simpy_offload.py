@@ -15,13 +15,10 @@ seconds of the run (building the model included, imports not), and the peak RSS.
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
-import resource
-import time
 
 import simpy
+from peer_cli import main  # benchmarks/peers/, beside this script
 
 
 def run(
@@ -79,20 +76,5 @@ def run(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, default=10_000)
-    parser.add_argument("--gateways", type=int, default=200)
-    parser.add_argument("--duration", type=float, default=100.0, help="simulated seconds")
-    parser.add_argument("--seed", type=int, default=16)
-    args = parser.parse_args()
-    cpu, wall = time.process_time(), time.perf_counter()
-    row = run(args.devices, args.gateways, args.duration, args.seed)
-    row["cpu_s"] = time.process_time() - cpu
-    row["wall_s"] = time.perf_counter() - wall
-    row["peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps(row))
-
-
 if __name__ == "__main__":
-    main()
+    main(run, __doc__.splitlines()[0])
