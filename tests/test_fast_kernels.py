@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from fogsim.sim.fast.links import solve_link
 from fogsim.sim.fast.servers import fsum, solve_server
+from fogsim.sim.fast.tables import index_dtype, route_outputs, stage_dtype
 from fogsim.sim.link import Link
 from fogsim.sim.server import Server
 
@@ -180,3 +181,37 @@ def test_fsum_is_math_fsum(values: list[float]) -> None:
 def test_fsum_rounds_half_even_like_math_fsum() -> None:
     values = [1.0, 1e-16, 1e-16, 1e100, -1e100, 2.0**-53, 2.0**-106]
     assert fsum(np.array(values)) == math.fsum(values)
+
+
+def test_indices_are_narrowed_only_where_exact() -> None:
+    assert index_dtype(2**31 - 1) is np.int32
+    assert index_dtype(2**31) is np.int64
+    assert stage_dtype(127) is np.int8
+    assert stage_dtype(128) is np.int16
+    assert stage_dtype(2**40) is np.int64
+
+
+def test_route_outputs_are_the_same_for_narrow_and_wide_indices() -> None:
+    # Two plans over three resources: plan 0 goes 0 -> 2 (a timer of 1 s before 2), plan 1
+    # goes 1 -> done; rows leave a resource in a shuffled order.
+    rng = np.random.default_rng(7)
+    plan = rng.integers(0, 2, 50).astype(np.int16)
+    resource = np.array([[0, 2, -1], [1, -1, -1]], np.int64)
+    before = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    back_fixed = np.array([0.5, 0.25])
+    rows64 = rng.permutation(50)
+    done = np.sort(rng.uniform(0, 10, 50))
+    outs = []
+    for rows, stage in (
+        (rows64, np.ones(50, np.int64)),
+        (rows64.astype(np.int32), np.ones(50, np.int8)),
+    ):
+        answer = np.full(50, np.nan)
+        out = route_outputs(
+            rows, done, plan, stage, resource, before, back_fixed, answer, 9.0, 0, 3
+        )
+        assert out[4].dtype == rows.dtype
+        _, at, source, offsets, order = out  # at and source are set where routed (order)
+        outs.append((at[order], source[order], offsets, order, answer))
+    for wide, narrow in zip(*outs, strict=True):
+        np.testing.assert_array_equal(wide, narrow)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from fogsim.sim.fast.tables import index_dtype
+
 TIE = -1  # a kernel's count when two events fell on one instant in an order it cannot know
 
 
@@ -78,7 +80,7 @@ def _ps(arrive, bits, bandwidth, delay, until, start, sent, delivered, order, st
     """
     n = arrive.size
     tags = np.empty(n)
-    ids = np.empty(n, np.int64)
+    ids = np.empty(n, order.dtype)
     size = 0
     virtual = 0.0
     virtual_at = 0.0
@@ -225,7 +227,7 @@ def solve_link(
     ``until_s``); None when a tie makes the order of events unknowable."""
     n = arrive_s.size
     start, sent, delivered = (np.full(n, np.nan) for _ in range(3))
-    order = np.empty(n, np.int64)
+    order = np.empty(n, index_dtype(n))
     stats = np.zeros(5)
     kernel = _ps if sharing == "ps" else _fifo
     emitted = kernel(

@@ -14,6 +14,7 @@ import numba
 import numpy as np
 
 from fogsim.sim.fast.links import TIE, _heap_pop, _heap_push
+from fogsim.sim.fast.tables import index_dtype
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,19 +109,19 @@ def _serve(
     deadline timer. Returns how many answers were given, or TIE when events of different
     kinds fell on one instant (SimPy orders those by event id, unknown here)."""
     n = arrive.size
-    queue = np.empty(n, np.int64)
+    queue = np.empty(n, order.dtype)
     deadline = np.empty(n)
     head = 0
     tail = 0
     idle = workers
     # Batches in dispatch order: first queue slot, size, start, work; a heap of their ends.
-    b_first = np.empty(n, np.int64)
-    b_size = np.empty(n, np.int64)
+    b_first = np.empty(n, order.dtype)
+    b_size = np.empty(n, order.dtype)
     b_start = np.empty(n)
     b_work = np.empty(n)
     b_open = np.zeros(n, np.bool_)
     ends = np.empty(n)
-    end_ids = np.empty(n, np.int64)
+    end_ids = np.empty(n, order.dtype)
     running = 0
     batches = 0
     timer = False
@@ -229,7 +230,7 @@ def solve_server(
     share[:] = 0.0
     size_of = np.zeros(n, np.int32)
     dropped = np.zeros(n, np.bool_)
-    order = np.empty(n, np.int64)
+    order = np.empty(n, index_dtype(n))
     stats = np.zeros(5)
     capacity = -1 if queue_capacity is None else int(queue_capacity)
     emitted = _serve(

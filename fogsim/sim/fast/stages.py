@@ -23,7 +23,14 @@ from fogsim.scenario.models import Server as ServerSpec
 from fogsim.sim.fast.links import solve_link
 from fogsim.sim.fast.servers import ServerCounters, solve_server
 from fogsim.sim.fast.support import NotExact
-from fogsim.sim.fast.tables import record_link, record_server, route_outputs, take_inputs
+from fogsim.sim.fast.tables import (
+    index_dtype,
+    record_link,
+    record_server,
+    route_outputs,
+    stage_dtype,
+    take_inputs,
+)
 from fogsim.sim.records import Journeys
 from fogsim.sim.routes import Plan
 from fogsim.sim.server import CLOUD_QUEUE_FULL, FOG_QUEUE_FULL
@@ -143,14 +150,17 @@ class FastStages:
                 self._work[p, k] = step.work_s
         self._forward = np.array([r.forward for r in routes], np.int64)
         self._back_fixed = np.array([r.back_fixed_s for r in routes])
-        self._stage = np.zeros(journeys.rows.size, np.int64)  # each row's next stage
+        # Each row's next stage, and rows as indices: both in their narrowest exact dtype.
+        self._stage = np.zeros(journeys.rows.size, stage_dtype(depth))
         # What each resource's sources sent it: (source id, rows, arrival times), each in
         # the order the source scheduled them.
         self._inbox: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
         feeder = len(self.resources) * 2  # a source id apart from every resource's
         entered = _feeder_times(journeys.ready_s)
         rows = np.flatnonzero(entered < self.until_s)  # the feeder releases them in row order
+        rows = rows.astype(index_dtype(journeys.rows.size), copy=False)
         self._send(feeder, rows, entered[rows])
+        del entered, rows  # 12 bytes a request, not needed past the feeder
         for r in _topological(routes, len(self.resources)):
             if r in self._inbox:
                 self._solve_resource(r)
@@ -165,7 +175,7 @@ class FastStages:
     def _send(self, source: int, rows: np.ndarray, done_s: np.ndarray) -> None:
         """Rows that left ``source`` at ``done_s`` (in the order it scheduled them): on to
         their next stage's inbox, or the answer starts its fixed way back."""
-        dest, at, source_id, offsets, order = route_outputs(
+        _, at, source_id, offsets, order = route_outputs(
             rows,
             done_s,
             self.journeys.plan,
@@ -189,12 +199,16 @@ class FastStages:
         source = np.concatenate([part[0] for part in parts])
         rows = np.concatenate([part[1] for part in parts])
         arrive = np.concatenate([part[2] for part in parts])
+        del parts  # each copy let go as soon as the next is made: the peak is the busiest link's
         order = np.argsort(arrive, kind="stable")
-        arrive, source = arrive[order], source[order]
+        arrive = arrive[order]
+        source = source[order]
+        rows = rows[order]
+        del order
         if ((arrive[1:] == arrive[:-1]) & (source[1:] != source[:-1])).any():
             name = self.resources[r].name
             raise NotExact(f"arrivals from two places at one instant at {name!r}")
-        return rows[order], arrive
+        return rows, arrive
 
     def _solve_resource(self, r: int) -> None:
         resource = self.resources[r]
@@ -228,6 +242,7 @@ class FastStages:
                 sol.delivered_s, sol.order, until, resource.name.startswith("cell:"),
                 times.start_s, times.end_s, times.cell_sent_s, self._stage,
             )  # fmt: skip
+            del sol
         else:
             spec = resource.spec
             server = solve_server(
@@ -249,6 +264,8 @@ class FastStages:
                 times.start_s, times.end_s, times.batch_size, times.share, times.dropped,
                 self._stage,
             )  # fmt: skip
+            del server
+        del rows, arrive, stage, amount  # the arrivals' copies are let go before the outputs'
         self._send(r, out_rows, out_s)
 
     def link_stats(self, duration_s: float) -> dict[str, dict[str, float]]:

@@ -8,6 +8,20 @@ import numba
 import numpy as np
 
 
+def index_dtype(n: int) -> type[np.signedinteger]:
+    """The narrowest exact dtype for indices below ``n``: int32 up to 2**31 rows (4
+    bytes an arrival, not 8, in every inbox and kernel output), int64 past it."""
+    return np.int32 if n <= np.iinfo(np.int32).max else np.int64
+
+
+def stage_dtype(depth: int) -> type[np.signedinteger]:
+    """The narrowest exact signed dtype for a row's stage, below ``depth``."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if depth <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64
+
+
 @numba.njit(cache=True)
 def take_inputs(
     rows, arrive, plan, stage, forward, link, payload, work, bits, answer_bits, enqueue
@@ -15,7 +29,7 @@ def take_inputs(
     """Per arrival: its stage, and what it brings (a link: its payload's bits, or the
     answer's on the way back; a server: its work); records the enqueue of plan stages."""
     n = rows.size
-    stages = np.empty(n, np.int64)
+    stages = np.empty(n, stage.dtype)
     size = np.empty(n)
     for i in range(n):
         row = rows[i]
@@ -94,7 +108,7 @@ def record_server(
 
 @numba.njit(cache=True)
 def _emit(rows, order, done, until, stage):
-    out_rows = np.empty(order.size, np.int64)
+    out_rows = np.empty(order.size, rows.dtype)
     out_done = np.empty(order.size)
     m = 0
     for j in order:
@@ -114,11 +128,12 @@ def route_outputs(
     the answer's fixed way back, written to ``answer_s``), when it gets there (a timer of
     ``before`` fires at ``now + before``; without one, at once) and the source id it
     arrives from (a timer is a source of its own); then the rows grouped by destination,
-    each group in the order given (a stable counting sort)."""
+    each group in the order given (a stable counting sort). Indices come out in the
+    dtype of ``rows``, source ids as int32."""
     n = rows.size
-    dest = np.empty(n, np.int64)
+    dest = np.empty(n, np.int32)
     at = np.empty(n)
-    source_id = np.empty(n, np.int64)
+    source_id = np.empty(n, np.int32)
     counts = np.zeros(n_res + 1, np.int64)
     for i in range(n):
         row = rows[i]
@@ -136,7 +151,7 @@ def route_outputs(
     offsets = np.zeros(n_res + 1, np.int64)
     for d in range(n_res):
         offsets[d + 1] = offsets[d] + counts[d]
-    order = np.empty(offsets[n_res], np.int64)
+    order = np.empty(offsets[n_res], rows.dtype)
     fill = offsets[:n_res].copy()
     for i in range(n):
         d = dest[i]
