@@ -15,7 +15,6 @@ from fogsim.scenario import Problem, Scenario, ScenarioError, load_scenario, pre
 from fogsim.scenario.footprint import parse_memory
 from fogsim.sim.assignment import refuse_with_a_plan
 from fogsim.sim.engine import simulate
-from fogsim.sim.fast import FastEngineUnsupported
 
 
 def outcomes_for(scenario: Scenario, *, progress: bool = False) -> InferenceOutcomes:
@@ -80,12 +79,6 @@ def _simulate(scenario: Scenario, directory: Path | None, progress: bool, engine
         from fogsim.optimize.planned import run_plan
 
         refuse_with_a_plan(scenario)  # before the design space's inference
-        if engine == "fast":
-            raise FastEngineUnsupported(
-                "--engine fast cannot run a plan (plan:) yet: its designs meet in one SimPy "
-                "run of the shared stages; use --engine simpy or auto"
-            )
-
         return run_plan(scenario, directory, progress, engine)
     outcomes = outcomes_for(scenario, progress=progress)
     started = time.perf_counter()

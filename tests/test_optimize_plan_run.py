@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from cli_fixtures import invoke
+from test_fast_engine import assert_same_run
 
 from fogsim.data import load_dataset
 from fogsim.errors import UserInputError
@@ -21,7 +22,6 @@ from fogsim.scenario import ScenarioError, load_scenario
 from fogsim.scenario.failures import Recovery
 from fogsim.scenario.models import ModelSpec
 from fogsim.sim.engine import simulate
-from fogsim.sim.fast import FastEngineUnsupported
 
 ROOT = Path(__file__).resolve().parents[1]
 CITY = ROOT / "scenarios/city-heterogeneous.yaml"
@@ -146,10 +146,66 @@ def test_validate_refuses_a_plan_naming_designs_the_scenario_lacks(tmp_path, mon
     assert not (tmp_path / "run").exists()
 
 
-def test_a_plan_refuses_what_it_does_not_model_and_the_fast_engine(city):
+def test_a_plan_refuses_what_it_does_not_model(city):
     scenario, space = city
     planned = space.assign(np.zeros(scenario.device_count, dtype=np.int64))
     with pytest.raises(UserInputError, match=r"a plan \(plan:\) cannot run with recovery:"):
         simulate(scenario.model_copy(update={"recovery": Recovery(timeout="1 s")}), planned)
-    with pytest.raises(FastEngineUnsupported, match="each device runs its own design"):
-        simulate(scenario, planned, engine="fast")
+
+
+def _both_engines(scenario, assignment):
+    """The plan on SimPy and on auto, which must pick the fast engine and agree bit for bit."""
+    reference = simulate(scenario, assignment, engine="simpy")
+    auto = simulate(scenario, assignment, engine="auto")
+    assert (reference.engine, auto.engine) == ("simpy", "fast")
+    assert_same_run(reference, auto)
+    return auto
+
+
+def test_a_plan_of_six_designs_gives_the_same_run_on_both_engines(city):
+    scenario, space = city
+    rng = np.random.default_rng(11)
+    # One design per checkpoint, at thresholds that send many requests on to the cloud.
+    checkpoints = sorted({name.split("@")[0] for name in space.names})
+    picks = [space.index(f"{c}@{rng.choice(['0.00', '0.20', '0.40'])}") for c in checkpoints]
+    assert len(picks) == 6
+    planned = rng.choice(picks, scenario.device_count)
+    fast = _both_engines(scenario, space.assign(planned)).columns
+    # Each request kept its device's design, and the designs met on the shared stages.
+    np.testing.assert_array_equal(fast["design"], np.array(space.names)[planned[fast["device"]]])
+    assert len(set(fast["design"])) == 6
+    assert (fast["bytes_sent"] > 0).sum() > 300
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_plans_give_the_same_run_on_both_engines(city, seed):
+    scenario, space = city
+    rng = np.random.default_rng(seed)
+    sending = [d for d, design in enumerate(space.designs) if design.threshold <= 1.0]
+    picks = rng.choice(sending, rng.integers(2, 9), replace=False)
+    groups = rng.choice(picks, len(scenario.devices))  # some groups one design, some mixed
+    planned = np.repeat(groups, [g.count for g in scenario.devices])
+    mixed = rng.random(scenario.device_count) < 0.5
+    planned[mixed] = rng.choice(picks, mixed.sum())
+    _both_engines(scenario, space.assign(planned))
+
+
+def test_a_run_of_a_plan_writes_the_same_bytes_on_both_engines(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sets = [a for s in SMALL for a in ("--set", s)]
+    goal = ["--objective", "latency", "--constraint", "accuracy>=0.9"]  # two designs, some sent
+    made = invoke("optimize", str(CITY), *goal, *sets, "-o", "P.parquet")
+    assert made.code == 0, made.stderr
+    for engine in ("simpy", "fast", "auto"):
+        ran = invoke(
+            "run", str(CITY), *sets, "--set", "plan=P.parquet", "-o", engine, "-q",
+            "--engine", engine,
+        )  # fmt: skip
+        assert ran.code == 0, ran.stderr
+        summary = json.loads((tmp_path / engine / "summary.json").read_text())
+        assert summary["engine"] == ("simpy" if engine == "simpy" else "fast")
+    for name in ("requests.parquet", "stages.parquet"):
+        simpy, fast, auto = ((tmp_path / e / name).read_bytes() for e in ("simpy", "fast", "auto"))
+        assert simpy == fast == auto
+    requests = pd.read_parquet(tmp_path / "fast/requests.parquet")
+    assert requests["design"].nunique() == 2 and (requests["bytes_sent"] > 0).sum() > 100

@@ -44,7 +44,7 @@ def run_plan(
     frame = requests_frame(sim.columns)
     summary = summarize(scenario, frame, sim.summary_extra())
     single = best_single_design(scenario, space, goal)
-    single_summary = run_single(scenario, space, single, progress)
+    single_summary = run_single(scenario, space, single, progress, engine)
     names, counts = np.unique(np.array(space.names)[planned], return_counts=True)
     summary["plan"] = {
         "file": str(scenario.plan),
@@ -80,8 +80,11 @@ def best_single_design(scenario: Scenario, space: DesignSpace, goal: Goal) -> in
     return int(np.lexsort((mean, misses))[0])
 
 
-def run_single(scenario: Scenario, space: DesignSpace, design: int, progress: bool) -> dict:
-    """The summary of every device running ``design`` (the scenario's own workload)."""
+def run_single(
+    scenario: Scenario, space: DesignSpace, design: int, progress: bool, engine: str = "auto"
+) -> dict:
+    """The summary of every device running ``design`` (the scenario's own workload), on
+    ``engine`` as the plan was."""
     chosen = space.designs[design]
     single = scenario.model_copy(
         update={
@@ -93,7 +96,7 @@ def run_single(scenario: Scenario, space: DesignSpace, design: int, progress: bo
     spec = scenario.dataset
     dataset = load_dataset(spec.name, path=spec.path, split=spec.split, progress=progress)
     outcomes = run_inference(chosen.checkpoint, dataset, progress=progress)
-    sim = simulate(single, outcomes, progress=progress)
+    sim = simulate(single, outcomes, progress=progress, engine=engine)
     return summarize(single, requests_frame(sim.columns), sim.summary_extra())
 
 

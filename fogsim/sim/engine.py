@@ -162,7 +162,7 @@ def simulate(
     idle = engine == "auto" and journeys.rows.size == 0
     net = None
     if engine != "simpy" and not idle:
-        net = _solve_fast(scenario, topology, journeys, engine, assignment.planned)
+        net = _solve_fast(scenario, topology, journeys, engine)
     used = "fast" if net is not None else "simpy"
     in_flight = None
     if net is None:
@@ -281,11 +281,11 @@ def _run_simpy(
 
 
 def _solve_fast(
-    scenario: Scenario, topology: Topology, journeys: Journeys, engine: str, planned: bool
+    scenario: Scenario, topology: Topology, journeys: Journeys, engine: str
 ) -> FastStages | None:
     """The shared stages solved by the fast engine, or None where only SimPy is exact
     (``engine="fast"`` then raises, naming why)."""
-    reason = why_not_fast(scenario, topology, planned=planned)
+    reason = why_not_fast(scenario, topology)
     if reason is None:
         from fogsim.sim.fast.stages import FastStages  # numba: only where it is needed
 

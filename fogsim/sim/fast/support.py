@@ -28,11 +28,13 @@ class FastEngineUnsupported(UserInputError):
     """``--engine fast`` on a run that only SimPy can simulate exactly."""
 
 
-def why_not_fast(scenario: Scenario, topology: Topology, *, planned: bool = False) -> str | None:
-    """Why the fast engine cannot run ``scenario`` (None when it can), from the scenario alone
-    and whether each device runs a design of its own (``planned``)."""
-    if planned or scenario.plan is not None:
-        return "each device runs its own design (a plan), which only SimPy has been checked on"
+def why_not_fast(scenario: Scenario, topology: Topology) -> str | None:
+    """Why the fast engine cannot run ``scenario`` (None when it can), from the scenario alone.
+
+    A plan (each device a design of its own) needs no refusal: the designs differ on the
+    devices, before the shared stages, and all their requests go through one solve of the
+    shared stages, as one design's would (``tests/test_optimize_plan_run.py`` checks both
+    engines agree)."""
     if isinstance(scenario.policy, AdaptiveExit):
         return "its policy (adaptive_exit) decides each request from answers as they come back"
     mobility = scenario.mobility
