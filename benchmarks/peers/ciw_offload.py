@@ -20,45 +20,33 @@ Prints one JSON line, as ``simpy_offload.py`` does.
 from __future__ import annotations
 
 import ciw
-from peer_cli import main  # benchmarks/peers/, beside this script
+from peer_cli import Workload, main  # benchmarks/peers/, beside this script
 
 
-def run(
-    devices: int,
-    gateways: int,
-    duration_s: float,
-    seed: int,
-    payload_bytes: int = 1000,
-    rate_per_s: float = 1.0,
-    uplink_bps: float = 10e6,
-    uplink_delay_s: float = 5e-3,
-    backhaul_bps: float = 100e6,
-    backhaul_delay_s: float = 10e-3,
-    service_s: float = 0.05e-3,
-) -> dict[str, float]:
-    bits = payload_bytes * 8
-    delay_node, cloud_node = gateways, gateways + 1
-    nodes = gateways + 2
+def run(w: Workload) -> dict[str, float]:
+    bits = w.bits
+    delay_node, cloud_node = w.gateways, w.gateways + 1
+    nodes = w.gateways + 2
     routing = [[0.0] * nodes for _ in range(nodes)]
-    for g in range(gateways):
+    for g in range(w.gateways):
         routing[g][delay_node] = 1.0
     routing[delay_node][cloud_node] = 1.0
-    constant_s = bits / uplink_bps + uplink_delay_s + backhaul_delay_s
+    constant_s = bits / w.uplink_bps + w.uplink_delay_s + w.backhaul_delay_s
     network = ciw.create_network(
-        arrival_distributions=[ciw.dists.Exponential(rate=devices / gateways * rate_per_s)]
-        * gateways
+        arrival_distributions=[ciw.dists.Exponential(rate=w.devices / w.gateways * w.rate_per_s)]
+        * w.gateways
         + [None, None],
-        service_distributions=[ciw.dists.Deterministic(value=bits / backhaul_bps)] * gateways
-        + [ciw.dists.Deterministic(value=constant_s), ciw.dists.Deterministic(value=service_s)],
-        number_of_servers=[1] * gateways + [float("inf"), 1],
+        service_distributions=[ciw.dists.Deterministic(value=bits / w.backhaul_bps)] * w.gateways
+        + [ciw.dists.Deterministic(value=constant_s), ciw.dists.Deterministic(value=w.service_s)],
+        number_of_servers=[1] * w.gateways + [float("inf"), 1],
         routing=routing,
     )
-    ciw.seed(seed)
+    ciw.seed(w.seed)
     simulation = ciw.Simulation(network)
-    simulation.simulate_until_max_time(duration_s)
+    simulation.simulate_until_max_time(w.duration_s)
     records = simulation.get_all_records()
     done = [r for r in records if r.node == cloud_node + 1]  # Ciw numbers nodes from 1
-    born = {r.id_number: r.arrival_date for r in records if r.node <= gateways}
+    born = {r.id_number: r.arrival_date for r in records if r.node <= w.gateways}
     latencies = [r.exit_date - born[r.id_number] for r in done]
     return {
         "requests": simulation.nodes[0].number_of_individuals,

@@ -18,27 +18,15 @@ from __future__ import annotations
 import random
 
 import simpy
-from peer_cli import main  # benchmarks/peers/, beside this script
+from peer_cli import Workload, main  # benchmarks/peers/, beside this script
 
 
-def run(
-    devices: int,
-    gateways: int,
-    duration_s: float,
-    seed: int,
-    payload_bytes: int = 1000,
-    rate_per_s: float = 1.0,
-    uplink_bps: float = 10e6,
-    uplink_delay_s: float = 5e-3,
-    backhaul_bps: float = 100e6,
-    backhaul_delay_s: float = 10e-3,
-    service_s: float = 0.05e-3,
-) -> dict[str, float]:
+def run(w: Workload) -> dict[str, float]:
     env = simpy.Environment()
-    draw = random.Random(seed)
-    bits = payload_bytes * 8
-    uplinks = [simpy.Resource(env, capacity=1) for _ in range(devices)]
-    backhauls = [simpy.Resource(env, capacity=1) for _ in range(gateways)]
+    draw = random.Random(w.seed)
+    bits = w.bits
+    uplinks = [simpy.Resource(env, capacity=1) for _ in range(w.devices)]
+    backhauls = [simpy.Resource(env, capacity=1) for _ in range(w.gateways)]
     server = simpy.Resource(env, capacity=1)
     latencies: list[float] = []
     generated = 0
@@ -46,29 +34,29 @@ def run(
     def message(device: int, born: float):
         with uplinks[device].request() as turn:
             yield turn
-            yield env.timeout(bits / uplink_bps)
-        yield env.timeout(uplink_delay_s)
-        with backhauls[device % gateways].request() as turn:
+            yield env.timeout(bits / w.uplink_bps)
+        yield env.timeout(w.uplink_delay_s)
+        with backhauls[device % w.gateways].request() as turn:
             yield turn
-            yield env.timeout(bits / backhaul_bps)
-        yield env.timeout(backhaul_delay_s)
+            yield env.timeout(bits / w.backhaul_bps)
+        yield env.timeout(w.backhaul_delay_s)
         with server.request() as turn:
             yield turn
-            yield env.timeout(service_s)
+            yield env.timeout(w.service_s)
         latencies.append(env.now - born)
 
     def source(device: int):
         nonlocal generated
         while True:
-            yield env.timeout(draw.expovariate(rate_per_s))
-            if env.now >= duration_s:
+            yield env.timeout(draw.expovariate(w.rate_per_s))
+            if env.now >= w.duration_s:
                 return
             generated += 1
             env.process(message(device, env.now))
 
-    for device in range(devices):
+    for device in range(w.devices):
         env.process(source(device))
-    env.run(until=duration_s)
+    env.run(until=w.duration_s)
     return {
         "requests": generated,
         "finished": len(latencies),
