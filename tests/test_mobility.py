@@ -90,20 +90,33 @@ def _arrivals(tmp_path: Path, times: list[float]) -> dict:
     return {"process": "csv", "path": path.name}
 
 
-def _mobility(path: str, coverage: str = "800 m", interruption: str = "2 s") -> dict:
+def _mobility(
+    path: str, coverage: str = "800 m", interruption: str = "2 s", in_flight: str | None = None
+) -> dict:
+    handover = {"interruption": interruption}
+    if in_flight is not None:
+        handover["in_flight"] = in_flight
     return {
         "gateways": [
             {"name": "a", "x": "0 m", "y": "0 m", "coverage": coverage},
             {"name": "b", "x": "1 km", "y": "0 m", "coverage": coverage},
         ],
         "devices": [{"group": "pis", "model": "trace", "path": path}],
-        "handover": {"interruption": interruption},
+        "handover": handover,
     }
 
 
-def _commuter(tmp_path: Path, arrivals: list[float], policy: dict | None = None, **mobility):
-    """One device driving from gateway a to gateway b in 100 s; requests at ``arrivals``."""
-    path = _positions(tmp_path, [(0, 0, 0, 0), (100, 0, 1000, 0)])
+def _commuter(
+    tmp_path: Path,
+    arrivals: list[float],
+    policy: dict | None = None,
+    network: dict | None = None,
+    rows: list[tuple[float, int, float, float]] | None = None,
+    **mobility,
+):
+    """One device driving from gateway a to gateway b in 100 s (or along ``rows``);
+    requests at ``arrivals``."""
+    path = _positions(tmp_path, rows or [(0, 0, 0, 0), (100, 0, 1000, 0)])
     devices = [
         {
             "name": "pis",
@@ -114,7 +127,7 @@ def _commuter(tmp_path: Path, arrivals: list[float], policy: dict | None = None,
             "gateway": ["a", "b"],
         }
     ]
-    changes = {"network": NETWORK, "devices": devices, "duration": "100 s"}
+    changes = {"network": network or NETWORK, "devices": devices, "duration": "100 s"}
     if policy is not None:
         changes["policy"] = policy
     return small_scenario(tmp_path, mobility=_mobility(path, **mobility), **changes)

@@ -11,7 +11,7 @@ import simpy
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sim_fixtures import small_scenario, synthetic_outcomes
-from test_mobility import NETWORK, _arrivals, _city_changes, _mobility, _positions
+from test_mobility import NETWORK, _city_changes, _commuter
 
 from fogsim.sim.engine import simulate
 from fogsim.sim.fast import FastEngineUnsupported
@@ -45,26 +45,15 @@ def _drive(
 ):
     """One device driving from gateway a to b (1 km) in 100 s: it hands over at 50 s (or,
     with coverage 400 m, leaves coverage at 40 s and is back at 60 s); or along ``rows``."""
-    path = _positions(tmp_path, rows or [(0, 0, 0, 0), (100, 0, 1000, 0)])
-    mobility = _mobility(path, coverage=coverage, interruption=f"{interruption_s} s")
-    mobility["handover"]["in_flight"] = in_flight
-    devices = [
-        {
-            "name": "pis",
-            "count": 1,
-            "profile": "rpi4",
-            "radio": "wifi",
-            "arrival": _arrivals(tmp_path, arrivals),
-            "gateway": ["a", "b"],
-        }
-    ]
-    return small_scenario(
+    return _commuter(
         tmp_path,
-        mobility=mobility,
+        arrivals,
+        policy,
         network=network or _slow_a(),
-        devices=devices,
-        duration="100 s",
-        policy=policy,
+        rows=rows,
+        coverage=coverage,
+        interruption=f"{interruption_s} s",
+        in_flight=in_flight,
     )
 
 
