@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sim_fixtures import synthetic_outcomes
+from sim_fixtures import small_scenario, synthetic_outcomes
 from test_fast_engine import assert_same_run
 
 from fogsim.policies import FogOnly
 from fogsim.results import stages_frame
 from fogsim.runner import outcomes_for
-from fogsim.scenario import ScenarioError, load_scenario, scenario_from_data
+from fogsim.scenario import ScenarioError, load_scenario
 from fogsim.scenario.models import Scenario
 from fogsim.sim.engine import simulate
 
@@ -27,12 +27,16 @@ ANSWER_BITS, DOWNLINK_BPS = 512, 10e6
 
 def offload(tmp_path: Path, reply: bool = True, **changes: Any) -> Scenario:
     """One device sending a request a second over its own radio, one backhaul, one server."""
-    (tmp_path / "net.pt").write_bytes(b"placeholder")
     network: dict[str, Any] = {
         "nodes": [{"name": "gw", "kind": "gateway"}, {"name": "dc", "kind": "site"}],
         "links": [
-            {"from": "gw", "to": "dc", "bandwidth": "100 Mbps", "delay": "10 ms",
-             "sharing": "fifo"},
+            {
+                "from": "gw",
+                "to": "dc",
+                "bandwidth": "100 Mbps",
+                "delay": "10 ms",
+                "sharing": "fifo",
+            },
         ],  # fmt: skip
     }
     if not reply:
@@ -41,15 +45,17 @@ def offload(tmp_path: Path, reply: bool = True, **changes: Any) -> Scenario:
         "name": "offload",
         "seed": 1,
         "duration": "5 s",
-        "dataset": {"name": "fashion-mnist"},
-        "model": {"checkpoint": "net.pt"},
         "devices": [
             {
                 "name": "sensor",
                 "count": 1,
                 "profile": "rpi4",
-                "radio": {"base": "wifi", "uplink": "10 Mbps", "downlink": "10 Mbps",
-                          "delay": "5 ms"},
+                "radio": {
+                    "base": "wifi",
+                    "uplink": "10 Mbps",
+                    "downlink": "10 Mbps",
+                    "delay": "5 ms",
+                },
                 "arrival": {"process": "periodic", "period": "1 s"},
                 "gateway": "gw",
             }
@@ -57,13 +63,16 @@ def offload(tmp_path: Path, reply: bool = True, **changes: Any) -> Scenario:
         "network": network,
         "cloud": {
             "at": "dc",
-            "profile": {"request_time": "0.05 ms", "batch_overhead": "0 s", "power": "70 W",
-                        "idle_power": "10 W"},
+            "profile": {
+                "request_time": "0.05 ms",
+                "batch_overhead": "0 s",
+                "power": "70 W",
+                "idle_power": "10 W",
+            },
         },  # fmt: skip
         "policy": {"name": "cloud_only", "payload_bytes": PAYLOAD},
     }
-    data.update(changes)
-    return scenario_from_data(data, base_dir=tmp_path)
+    return small_scenario(tmp_path, **{**data, **changes})
 
 
 @pytest.mark.parametrize("engine", ["simpy", "fast"])
@@ -99,9 +108,7 @@ def test_an_answer_adds_the_way_back(tmp_path: Path, engine: str) -> None:
     back = (
         BACKHAUL_DELAY_S + ANSWER_BITS / BACKHAUL_BPS + RADIO_DELAY_S + ANSWER_BITS / DOWNLINK_BPS
     )
-    np.testing.assert_allclose(
-        both["latency_s"] - one_way["latency_s"], back, rtol=0, atol=1e-12
-    )
+    np.testing.assert_allclose(both["latency_s"] - one_way["latency_s"], back, rtol=0, atol=1e-12)
     assert (both["energy_radio_j"] > one_way["energy_radio_j"]).all()
 
 
