@@ -129,6 +129,18 @@ def test_an_rct_step_with_momentum_needs_a_buffer() -> None:
         low.step(0.1, 0.0, 0.9)
 
 
+def test_a_qat_step_leaves_momentum_to_the_optimizer() -> None:
+    model = create_model("smallcnn")
+    low = LowPrecisionTraining(model, "qat", Bitwidth(), momentum=True)
+    x, y = _batch()
+    exits, final = model(x)
+    joint_loss(exits, final, y, (0.3,)).backward()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    low.step(0.1, 0.0, 0.9)  # nothing to do: the torch optimizer updates the master
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert not [n for n in model.state_dict() if "momentum" in n]
+
+
 def test_finish_drops_the_momentum_buffer() -> None:
     model = create_model("smallcnn")
     LowPrecisionTraining(model, "rct", Bitwidth(), momentum=True).finish()

@@ -95,6 +95,29 @@ def test_rct_trains_ships_weights_on_each_layers_grid_and_eval_reports_its_cost(
     assert report["accuracy"]["cloud"] > 0.4  # four classes: chance is 0.25
 
 
+@pytest.mark.parametrize("method", ["qat", "rct"])
+def test_both_methods_train_with_momentum_and_count_its_state(tmp_path, method):
+    from fogsim.nn.train import train_recipe
+
+    common = {"dataset": "toy", "epochs": 1, "batch_size": 64, "lr": 0.1, "holdout": 64}
+    recipe = recipe_from_dict({**RCT, **common, "method": method, "momentum": 0.9})
+    card = train_recipe(
+        recipe,
+        work_dir=tmp_path / "work",
+        output=tmp_path / "out.pt",
+        command="test",
+        load_dataset=toy_dataset,
+        progress=False,
+        log=lambda _: None,
+    )
+    t = card["training"]
+    # QAT's momentum is fp32, as fp32 training's; RCT's int8 for its integer weights.
+    fp32_state = t["fp32_peak_optimizer_bytes"]
+    assert t["method"] == method and 0 < t["peak_optimizer_bytes"] <= fp32_state
+    assert (t["peak_optimizer_bytes"] < fp32_state) == (method == "rct")
+    assert not [k for k in load_checkpoint(tmp_path / "out.pt").state_dict if "momentum" in k]
+
+
 @pytest.mark.parametrize("momentum", [0, 0.9])
 def test_rct_training_is_deterministic_and_resumes_with_its_bits(tmp_path, momentum):
     from fogsim.nn.train import STATE_FILE, train_recipe

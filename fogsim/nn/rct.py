@@ -199,7 +199,7 @@ class LowPrecisionTraining:
         """RCT: apply each layer's gradient (Nesterov's momentum step with ``momentum``) to its
         integers, stochastically rounded; a channel that overflows its grid doubles its step.
         QAT: nothing (the optimizer steps)."""
-        if momentum and not self.momentum:
+        if self.method == "rct" and momentum and not self.momentum:
             raise ValueError("this RCT run keeps no momentum buffer; wrap with momentum=True")
         for name, m in self.layers:
             w = self._live.pop(name, None)
