@@ -5,12 +5,14 @@ import torch
 from torch import nn
 
 from fogsim.nn.rct import (
+    MOMENTUM_STORAGE,
     STORAGE,
     WIDE_STORAGE,
     Bitwidth,
     LowPrecisionTraining,
     fake_quantize,
     qmax,
+    quantize_momentum,
     stochastic_round,
     storage,
 )
@@ -33,12 +35,15 @@ def test_stochastic_rounding_is_unbiased() -> None:
     assert (rounded - x).mean(0).abs().max() < 4 * 0.5 / 200_000**0.5
 
 
-def test_no_fp32_copy_of_the_weights_exists_during_an_rct_step() -> None:
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_no_fp32_copy_of_the_weights_exists_during_an_rct_step(momentum: float) -> None:
     torch.manual_seed(0)
     model = create_model("smallcnn")
-    weights = {n: m.weight.numel() for n, m in model.named_modules() if hasattr(m, "in_channels")}
-    low = LowPrecisionTraining(model, "rct", Bitwidth())
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    layers = [(n, m) for n, m in model.named_modules() if hasattr(m, "in_channels")]
+    weights = {n: m.weight.numel() for n, m in layers}
+    channels = {n: m.weight.shape[0] for n, m in layers}
+    low = LowPrecisionTraining(model, "rct", Bitwidth(), momentum=momentum > 0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=momentum, nesterov=momentum > 0)
     seen: list[dict[str, tuple[torch.dtype, int]]] = []
 
     def inspect(*_: object) -> None:
@@ -47,23 +52,99 @@ def test_no_fp32_copy_of_the_weights_exists_during_an_rct_step() -> None:
 
     model.blocks[1].register_forward_hook(inspect)
     x, y = _batch()
-    exits, final = model(x)
-    joint_loss(exits, final, y, (0.3,)).backward()
-    opt.step()
-    assert not opt.state  # no optimiser state
-    low.step(0.1, 0.0)
-    inspect()
+    for _ in range(2):  # the second step's forward pass sees the first step's momentum
+        exits, final = model(x)
+        opt.zero_grad()
+        joint_loss(exits, final, y, (0.3,)).backward()
+        opt.step()
+        low.step(0.1, 0.0, momentum)
+        inspect()
+    # The optimizer keeps state for BatchNorm and biases only (fp32, one value each).
+    kept = [t for state in opt.state.values() for t in state.values()]
+    assert all(t.dtype == torch.float32 and t.dim() == 1 for t in kept)
+    fp32_params = sum(p.numel() for p in model.parameters())
+    assert sum(t.numel() for t in kept) == (fp32_params if momentum else 0)
     for stored in seen:
         for name, count in weights.items():
             assert stored[f"{name}.weight_int"] == (STORAGE, count)
             assert f"{name}.weight" not in stored
+            if momentum:
+                assert stored[f"{name}.momentum_int"] == (MOMENTUM_STORAGE, count)
+                assert stored[f"{name}.momentum_scale"] == (torch.float32, channels[name])
+            else:
+                assert f"{name}.momentum_int" not in stored
+        floats = [n for n, (dtype, k) in stored.items() if dtype.is_floating_point and k > 512]
+        assert not floats  # no float tensor of a layer's size: scales, BatchNorm, biases only
     stored_floats = sum(t.numel() for t in model.parameters())
     assert stored_floats < 0.02 * sum(weights.values())  # BatchNorm and biases only
     assert all(p.dtype == torch.float32 and p.dim() == 1 for p in model.parameters())
-    # After the step no float weight tensor is left on the layers.
-    assert all(
-        m.__dict__.get("weight") is None for m in model.modules() if hasattr(m, "in_channels")
-    )
+    # After the step no float weight tensor is left on the layers, nor held by the wrapper.
+    assert all(m.__dict__.get("weight") is None for _, m in layers)
+    assert not low._live
+
+
+def test_rct_momentum_is_stored_without_bias() -> None:
+    torch.manual_seed(0)
+    buf = torch.randn(3, 40) * torch.tensor([[1e-4], [1.0], [30.0]])
+    draws = 20_000
+    q, scale = quantize_momentum(buf.repeat(draws, 1))
+    assert q.dtype == MOMENTUM_STORAGE and scale.shape == (3 * draws, 1)
+    assert q.abs().max() == qmax(8)  # each channel's largest value spans its grid
+    stored = (q.float() * scale).view(draws, 3, 40)
+    step = scale.view(draws, 3, 1)[0]
+    assert ((stored - buf).abs() <= step).all()  # one of the two neighbours on the grid
+    # Mean error within 4 standard errors (at most half a step / sqrt(draws)) of zero.
+    assert ((stored.mean(0) - buf).abs() <= 4 * 0.5 * step / draws**0.5).all()
+
+
+def test_rct_momentum_takes_nesterovs_step_with_an_int8_buffer() -> None:
+    torch.manual_seed(0)
+    model = create_model("smallcnn")
+    low = LowPrecisionTraining(model, "rct", Bitwidth(), momentum=True)
+    conv = model.blocks[0].conv
+    x, y = _batch()
+    expected = torch.zeros_like(conv.weight_scale)
+    for _ in range(2):
+        exits, final = model(x)
+        joint_loss(exits, final, y, (0.3,)).backward()
+        w = low._live["blocks.0.conv"]
+        g = (w.grad + 0.01 * w.detach()).clone()
+        before, scale = conv.weight_int.float(), conv.weight_scale.clone()
+        buf = 0.9 * expected + g  # torch's SGD: the buffer starts at zero
+        low.step(0.05, 0.01, 0.9)
+        expected = conv.momentum_int.float() * conv.momentum_scale
+        assert ((expected - buf).abs() <= conv.momentum_scale).all()
+        target = before - 0.05 * (g + 0.9 * buf) / scale
+        # A channel that outgrows its grid doubles its step, as without momentum.
+        over = 1 + (target.abs().amax(dim=(1, 2, 3), keepdim=True) > qmax(8)).float()
+        assert torch.equal(conv.weight_scale, scale * over)
+        target = target / over
+        assert ((conv.weight_int.float() - target).abs() < 1).all()
+    assert not torch.equal(conv.momentum_int, torch.zeros_like(conv.momentum_int))
+
+
+def test_an_rct_step_with_momentum_needs_a_buffer() -> None:
+    low = LowPrecisionTraining(create_model("smallcnn"), "rct", Bitwidth())
+    with pytest.raises(ValueError, match="momentum"):
+        low.step(0.1, 0.0, 0.9)
+
+
+def test_a_qat_step_leaves_momentum_to_the_optimizer() -> None:
+    model = create_model("smallcnn")
+    low = LowPrecisionTraining(model, "qat", Bitwidth(), momentum=True)
+    x, y = _batch()
+    exits, final = model(x)
+    joint_loss(exits, final, y, (0.3,)).backward()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    low.step(0.1, 0.0, 0.9)  # nothing to do: the torch optimizer updates the master
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert not [n for n in model.state_dict() if "momentum" in n]
+
+
+def test_finish_drops_the_momentum_buffer() -> None:
+    model = create_model("smallcnn")
+    LowPrecisionTraining(model, "rct", Bitwidth(), momentum=True).finish()
+    assert not [n for n in model.state_dict() if "momentum" in n]
 
 
 def test_rct_updates_land_on_the_grid_and_move_the_weights() -> None:

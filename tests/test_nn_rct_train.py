@@ -24,7 +24,6 @@ RCT = {**BASE, "method": "rct", "optimizer": "sgd", "momentum": 0}
         ({"method": "int8"}, "method"),
         ({"bitwidth": {"start": 8}}, "bitwidth"),  # without a method
         ({**RCT, "optimizer": "adam"}, "optimizer"),
-        ({**RCT, "momentum": 0.9}, "momentum"),
         ({**RCT, "weight_precision": "int8"}, "weight_precision"),
         ({**RCT, "autocast": "bf16"}, "autocast"),
         ({**RCT, "bitwidth": {"max": 17}}, "bitwidth.max"),
@@ -37,6 +36,12 @@ RCT = {**BASE, "method": "rct", "optimizer": "sgd", "momentum": 0}
 def test_a_bad_method_key_is_a_user_error_naming_it(override, key) -> None:
     with pytest.raises(UserInputError, match=key):
         recipe_from_dict({**BASE, **override})
+
+
+def test_rct_takes_sgd_with_momentum_but_no_adam() -> None:
+    assert recipe_from_dict({**RCT, "momentum": 0.9}).momentum == 0.9
+    with pytest.raises(UserInputError, match="int8"):  # the message says what rct keeps
+        recipe_from_dict({**RCT, "optimizer": "adam"})
 
 
 def test_method_and_bitwidth_appear_in_the_recipe_dict_only_when_set() -> None:
@@ -90,12 +95,37 @@ def test_rct_trains_ships_weights_on_each_layers_grid_and_eval_reports_its_cost(
     assert report["accuracy"]["cloud"] > 0.4  # four classes: chance is 0.25
 
 
-def test_rct_training_is_deterministic_and_resumes_with_its_bits(tmp_path):
+@pytest.mark.parametrize("method", ["qat", "rct"])
+def test_both_methods_train_with_momentum_and_count_its_state(tmp_path, method):
     from fogsim.nn.train import train_recipe
+
+    common = {"dataset": "toy", "epochs": 1, "batch_size": 64, "lr": 0.1, "holdout": 64}
+    recipe = recipe_from_dict({**RCT, **common, "method": method, "momentum": 0.9})
+    card = train_recipe(
+        recipe,
+        work_dir=tmp_path / "work",
+        output=tmp_path / "out.pt",
+        command="test",
+        load_dataset=toy_dataset,
+        progress=False,
+        log=lambda _: None,
+    )
+    t = card["training"]
+    # QAT's momentum is fp32, as fp32 training's; RCT's int8 for its integer weights.
+    fp32_state = t["fp32_peak_optimizer_bytes"]
+    assert t["method"] == method and 0 < t["peak_optimizer_bytes"] <= fp32_state
+    assert (t["peak_optimizer_bytes"] < fp32_state) == (method == "rct")
+    assert not [k for k in load_checkpoint(tmp_path / "out.pt").state_dict if "momentum" in k]
+
+
+@pytest.mark.parametrize("momentum", [0, 0.9])
+def test_rct_training_is_deterministic_and_resumes_with_its_bits(tmp_path, momentum):
+    from fogsim.nn.train import STATE_FILE, train_recipe
 
     recipe = recipe_from_dict(
         {
             **RCT,
+            "momentum": momentum,
             "name": "toy-rct",
             "dataset": "toy",
             "epochs": 2,
@@ -127,6 +157,11 @@ def test_rct_training_is_deterministic_and_resumes_with_its_bits(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run("b", stop_after_first_epoch)
+    # The state after epoch 1 keeps RCT's int8 momentum: what the resumed run continues from.
+    saved = torch.load(tmp_path / "b" / STATE_FILE, weights_only=True)["model"]
+    kept = {k: v for k, v in saved.items() if k.endswith("momentum_int")}
+    assert len(kept) == (7 if momentum else 0)
+    assert all(v.dtype == torch.int8 and v.any() for v in kept.values())
     resumed = run("b")
     assert whole["bits"] == resumed["bits"]
     assert any(v[0] != v[1] for v in whole["bits"].values())  # some layer changed its bits

@@ -2,8 +2,10 @@
 wrapped network really stores."""
 
 import pytest
+import torch
 
 from fogsim.nn.rct import Bitwidth, LowPrecisionTraining
+from fogsim.nn.train import joint_loss
 from fogsim.nn.training_cost import (
     Layer,
     Schedule,
@@ -56,6 +58,21 @@ def test_qat_with_momentum_by_hand() -> None:
     assert cost["gemm_energy_j"] == pytest.approx(20 * 1000 * 3 * 0.23 * PJ)
 
 
+def test_rct_with_momentum_by_hand() -> None:
+    schedule = Schedule(2, 10, 4, optimizer="sgd", momentum=0.9)
+    cost = training_cost(LAYERS, 10, "rct", [{"a": 8}, {"a": 12}], schedule)
+    # int8 momentum a weight and an fp32 scale a channel, whatever the weights' bits; fp32
+    # momentum for the 10 others.
+    assert cost["peak_optimizer_bytes"] == 100 + 4 * 4 + 4 * 10
+    assert cost["peak_param_bytes"] == 200 + 16 + 40  # the int16 epoch; momentum not in it
+    # Weights and scales 4 times (int8, then int16), others 4 times, the state read and written.
+    assert cost["param_bytes_moved"] == 3 * (4 * 116 + 160 + 2 * 156) + 3 * (
+        4 * 216 + 160 + 2 * 156
+    )
+    plain = training_cost(LAYERS, 10, "rct", [{"a": 8}, {"a": 12}], SCHEDULE)
+    assert cost["gemm_energy_j"] == plain["gemm_energy_j"]
+
+
 def test_the_stem_of_smallcnn_is_counted_by_hand() -> None:
     layers, other = network_layers(create_model("smallcnn"))
     stem = next(layer for layer in layers if layer.name == "stem.0")
@@ -63,16 +80,32 @@ def test_the_stem_of_smallcnn_is_counted_by_hand() -> None:
 
 
 @pytest.mark.parametrize("method", ["rct", "fp32"])
-def test_peak_parameter_bytes_are_what_the_training_network_stores(method: str) -> None:
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_peak_bytes_are_what_the_training_network_and_optimizer_store(
+    method: str, momentum: float
+) -> None:
+    torch.manual_seed(0)
     model = create_model("smallcnn")
     layers, other = network_layers(model)
     bits = [{layer.name: 8 for layer in layers}]
-    expected = training_cost(layers, other, method, bits, Schedule(1, 1, 1))["peak_param_bytes"]
+    schedule = Schedule(1, 1, 1, momentum=momentum)
+    expected = training_cost(layers, other, method, bits, schedule)
+    low = None
     if method == "rct":
-        LowPrecisionTraining(model, "rct", Bitwidth())
+        low = LowPrecisionTraining(model, "rct", Bitwidth(), momentum=momentum > 0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=momentum)
+    exits, final = model(torch.rand(2, 1, 28, 28))
+    joint_loss(exits, final, torch.tensor([0, 1]), (0.3,)).backward()
+    opt.step()
+    if low is not None:
+        low.step(0.01, 0.0, momentum)
+    buffers = dict(model.named_buffers())
     stored = [t for t in model.parameters()]
-    stored += [b for n, b in model.named_buffers() if n.endswith(("weight_int", "weight_scale"))]
-    assert sum(t.numel() * t.element_size() for t in stored) == expected
+    stored += [b for n, b in buffers.items() if n.endswith(("weight_int", "weight_scale"))]
+    assert sum(t.numel() * t.element_size() for t in stored) == expected["peak_param_bytes"]
+    state = [t for s in opt.state.values() for t in s.values() if t is not None]
+    state += [b for n, b in buffers.items() if n.endswith(("momentum_int", "momentum_scale"))]
+    assert sum(t.numel() * t.element_size() for t in state) == expected["peak_optimizer_bytes"]
 
 
 def test_an_older_card_gets_fp32_training_counted_from_its_recipe() -> None:

@@ -8,10 +8,23 @@ and the errors flowing back to 8 bits (stochastic rounding).
 - ``rct`` keeps each layer's weights only as integers (int8 up to 8 bits, int16 above) and
   its scales: no fp32 master copy. The gradient of a step is computed as usual (fp32, on the
   weights dequantized for that step's GEMMs) and applied to the integers with stochastic
-  rounding. There is no optimiser state (plain SGD, no momentum). At the end of each epoch a
-  layer whose mean update is a small fraction of its grid step (its updates vanish at that
-  resolution) gains a bit, and one whose updates span many steps loses one: the paper's Gavg
-  rule. Above 8 bits a layer is stored as int16 (up to 16 bits).
+  rounding. Plain SGD keeps no optimiser state. At the end of each epoch a layer whose mean
+  update is a small fraction of its grid step (its updates vanish at that resolution) gains a
+  bit, and one whose updates span many steps loses one: the paper's Gavg rule. Above 8 bits a
+  layer is stored as int16 (up to 16 bits).
+- ``rct`` with momentum, an extension beyond the paper (whose RCT keeps no fp32 state): each
+  layer keeps its momentum as int8 with one fp32 scale per output channel: 8-bit optimiser
+  state after Dettmers, Lewis, Shleifer and Zettlemoyer 2021, "8-bit Optimizers via Block-wise
+  Quantization" (arXiv:2110.02861, ICLR 2022), with an output channel as the block and a
+  linear int8 grid where they use a non-linear (dynamic) 8-bit code. The step is Nesterov's, as
+  ``fogsim train``'s SGD with momentum (and so QAT's): with g = gradient + weight decay x w,
+  the buffer becomes momentum x buffer + g and the weights move by -lr (g + momentum x buffer).
+  The buffer is rewritten whole every step, so each write takes its channel's scale from the
+  channel's largest value (no overflow, and the finest grid that holds it: their block-wise
+  absmax) and rounds stochastically, so that the stored buffer is unbiased. Its fp32 value,
+  like the gradient, lives only inside the step. Gavg is then measured on the step taken,
+  lr (g + momentum x buffer), rather than on lr x gradient: with momentum 0.9 it is about ten
+  times the gradient's, and it is the step that vanishes or not at a layer's resolution.
 - ``qat`` keeps an fp32 master copy, fake-quantized at a fixed bitwidth in the forward pass;
   the torch optimizer updates the master copy.
 
@@ -40,6 +53,9 @@ MAX_BITS = 16
 HEADROOM = 1.0
 """RCT's first grid spans a channel's largest initial weight; a
 channel that outgrows it doubles its step (in step())."""
+MOMENTUM_STORAGE = torch.int8
+MOMENTUM_BITS = 8
+"""RCT's momentum: one int8 a weight and one fp32 scale a channel, at every weight bitwidth."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,14 @@ def quantize_activation8(x: Tensor) -> Tensor:
     return x + (torch.round(x / scale) * scale - x).detach()
 
 
+def quantize_momentum(buf: Tensor) -> tuple[Tensor, Tensor]:
+    """RCT's stored momentum: int8 values and one scale per output channel (its largest
+    value over qmax), stochastically rounded so that their product is ``buf`` in expectation."""
+    scale = (_channel_max(buf) / qmax(MOMENTUM_BITS)).clamp_min(1e-30)
+    q = stochastic_round(buf / scale).clamp(-qmax(MOMENTUM_BITS), qmax(MOMENTUM_BITS))
+    return q.to(MOMENTUM_STORAGE), scale
+
+
 def quantize_error8(g: Tensor) -> Tensor:
     """8-bit errors with one scale per tensor, stochastically rounded (unbiased)."""
     scale = (g.abs().amax() / qmax(ACT_BITS)).clamp_min(1e-30)
@@ -103,12 +127,16 @@ def quantized_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 class LowPrecisionTraining:
     """A network's layers wrapped for ``rct`` or ``qat`` until ``finish``; between them the
-    network trains and evaluates as usual, with the weights in their stored form."""
+    network trains and evaluates as usual, with the weights in their stored form. With
+    ``momentum``, RCT keeps each layer's int8 momentum buffer (QAT's is the optimizer's)."""
 
-    def __init__(self, model: nn.Module, method: str, bitwidth: Bitwidth) -> None:
+    def __init__(
+        self, model: nn.Module, method: str, bitwidth: Bitwidth, momentum: bool = False
+    ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
         self.model, self.method, self.bitwidth = model, method, bitwidth
+        self.momentum = momentum and method == "rct"
         self.layers = quantized_layers(model)
         self._live: dict[str, Tensor] = {}
         self._gavg: dict[str, list[float]] = {n: [] for n, _ in self.layers}
@@ -129,6 +157,10 @@ class LowPrecisionTraining:
         scale = (_channel_max(w) * HEADROOM / qmax(bits)).clamp_min(1e-12)
         m.register_buffer("weight_scale", scale)
         m.register_buffer("weight_int", torch.round(w / scale).to(storage(bits)))
+        if self.momentum:
+            # As torch's SGD starts: a zero buffer, so the first step's is the gradient.
+            m.register_buffer("momentum_int", torch.zeros_like(w, dtype=MOMENTUM_STORAGE))
+            m.register_buffer("momentum_scale", torch.ones_like(scale))
 
     @staticmethod
     def _adopt_storage(m: nn.Module, state: dict[str, Any], prefix: str, *_: Any) -> None:
@@ -163,22 +195,39 @@ class LowPrecisionTraining:
         if m.training and out.requires_grad:
             out.register_hook(quantize_error8)
 
-    def step(self, lr: float, weight_decay: float) -> None:
-        """RCT: apply each layer's gradient to its integers, stochastically rounded; a channel
-        that overflows its grid doubles its step. QAT: nothing (the optimizer steps)."""
+    def step(self, lr: float, weight_decay: float, momentum: float = 0.0) -> None:
+        """RCT: apply each layer's gradient (Nesterov's momentum step with ``momentum``) to its
+        integers, stochastically rounded; a channel that overflows its grid doubles its step.
+        QAT: nothing (the optimizer steps)."""
+        if self.method == "rct" and momentum and not self.momentum:
+            raise ValueError("this RCT run keeps no momentum buffer; wrap with momentum=True")
         for name, m in self.layers:
             w = self._live.pop(name, None)
             if w is None or w.grad is None:
                 continue
             scale, bits = m.weight_scale, int(m.weight_bits)
-            self._gavg[name].append(float((lr * w.grad.abs() / scale).mean()))
-            moved = m.weight_int.float() - lr * (w.grad + weight_decay * w.detach()) / scale
+            if self.momentum:
+                update = self._nesterov(m, w.grad + weight_decay * w.detach(), momentum)
+                self._gavg[name].append(float((lr * update.abs() / scale).mean()))
+            else:
+                self._gavg[name].append(float((lr * w.grad.abs() / scale).mean()))
+                update = w.grad + weight_decay * w.detach()
+            moved = m.weight_int.float() - lr * update / scale
             over = (_channel_max(moved) > qmax(bits)).to(moved.dtype)
             moved = moved / (1 + over)
             scale.mul_(1 + over)
             rounded = stochastic_round(moved).clamp(-qmax(bits), qmax(bits))
             m.weight_int.copy_(rounded.to(m.weight_int.dtype))
         self._live.clear()
+
+    @staticmethod
+    def _nesterov(m: nn.Module, g: Tensor, momentum: float) -> Tensor:
+        # torch's SGD(nesterov=True, dampening=0): the buffer's fp32 value lives only here.
+        buf = momentum * (m.momentum_int.float() * m.momentum_scale) + g
+        q, scale = quantize_momentum(buf)
+        m.momentum_int.copy_(q)
+        m.momentum_scale.copy_(scale)
+        return g + momentum * buf
 
     def end_epoch(self, adjust: bool = True) -> dict[str, dict[str, float]]:
         """Each layer's bitwidth during the epoch and its mean Gavg; then (RCT, ``adjust``)
@@ -226,7 +275,13 @@ class LowPrecisionTraining:
                 w = self.weight(m).detach().clone()
             for key in ("weight_master",):
                 m._parameters.pop(key, None)
-            for key in ("weight_int", "weight_scale", "weight_bits"):
+            for key in (
+                "weight_int",
+                "weight_scale",
+                "weight_bits",
+                "momentum_int",
+                "momentum_scale",
+            ):
                 m._buffers.pop(key, None)
             if "weight" in m.__dict__:
                 del m.__dict__["weight"]

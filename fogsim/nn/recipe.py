@@ -414,8 +414,8 @@ def _check_fog(r: Recipe, split: int, n: int) -> None:
 
 
 def _check_method(r: Recipe, bitwidth: Any) -> None:
-    """What qat and rct need: weights whose precision the method sets, and, for rct, an
-    optimiser that keeps no fp32 state."""
+    """What qat and rct need: weights whose precision the method sets, and, for rct, SGD
+    (its momentum, if any, is kept as int8 beside the integer weights)."""
     method = r.method or "fp32"
     if method == "fp32":
         if r.bitwidth is not None:
@@ -437,11 +437,9 @@ def _check_method(r: Recipe, bitwidth: Any) -> None:
             raise _Bad(f"bitwidth.{extra[0]}: qat trains at a fixed bitwidth; give only start")
         return
     if r.optimizer != "sgd":
-        raise _Bad(f"optimizer: {r.optimizer!r} with method rct keeps fp32 state; use sgd")
-    if r.momentum != 0:
         raise _Bad(
-            f"momentum: {r.momentum!r} with method rct would keep an fp32 momentum per "
-            "weight; rct keeps no optimiser state: set momentum: 0"
+            f"optimizer: {r.optimizer!r} with method rct would keep fp32 state per weight; use "
+            "sgd (with momentum, rct keeps it as int8)"
         )
 
 

@@ -163,8 +163,10 @@ def train_recipe(
     method = recipe.method or "fp32"
     low = None
     if method != "fp32":
-        # Before the optimizer: rct's integer weights are no parameters of it.
-        low = LowPrecisionTraining(model, method, recipe.bitwidth or Bitwidth())
+        # Before the optimizer: rct's integer weights (and their int8 momentum) are no
+        # parameters of it.
+        bitwidth = recipe.bitwidth or Bitwidth()
+        low = LowPrecisionTraining(model, method, bitwidth, momentum=recipe.momentum > 0)
     steps_per_epoch = -(-len(train_idx) // recipe.batch_size)
     opt, sched = _optimizer(model, recipe, steps_per_epoch * recipe.epochs)
     start, best, bits_log = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
@@ -203,7 +205,9 @@ def train_recipe(
             loss.backward()
             opt.step()
             if low is not None:
-                low.step(opt.param_groups[0]["lr"], recipe.weight_decay)
+                # The optimizer's momentum now (OneCycleLR cycles it), as QAT's weights get.
+                group = opt.param_groups[0]
+                low.step(group["lr"], recipe.weight_decay, group.get("momentum", 0.0))
             sched.step()
             total += loss.item()
             bar.set_postfix(loss=f"{total / i:.3f}")

@@ -19,6 +19,10 @@ Counted from op counts and the sourced table (profiles/energy_per_op.yaml), not 
   bits, stored as int16), in each epoch at that epoch's bits. Integer weights move with their
   fp32 per-channel scales. BatchNorm parameters and biases (fp32 in every method) move as
   fp32's weights do, and optimiser state is read and written once per step.
+- Optimiser state: SGD's momentum is one fp32 value per fp32 parameter it updates (fp32's and
+  QAT's weights, every method's BatchNorm parameters and biases), Adam's two. RCT with momentum
+  keeps its integer weights' momentum as int8 with one fp32 scale a channel (``fogsim.nn.rct``):
+  1 byte a weight and 4 a channel, at every weight bitwidth, read and written once per step.
 """
 
 from __future__ import annotations
@@ -109,6 +113,16 @@ def _optimizer_values(schedule: Schedule) -> int:
     return 1 if schedule.momentum > 0 else 0
 
 
+def _optimizer_bytes(layers: list[Layer], other_params: int, method: str, s: Schedule) -> int:
+    """Bytes of optimiser state: fp32 for every fp32 parameter, int8 plus a scale a channel
+    for RCT's integer weights."""
+    values = _optimizer_values(s)
+    if method != "rct":
+        return 4 * values * (other_params + sum(layer.weights for layer in layers))
+    int8_momentum = sum(layer.weights + 4 * layer.channels for layer in layers)
+    return 4 * values * other_params + (int8_momentum if values else 0)
+
+
 def training_cost(
     layers: list[Layer],
     other_params: int,
@@ -122,8 +136,7 @@ def training_cost(
     if method != "fp32" and (not bits_per_epoch or len(bits_per_epoch) < schedule.epochs):
         raise ValueError(f"{method} training needs each layer's bits in each of its epochs")
     weights = sum(layer.weights for layer in layers)
-    fp32_trained = other_params + (0 if method == "rct" else weights)
-    optimizer_bytes = 4 * _optimizer_values(schedule) * fp32_trained
+    optimizer_bytes = _optimizer_bytes(layers, other_params, method, schedule)
     fp32_step = 4 * 4 * other_params + 2 * optimizer_bytes
     per_bit, _ = memory_energy_per_bit(table)
     gemm, moved, peak = 0.0, 0, 0
