@@ -115,9 +115,10 @@ def test_train_then_eval_json_contract(tmp_path):
 
 def test_training_is_deterministic_and_resumes(tmp_path):
     recipe = recipe_from_dict({**RECIPE, "epochs": 2})
+    cards: dict[str, dict] = {}
 
     def run(work: str, log=lambda _: None) -> dict:
-        train_recipe(
+        cards[work] = train_recipe(
             recipe,
             work_dir=tmp_path / work,
             output=tmp_path / f"{work}.pt",
@@ -140,6 +141,25 @@ def test_training_is_deterministic_and_resumes(tmp_path):
     resumed = run("b", lines.append)
     assert any("resuming after epoch 1" in line for line in lines)
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    # The CPU time of every epoch reaches the card, the interrupted run's first one included.
+    for card in cards.values():
+        assert len(card["cpu_s_per_epoch"]) == 2
+        assert all(s > 0 for s in card["cpu_s_per_epoch"])
+
+
+@pytest.mark.parametrize(
+    ("timed", "says"),
+    [
+        ([1800.0, 1800.0], "1.00 CPU hours (process CPU time"),
+        ([1800.0], "about 1.0 CPU hours: 0.50 measured over the last 1 epochs, scaled to all 2"),
+        ([], None),
+    ],
+)
+def test_the_card_states_the_cpu_hours_and_whether_they_were_scaled(timed, says):
+    from fogsim.nn.card import _cpu_hours
+
+    stated = _cpu_hours({"epochs": 2, "cpu_s_per_epoch": timed})
+    assert stated == says if says is None else says in stated
 
 
 def test_recipe_errors_name_the_key():

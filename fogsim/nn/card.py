@@ -33,11 +33,30 @@ def _training(card: dict[str, Any]) -> str:
         parts.append(f"{autocast} convolutions (autocast; weights kept in fp32)")
     elif recipe.get("autocast"):
         parts.append(f"fp32 convolutions ({recipe['autocast']} autocast crashes on that CPU)")
+    cpu = _cpu_hours(card)
+    if cpu:
+        parts.append(cpu)
     return (
         "; ".join(parts) + ". The epochs are a budget set by a 2-core CPU machine, not by "
         "convergence: more epochs (raise `epochs` in the recipe and retrain, e.g. with "
         "`--device cuda`) would raise the accuracies below. An interrupted run resumes from "
         "its last completed epoch."
+    )
+
+
+def _cpu_hours(card: dict[str, Any]) -> str | None:
+    """The training's CPU time: measured for each epoch, or for the last epochs only when
+    the run began before fogsim recorded it (then scaled to all epochs, and said so)."""
+    timed = card.get("cpu_s_per_epoch")
+    if not timed:
+        return None
+    hours, epochs = sum(timed) / 3600, card["epochs"]
+    if len(timed) >= epochs:
+        return f"{hours:.2f} CPU hours (process CPU time, summed over the epochs)"
+    return (
+        f"about {hours * epochs / len(timed):.1f} CPU hours: {hours:.2f} measured over the "
+        f"last {len(timed)} epochs, scaled to all {epochs} (the first {epochs - len(timed)} "
+        "ran before fogsim recorded CPU time)"
     )
 
 

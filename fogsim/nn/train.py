@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -169,10 +170,11 @@ def train_recipe(
         low = LowPrecisionTraining(model, method, bitwidth, momentum=recipe.momentum > 0)
     steps_per_epoch = -(-len(train_idx) // recipe.batch_size)
     opt, sched = _optimizer(model, recipe, steps_per_epoch * recipe.epochs)
-    start, best, bits_log = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
+    start, best, bits_log, cpu_s = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
     x_all = to_input(train_set.images)
     y_all = torch.from_numpy(np.asarray(train_set.labels, dtype=np.int64))
     for epoch in range(start, recipe.epochs):
+        epoch_cpu = time.process_time()
         model.train()
         # A generator per epoch keeps a resumed run identical to an uninterrupted one.
         gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
@@ -217,6 +219,8 @@ def train_recipe(
         score = float(hold["accuracy"]["cloud"])
         if best is None or score > best["score"]:
             best = {"score": score, "epoch": epoch + 1, "model": _cpu_copy(model.state_dict())}
+        # This process's CPU seconds (all its threads) for the epoch and its held-out check.
+        cpu_s.append(time.process_time() - epoch_cpu)
         # Saved before the log line, so an interrupt after it loses nothing.
         atomic_torch_save(
             {
@@ -228,6 +232,7 @@ def train_recipe(
                 "torch_rng": torch.get_rng_state(),
                 "best": best,
                 "bits_log": bits_log,
+                "cpu_s": cpu_s,
             },
             work_dir / STATE_FILE,
         )
@@ -247,6 +252,7 @@ def train_recipe(
     model.cpu().to(memory_format=torch.contiguous_format)
     card = {**_card(model, recipe, setup, command), **setup.provenance}
     card["training"] = _training_cost(model, recipe, len(train_idx), bits_log)
+    card["cpu_s_per_epoch"] = cpu_s
     log(_cost_line(card["training"]))
     save_checkpoint(output, recipe.architecture, model_args(recipe, train_set), model, card)
     return card
@@ -300,11 +306,12 @@ def _resume(
     opt: Any,
     sched: Any,
     log: Callable[[str], None],
-) -> tuple[int, dict[str, Any] | None, list[dict[str, Any]]]:
-    """The epoch to start from, the best held-out weights so far and the bitwidth log, from
-    ``state_path``."""
+) -> tuple[int, dict[str, Any] | None, list[dict[str, Any]], list[float]]:
+    """The epoch to start from, the best held-out weights so far, the bitwidth log and the
+    CPU seconds of the last epochs (states saved before fogsim recorded them have fewer
+    entries than epochs), from ``state_path``."""
     if not state_path.is_file():
-        return 0, None, []
+        return 0, None, [], []
     try:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
@@ -329,7 +336,8 @@ def _resume(
             "delete it to start again from epoch 0"
         ) from None
     log(f"resuming after epoch {state['epoch']} from {state_path}")
-    return int(state["epoch"]), state.get("best"), list(state.get("bits_log", []))
+    cpu_s = [float(v) for v in state.get("cpu_s", [])]
+    return int(state["epoch"]), state.get("best"), list(state.get("bits_log", [])), cpu_s
 
 
 def _card(model: HybridNet, recipe: Recipe, setup: TrainingSetup, command: str) -> dict[str, Any]:
