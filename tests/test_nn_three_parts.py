@@ -165,7 +165,8 @@ def _shipped() -> dict:
 
 @pytest.mark.parametrize("name", sorted(_shipped()))
 def test_shipped_checkpoints_give_the_outputs_they_gave_before_three_parts(name):
-    # Recorded from each shipped file by the code before fog parts existed (commit 2d90966).
+    # Recorded from each shipped file by the code before fog parts existed (commit 2d90966);
+    # a file trained since is recorded once when it ships (tests/data/record_shipped_outputs.py).
     recorded = _shipped()[name]
     path = ROOT / "models" / name
     ckpt = load_checkpoint(path)

@@ -46,10 +46,11 @@ def _training(card: dict[str, Any]) -> str:
 
 def _cpu_hours(card: dict[str, Any]) -> str | None:
     """The training's CPU time: measured for each epoch, or for the last epochs only when
-    the run began before fogsim recorded it (then scaled to all epochs, and said so)."""
+    the run began before fogsim recorded it (then scaled to all epochs, and said so); or, for
+    a network trained wholly before then, what its card's ``cpu_hours_note`` says."""
     timed = card.get("cpu_s_per_epoch")
     if not timed:
-        return None
+        return card.get("cpu_hours_note")
     hours, epochs = sum(timed) / 3600, card["epochs"]
     if len(timed) >= epochs:
         return f"{hours:.2f} CPU hours (process CPU time, summed over the epochs)"
