@@ -178,6 +178,8 @@ def simulate(
         assert moving is not None
         moving.settle(in_flight, journeys)  # each request's last gateway, re-sends, losses
     hand_back_times(shares, journeys, position)
+    for planned in {id(j): j for j in (journeys, *(s.journeys for s in shares))}.values():
+        planned.ready_s = np.empty(0)  # read by the feeder and the solve only
 
     device = whole_device_stage(shares, workload.size)
     answer_s = _answer_at_device(scenario, topology, workload, journeys)
@@ -336,7 +338,7 @@ def _plan_journeys(
     assert fog_bytes is not None  # InferenceOutcomes fills it in (zeros without a fog part)
     fog_bits = fog_bytes[workload.image_id[rows]].astype(np.float64) * 8.0
     bits = np.column_stack([device.bits[rows], fog_bits])
-    return Journeys(rows, ready[rows], plans, plan.astype(np.int64), bits)
+    return Journeys(rows, ready[rows], plans, plan.astype(np.int32), bits)
 
 
 def _answer_at_device(

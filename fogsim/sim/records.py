@@ -154,8 +154,11 @@ def request_columns(
     server_j: dict[int, np.ndarray],
     lost_s: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The per-request table: who sent what, where it went, when, at what cost, and how it ended.
+    """The per-request table, but for its ``request`` ids (``fogsim.sim.shares`` adds them):
+    who sent what, where it went, when, at what cost, and how it ended.
 
+    ``answer_s`` (when each answer reached the device, NaN where none) becomes the
+    ``t_answer_s`` column: it is written in place, not copied (8 bytes a request).
     ``lost_s`` (per request, NaN where not): when a moving device, out of coverage, lost the
     request in flight (``in_flight: retry``); it answers then with its last exit where it ran
     its part, else the request is dropped (reason ``out_of_coverage``)."""
@@ -167,7 +170,8 @@ def request_columns(
     device_dropped = (device.drop_reason != None) | energy.battery_empty  # noqa: E711
     # Reasons as codes into REASONS, whose first entries are DROP_REASONS.
     server_reason = journeys.per_row(times.dropped, n, 0)
-    answer = np.where(on_device, device.compute_end_s, answer_s)
+    answer = answer_s
+    np.copyto(answer, device.compute_end_s, where=on_device)
     n_exits = kinds.n_exits
     exit_used = decision.exit_index.astype(np.int16).copy()
     # Classes as int32 (the tables are per image, small): 4 bytes a request, not 8.
@@ -280,7 +284,6 @@ def request_columns(
     energy_j += energy.idle_j
     fog_j, cloud_j = server_j[Tier.FOG], server_j[Tier.CLOUD]
     return {
-        "request": np.arange(n, dtype=np.int64),
         "device": workload.device,
         "group": labels_of(workload.group, [g.name for g in scenario.devices]),
         # Mobility names "" the gateway of a request sent out of coverage.
