@@ -179,7 +179,7 @@ def simulate(
         moving.settle(in_flight, journeys)  # each request's last gateway, re-sends, losses
     hand_back_times(shares, journeys, position)
     for planned in {id(j): j for j in (journeys, *(s.journeys for s in shares))}.values():
-        planned.ready_s = np.empty(0)  # read by the feeder and the solve only
+        planned.let_go_of_inputs()
 
     device = whole_device_stage(shares, workload.size)
     answer_s = _answer_at_device(scenario, topology, workload, journeys)
@@ -196,9 +196,12 @@ def simulate(
     del every
     device.uplink_sent_s = np.empty(0)  # read by the radio's energy only
     lost_s = moving.lost_s if moving is not None else None
+    # Before the per-request table, which writes into the device stage (see StageTable).
+    stages = stage_table(scenario, shares)
     columns = merged_columns(
         scenario, shares, answer_s, energy, server_j, assignment.planned, lost_s
     )
+    stages.take_bytes_sent(columns["bytes_sent"])
     if drift is not None:
         drift.finish_columns(columns)
     if moving is not None:
@@ -211,7 +214,7 @@ def simulate(
         _cloud_total(servers, net, scenario.duration),
         events_s,
         servers,
-        stage_table(scenario, shares),
+        stages,
         drift.summary() if drift is not None else None,
         used,
         moving.summary(columns) if moving is not None else None,

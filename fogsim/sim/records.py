@@ -14,7 +14,7 @@ from fogsim.policies import TIERS, Decision, Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim.device import BATTERY_EMPTY, DEVICE_QUEUE_FULL, DeviceStage
 from fogsim.sim.movement import OUT_OF_COVERAGE
-from fogsim.sim.routes import Kinds, Plan
+from fogsim.sim.routes import FOG_PAYLOAD, Kinds, Plan
 from fogsim.sim.shared import DROP_REASONS, FAILURES, RETRIES_EXHAUSTED, StageTimes
 from fogsim.sim.workload import Workload
 
@@ -62,6 +62,13 @@ class Journeys:
             self.rows[keep], self.ready_s[keep], self.plans, self.plan[keep], self.bits[keep],
             times,
         )
+
+    def let_go_of_inputs(self) -> None:
+        """Once the shared stages are run: let go of the ready times (read by the feeders
+        only) and of the fog's payloads where no plan carries them (8 bytes a row each)."""
+        self.ready_s = np.empty(0)
+        if not any(step.payload == FOG_PAYLOAD for plan in self.plans for step in plan.steps):
+            self.bits = self.bits[:, :FOG_PAYLOAD].copy()
 
     @property
     def width(self) -> int:
@@ -157,8 +164,11 @@ def request_columns(
     """The per-request table, but for its ``request`` ids (``fogsim.sim.shares`` adds them):
     who sent what, where it went, when, at what cost, and how it ended.
 
-    ``answer_s`` (when each answer reached the device, NaN where none) becomes the
-    ``t_answer_s`` column: it is written in place, not copied (8 bytes a request).
+    It is the last reader of much of the run, and copies none of it it need not (8 bytes a
+    request each): ``answer_s`` (when each answer reached the device, NaN where none) becomes
+    the ``t_answer_s`` column, written in place; the device's uplink times become the uplink
+    columns where no request used both its own link and a shared cell (``_either``); and the
+    device's ``bits`` and ``drop_reason`` are let go once read.
     ``lost_s`` (per request, NaN where not): when a moving device, out of coverage, lost the
     request in flight (``in_flight: retry``); it answers then with its last exit where it ran
     its part, else the request is dropped (reason ``out_of_coverage``)."""
@@ -257,7 +267,7 @@ def request_columns(
     del fog_stage
     cell_start = journeys.cell_start(n)
     # The device's radio began sending on its own link, or on the shared cell.
-    uplink_start = np.where(np.isnan(cell_start), device.uplink_start_s, cell_start)
+    uplink_start = _either(device.uplink_start_s, cell_start)
     del cell_start
     cell_stage = np.where(np.isnan(journeys.times.cell_sent_s), -1, 0).astype(np.int8)
     cell_end = journeys.per_request(times.end_s, cell_stage, n)
@@ -265,7 +275,7 @@ def request_columns(
     # The last reads of these: let them go before the table's last columns are made (the
     # stage table reads only the stages' times).
     times.release("batch_size", "cell_sent_s", "gave_up_s")
-    uplink_end = np.where(np.isnan(cell_end), device.uplink_end_s, cell_end)
+    uplink_end = _either(device.uplink_end_s, cell_end)
     del cell_end
     device_s = np.fmin(device.compute_end_s, answer)
     device_s -= workload.arrival_s
@@ -280,6 +290,9 @@ def request_columns(
     network_s = latency - device_s
     network_s -= fog_s
     network_s -= cloud_s
+    bytes_sent = device.bits / 8.0
+    # The last reads of these (the stage table takes its sizes from bytes_sent).
+    device.bits = device.drop_reason = np.empty(0)
     energy_j = energy.compute_j + energy.radio_j
     energy_j += energy.idle_j
     fog_j, cloud_j = server_j[Tier.FOG], server_j[Tier.CLOUD]
@@ -312,7 +325,7 @@ def request_columns(
         "wait_fog_s": wait_fog,
         "wait_cloud_s": wait_cloud,
         "batch_size": batch_size,
-        "bytes_sent": device.bits / 8.0,
+        "bytes_sent": bytes_sent,
         "latency_s": latency,
         "latency_device_s": device_s,
         "latency_network_s": network_s,
@@ -354,6 +367,17 @@ def _device_reasons(drop_reason: np.ndarray, reasons: list[str]) -> np.ndarray:
     return out
 
 
+def _either(own: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Per request, the time on its own radio link (``own``) or on the shared cell (``cell``,
+    NaN where not). Written into ``own`` where no request has both, as none has but after a
+    handover: the stage table reads ``own`` only where the radio link was used."""
+    on_cell = ~np.isnan(cell)
+    if (on_cell & ~np.isnan(own)).any():
+        return np.where(on_cell, cell, own)
+    np.copyto(own, cell, where=on_cell)
+    return own
+
+
 def _time_in(enqueue: np.ndarray, end: np.ndarray, answer: np.ndarray, answered: np.ndarray):
     """Time an answered request spent at a server before its answer (0 where it never went)."""
     spent = np.fmin(end, answer)
@@ -368,7 +392,9 @@ class StageTable:
     """Every stage of every request, in long format (``STAGE_COLUMNS``), built on demand.
 
     It holds only the arrays the table reads, and lets them go once the table is built (the
-    table is then kept): the run's other arrays need not outlive the run.
+    table is then kept): the run's other arrays need not outlive the run. It is made before
+    the per-request table, which then writes into the device's uplink times where they were
+    not used (``request_columns``) and hands over the payloads' sizes (``take_bytes_sent``).
     """
 
     def __init__(
@@ -384,9 +410,11 @@ class StageTable:
         names += [f"radio:{g.name}" for g in scenario.network.gateway_nodes]
         runs = np.array([bool(kinds.device_ops(k)) for k in range(kinds.count)])
         computed = ~np.isnan(device.compute_end_s) & runs[kind]
+        uplinked = ~np.isnan(device.uplink_start_s)
         self._names, self._radio_code = names, len(scenario.devices)
         self._devices = (
             computed,
+            uplinked,
             workload.group,
             workload.gateway,
             workload.arrival_s,
@@ -394,8 +422,8 @@ class StageTable:
             device.compute_end_s,
             device.uplink_start_s,
             device.uplink_end_s,
-            device.bits,
         )
+        self._bytes_sent: np.ndarray | None = None
         times = journeys.times
         self._shared = (
             journeys.rows,
@@ -408,6 +436,10 @@ class StageTable:
         )
         self._built: tuple[dict[str, np.ndarray], list[str]] | None = None
 
+    def take_bytes_sent(self, bytes_sent: np.ndarray) -> None:
+        """The bytes each request's device sent (the per-request table's ``bytes_sent``)."""
+        self._bytes_sent = bytes_sent
+
     def columns(self) -> tuple[dict[str, np.ndarray], list[str]]:
         """The columns, ``at`` as codes into the returned names; sorted by request, stage."""
         if self._built is None:
@@ -416,11 +448,11 @@ class StageTable:
         return dict(columns), list(names)
 
     def _build(self) -> tuple[dict[str, np.ndarray], list[str]]:
-        assert self._devices is not None
-        computed, group, gateway, arrival_s = self._devices[:4]
-        compute_start_s, compute_end_s, uplink_start_s, uplink_end_s, bits = self._devices[4:]
+        assert self._devices is not None and self._bytes_sent is not None
+        computed, uplinked, group, gateway, arrival_s = self._devices[:5]
+        compute_start_s, compute_end_s, uplink_start_s, uplink_end_s = self._devices[5:]
+        bytes_sent = self._bytes_sent
         names = list(self._names)
-        uplinked = ~np.isnan(uplink_start_s)
         # A request's stages are numbered from 0: its device's compute, its own uplink, then
         # the shared stages of its route.
         first = computed.astype(np.int16) + uplinked
@@ -446,15 +478,15 @@ class StageTable:
                 computed[rows].astype(np.int16),
                 1,
                 self._radio_code + gateway[rows],
-                bits[rows] / 8.0,
+                bytes_sent[rows],
                 compute_end_s[rows],
                 uplink_start_s[rows],
                 uplink_end_s[rows],
             )
         )
-        self._devices = None
+        self._devices = self._bytes_sent = None
         del computed, group, gateway, arrival_s, compute_start_s, compute_end_s
-        del uplink_start_s, uplink_end_s, bits, first, uplinked, rows
+        del uplink_start_s, uplink_end_s, bytes_sent, first, uplinked, rows
         # Column by column, each part let go once joined and each joined column once
         # sorted: at most one column is held twice (millions of stages, 40 bytes each).
         columns = {}

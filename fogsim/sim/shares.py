@@ -179,6 +179,11 @@ class MergedStages:
             for s in shares
         ]
 
+    def take_bytes_sent(self, bytes_sent: np.ndarray) -> None:
+        """The bytes each request's device sent, over all requests (see ``StageTable``)."""
+        for rows, table in self._tables:
+            table.take_bytes_sent(bytes_sent[rows])
+
     def columns(self) -> tuple[dict[str, np.ndarray], list[str]]:
         names: list[str] = []
         blocks = []
