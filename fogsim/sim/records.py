@@ -92,6 +92,13 @@ class Journeys:
         out[self.rows[has]] = grid[np.flatnonzero(has), stage[has]]
         return out
 
+    def enqueue_per_request(self, stage: np.ndarray, n: int) -> np.ndarray:
+        """``per_request`` of the enqueue times (``StageTimes.enqueue_at``)."""
+        out = np.full(n, np.nan)
+        has = stage >= 0
+        out[self.rows[has]] = self.times.enqueue_at(np.flatnonzero(has), stage[has])
+        return out
+
     def cell_start(self, n: int) -> np.ndarray:
         """Per request, when its radio began sending on a shared cell (NaN if not)."""
         start = np.full(n, np.nan)
@@ -255,13 +262,13 @@ def request_columns(
     gateway_names = [g.name for g in scenario.network.gateway_nodes]
     # Each temporary goes as soon as it is used: millions of requests, 8 bytes each.
     cloud_stage = journeys.compute_stage(Tier.CLOUD)
-    cloud_enqueue = journeys.per_request(times.enqueue_s, cloud_stage, n)
+    cloud_enqueue = journeys.enqueue_per_request(cloud_stage, n)
     cloud_start = journeys.per_request(times.start_s, cloud_stage, n)
     cloud_end = journeys.per_request(times.end_s, cloud_stage, n)
     batch_size = journeys.per_request(times.batch_size, cloud_stage, n, 0).astype(np.int32)
     del cloud_stage
     fog_stage = journeys.compute_stage(Tier.FOG)
-    fog_enqueue = journeys.per_request(times.enqueue_s, fog_stage, n)
+    fog_enqueue = journeys.enqueue_per_request(fog_stage, n)
     fog_start = journeys.per_request(times.start_s, fog_stage, n)
     fog_end = journeys.per_request(times.end_s, fog_stage, n)
     del fog_stage
@@ -430,9 +437,7 @@ class StageTable:
             journeys.plan,
             journeys.plans,
             journeys.bits,
-            times.enqueue_s,
-            times.start_s,
-            times.end_s,
+            times,
         )
         self._built: tuple[dict[str, np.ndarray], list[str]] | None = None
 
@@ -499,13 +504,16 @@ class StageTable:
 
     def _shared_blocks(self, first: np.ndarray, names: list[str]) -> list[dict[str, np.ndarray]]:
         assert self._shared is not None
-        rows, plan_of, plans, bits, enqueue_s, start_s, end_s = self._shared
+        rows, plan_of, plans, bits, times = self._shared
+        start_s, end_s = times.start_s, times.end_s
         base = first[rows]
         blocks = []
         for p, plan in enumerate(plans):
             plan_rows = np.flatnonzero(plan_of == p)
             for j, step in enumerate(plan.steps):
-                entered = plan_rows[~np.isnan(enqueue_s[plan_rows, j])]
+                enqueue_s = times.enqueue_at(plan_rows, j)
+                reached = ~np.isnan(enqueue_s)
+                entered = plan_rows[reached]
                 if step.name not in names:
                     names.append(step.name)
                 transfer = step.kind == "transfer"
@@ -517,7 +525,7 @@ class StageTable:
                         int(transfer),
                         names.index(step.name),
                         size,
-                        enqueue_s[entered, j],
+                        enqueue_s[reached],
                         start_s[entered, j],
                         end_s[entered, j],
                     )
