@@ -52,7 +52,7 @@ class Journeys:
     ready_s: np.ndarray
     plans: list[Plan]
     plan: np.ndarray  # plan index of each row
-    bits: np.ndarray  # (rows, 2): the device's payload and the fog's
+    bits: np.ndarray  # (rows, 2): the device's payload and the fog's (none: one column)
     times: StageTimes = field(default=None)  # type: ignore[assignment]  # set after the run
 
     def only(self, keep: np.ndarray) -> Journeys:
@@ -67,7 +67,8 @@ class Journeys:
         """Once the shared stages are run: let go of the ready times (read by the feeders
         only) and of the fog's payloads where no plan carries them (8 bytes a row each)."""
         self.ready_s = np.empty(0)
-        if not any(step.payload == FOG_PAYLOAD for plan in self.plans for step in plan.steps):
+        carried = any(step.payload == FOG_PAYLOAD for plan in self.plans for step in plan.steps)
+        if not carried and self.bits.shape[1] > FOG_PAYLOAD:
             self.bits = self.bits[:, :FOG_PAYLOAD].copy()
 
     @property
@@ -259,6 +260,12 @@ def request_columns(
     answer[~answered] = np.nan
     latency = answer - workload.arrival_s
     labels = outcomes.labels.astype(np.int32)[image]
+    correct = answered & (prediction == labels)
+    prediction = np.where(answered, prediction, -1).astype(np.int16)
+    labels = labels.astype(np.int16)
+    # The last reads of these masks (a byte a request each): gone before the times' columns.
+    del on_device, device_dropped, rescued, lost, stand_in, server_dropped, dropped, done
+    del server_reason
     gateway_names = [g.name for g in scenario.network.gateway_nodes]
     # Each temporary goes as soon as it is used: millions of requests, 8 bytes each.
     cloud_stage = journeys.compute_stage(Tier.CLOUD)
@@ -344,9 +351,9 @@ def request_columns(
         "energy_j": energy_j,
         "energy_fog_j": fog_j,
         "energy_cloud_j": cloud_j,
-        "prediction": np.where(answered, prediction, -1).astype(np.int16),
-        "label": labels.astype(np.int16),
-        "correct": answered & (prediction == labels),
+        "prediction": prediction,
+        "label": labels,
+        "correct": correct,
         "retries": journeys.per_row(times.retries, n, 0),
         "failure": labels_of(journeys.per_row(times.failure, n, 0), list(FAILURES)),
         "handovers": np.zeros(n, dtype=np.int16),  # counted by fogsim.sim.mobility
