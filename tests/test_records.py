@@ -10,7 +10,7 @@ from sim_fixtures import fog_scenario, small_scenario, synthetic_outcomes, three
 
 from fogsim.results import CATEGORIES, requests_frame, stages_frame
 from fogsim.sim.engine import simulate
-from fogsim.sim.records import labels_of
+from fogsim.sim.records import StageTable, labels_of
 from fogsim.sim.shared import StageTimes
 
 
@@ -131,3 +131,18 @@ def test_enqueues_kept_whole_unless_each_follows_the_stage_before_bit_for_bit():
     signed = _times([[0.0, -0.0]], [[0.0, 1.0]])
     signed.compact_enqueues()
     assert signed.enqueue_s.shape == (1, 2)
+
+
+def test_stages_placed_by_number_are_the_table_sorted_by_request_and_stage(tmp_path, monkeypatch):
+    # Each request's stages are numbered 0..k-1, so each is written at its request's offset
+    # plus its number; where a shared stage was entered without the one before it, the
+    # parts are joined and sorted instead. Both give the same table, to the byte.
+    def run() -> bytes:
+        stages = simulate(fog_scenario(tmp_path), three_part_outcomes()).stages
+        columns, names = stages.columns()
+        assert columns["stage"].size > 1000 and len(set(columns["kind"].tolist())) == 2
+        return parquet_bytes(stages_frame(columns, names))
+
+    placed = run()
+    monkeypatch.setattr(StageTable, "_shared_depth", lambda self, names: None)
+    assert run() == placed

@@ -3,6 +3,7 @@ the long table of stages, and the accounting check that every request ends in on
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,11 @@ class Journeys:
         """The journeys of the rows ``keep`` marks, with their times."""
         times = StageTimes(*(getattr(self.times, f.name)[keep] for f in fields(StageTimes)))
         return Journeys(
-            self.rows[keep], self.ready_s[keep], self.plans, self.plan[keep], self.bits[keep],
+            self.rows[keep],
+            self.ready_s[keep],
+            self.plans,
+            self.plan[keep],
+            self.bits[keep],
             times,
         )
 
@@ -196,9 +201,7 @@ def request_columns(
     exit_pred = outcomes.exit_pred.astype(np.int32)
     prediction = outcomes.cloud_pred.astype(np.int32)[image]
     has_exit = np.flatnonzero(exit_used >= 0)
-    prediction[has_exit] = exit_pred[
-        image[has_exit], np.clip(exit_used[has_exit], 0, n_exits - 1)
-    ]
+    prediction[has_exit] = exit_pred[image[has_exit], np.clip(exit_used[has_exit], 0, n_exits - 1)]
     del has_exit
     device_exits = np.flatnonzero(kinds.exit_tier == Tier.DEVICE)
     recovery = scenario.recovery
@@ -460,45 +463,33 @@ class StageTable:
         return dict(columns), list(names)
 
     def _build(self) -> tuple[dict[str, np.ndarray], list[str]]:
-        assert self._devices is not None and self._bytes_sent is not None
-        computed, uplinked, group, gateway, arrival_s = self._devices[:5]
-        compute_start_s, compute_end_s, uplink_start_s, uplink_end_s = self._devices[5:]
-        bytes_sent = self._bytes_sent
+        assert self._devices is not None and self._shared is not None
         names = list(self._names)
         # A request's stages are numbered from 0: its device's compute, its own uplink, then
-        # the shared stages of its route.
-        first = computed.astype(np.int16) + uplinked
-        blocks = self._shared_blocks(first, names)
-        self._shared = None  # the largest arrays (a row per request and stage): let them go
-        rows = np.flatnonzero(computed)
-        blocks.append(
-            _block(
-                rows,
-                0,
-                0,
-                group[rows],
-                0.0,
-                arrival_s[rows],
-                compute_start_s[rows],
-                compute_end_s[rows],
-            )
-        )
-        rows = np.flatnonzero(uplinked)
-        blocks.append(
-            _block(
-                rows,
-                computed[rows].astype(np.int16),
-                1,
-                self._radio_code + gateway[rows],
-                bytes_sent[rows],
-                compute_end_s[rows],
-                uplink_start_s[rows],
-                uplink_end_s[rows],
-            )
-        )
-        self._devices = self._bytes_sent = None
-        del computed, group, gateway, arrival_s, compute_start_s, compute_end_s
-        del uplink_start_s, uplink_end_s, bytes_sent, first, uplinked, rows
+        # the shared stages of its route, so a request with k stages has 0..k-1 and the
+        # table sorted by (request, stage) puts each stage at its request's offset plus its
+        # number: each part is written straight to its place, with no sort and no copies.
+        depth = self._shared_depth(names)
+        if depth is None:  # a shared stage entered without the one before it: sort
+            return self._sorted(names), names
+        computed, uplinked = self._devices[:2]
+        rows = self._shared[0]
+        counts = computed.astype(np.int64) + uplinked
+        counts[rows] += depth
+        offsets = np.cumsum(counts)
+        total = int(offsets[-1]) if offsets.size else 0
+        offsets -= counts
+        del counts, depth
+        columns = {key: np.empty(total, dtype) for key, dtype in STAGE_DTYPES.items()}
+        for part in self._parts(names):
+            place = offsets[part["request"]] + part["stage"]
+            for key, values in part.items():
+                columns[key][place] = values
+        return columns, names
+
+    def _sorted(self, names: list[str]) -> dict[str, np.ndarray]:
+        """The table joined part by part, then sorted by request and stage."""
+        blocks = [_block(**part) for part in self._parts(names)]
         # Column by column, each part let go once joined and each joined column once
         # sorted: at most one column is held twice (millions of stages, 40 bytes each).
         columns = {}
@@ -507,14 +498,65 @@ class StageTable:
         order = np.lexsort((columns["stage"], columns["request"]))
         for key in list(columns):
             columns[key] = columns.pop(key)[order]
-        return columns, names
+        return columns
 
-    def _shared_blocks(self, first: np.ndarray, names: list[str]) -> list[dict[str, np.ndarray]]:
+    def _shared_depth(self, names: list[str]) -> np.ndarray | None:
+        """How many shared stages each row entered (None where some row entered a stage
+        without the one before it); names the shared stages' places, in order."""
+        assert self._shared is not None
+        rows, plan_of, plans, _, times = self._shared
+        depth = np.zeros(rows.size, np.int16)
+        for p, plan in enumerate(plans):
+            plan_rows = np.flatnonzero(plan_of == p)
+            for j, step in enumerate(plan.steps):
+                if step.name not in names:
+                    names.append(step.name)
+                entered = plan_rows[~np.isnan(times.enqueue_at(plan_rows, j))]
+                if (depth[entered] != j).any():
+                    return None
+                depth[entered] += 1
+        return depth
+
+    def _parts(self, names: list[str]) -> Iterator[dict[str, np.ndarray | float | int]]:
+        """The table's rows, a part at a time (a stage of a plan, the devices' computes,
+        their uplinks), each let go once written; then the run's arrays are let go."""
+        assert self._devices is not None and self._bytes_sent is not None
+        computed, uplinked, group, gateway, arrival_s = self._devices[:5]
+        compute_start_s, compute_end_s, uplink_start_s, uplink_end_s = self._devices[5:]
+        first = computed.astype(np.int16) + uplinked
+        yield from self._shared_parts(first, names)
+        self._shared = None  # the largest arrays (a row per request and stage): let them go
+        rows = np.flatnonzero(computed)
+        yield _part(
+            rows,
+            0,
+            0,
+            group[rows],
+            0.0,
+            arrival_s[rows],
+            compute_start_s[rows],
+            compute_end_s[rows],
+        )
+        rows = np.flatnonzero(uplinked)
+        yield _part(
+            rows,
+            computed[rows].astype(np.int16),
+            1,
+            self._radio_code + gateway[rows],
+            self._bytes_sent[rows],
+            compute_end_s[rows],
+            uplink_start_s[rows],
+            uplink_end_s[rows],
+        )
+        self._devices = self._bytes_sent = None
+
+    def _shared_parts(
+        self, first: np.ndarray, names: list[str]
+    ) -> Iterator[dict[str, np.ndarray | float | int]]:
         assert self._shared is not None
         rows, plan_of, plans, bits, times = self._shared
         start_s, end_s = times.start_s, times.end_s
         base = first[rows]
-        blocks = []
         for p, plan in enumerate(plans):
             plan_rows = np.flatnonzero(plan_of == p)
             for j, step in enumerate(plan.steps):
@@ -525,32 +567,42 @@ class StageTable:
                     names.append(step.name)
                 transfer = step.kind == "transfer"
                 size = bits[entered, step.payload] / 8.0 if transfer else 0.0
-                blocks.append(
-                    _block(
-                        rows[entered],
-                        base[entered] + j,
-                        int(transfer),
-                        names.index(step.name),
-                        size,
-                        enqueue_s[reached],
-                        start_s[entered, j],
-                        end_s[entered, j],
-                    )
+                yield _part(
+                    rows[entered],
+                    base[entered] + j,
+                    int(transfer),
+                    names.index(step.name),
+                    size,
+                    enqueue_s[reached],
+                    start_s[entered, j],
+                    end_s[entered, j],
                 )
-        return blocks
 
 
-def _block(request, stage, transfer, at, size, enqueue, start, end) -> dict[str, np.ndarray]:
-    m = request.size
+STAGE_DTYPES = {
+    "request": np.int64,
+    "stage": np.int16,
+    "kind": np.int8,
+    "at": np.int16,
+    "bytes": np.float64,
+    "t_enqueue_s": np.float64,
+    "t_start_s": np.float64,
+    "t_end_s": np.float64,
+}
+
+
+def _part(request, stage, transfer, at, size, enqueue, start, end) -> dict:
+    """One part of the stage table: arrays, or one value for all its rows."""
+    values = (request, stage, transfer, at, size, enqueue, start, end)
+    return dict(zip(STAGE_DTYPES, values, strict=True))
+
+
+def _block(**part) -> dict[str, np.ndarray]:
+    """A part as whole columns of the table's dtypes."""
+    m = part["request"].size
     return {
-        "request": request.astype(np.int64),
-        "stage": np.broadcast_to(np.asarray(stage, dtype=np.int16), (m,)).copy(),
-        "kind": np.full(m, transfer, dtype=np.int8),
-        "at": np.broadcast_to(np.asarray(at, dtype=np.int16), (m,)).copy(),
-        "bytes": np.broadcast_to(np.asarray(size, dtype=np.float64), (m,)).copy(),
-        "t_enqueue_s": np.asarray(enqueue, dtype=np.float64),
-        "t_start_s": np.asarray(start, dtype=np.float64),
-        "t_end_s": np.asarray(end, dtype=np.float64),
+        key: np.broadcast_to(np.asarray(part[key], dtype=dtype), (m,)).copy()
+        for key, dtype in STAGE_DTYPES.items()
     }
 
 
