@@ -15,7 +15,7 @@ from fogsim.policies import TIERS, Decision, Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim.device import BATTERY_EMPTY, DEVICE_QUEUE_FULL, DeviceStage
 from fogsim.sim.movement import OUT_OF_COVERAGE
-from fogsim.sim.routes import FOG_PAYLOAD, Kinds, Plan
+from fogsim.sim.routes import FOG_PAYLOAD, Kinds, Plan, Step
 from fogsim.sim.shared import DROP_REASONS, FAILURES, RETRIES_EXHAUSTED, StageTimes
 from fogsim.sim.workload import Workload
 
@@ -474,18 +474,76 @@ class StageTable:
             return self._sorted(names), names
         computed, uplinked = self._devices[:2]
         rows = self._shared[0]
-        counts = computed.astype(np.int64) + uplinked
+        first = computed.astype(np.int16) + uplinked
+        counts = first.astype(np.int64)
         counts[rows] += depth
         offsets = np.cumsum(counts)
         total = int(offsets[-1]) if offsets.size else 0
         offsets -= counts
-        del counts, depth
-        columns = {key: np.empty(total, dtype) for key, dtype in STAGE_DTYPES.items()}
-        for part in self._parts(names):
-            place = offsets[part["request"]] + part["stage"]
-            for key, values in part.items():
-                columns[key][place] = values
-        return columns, names
+        del counts
+        columns = {key: np.empty(total, STAGE_DTYPES[key]) for key in TIME_KEYS}
+        self._place_times(columns, depth, first, offsets)
+        self._shared = (*self._shared[:4], None)  # the stage times (rows x stages): let go
+        columns.update({key: np.empty(total, STAGE_DTYPES[key]) for key in PLACE_KEYS})
+        self._place_places(columns, depth, first, offsets, names)
+        self._shared = self._devices = self._bytes_sent = None
+        return {key: columns[key] for key in STAGE_DTYPES}, names
+
+    def _shared_places(
+        self, depth: np.ndarray, first: np.ndarray, offsets: np.ndarray
+    ) -> Iterator[tuple[int, Step, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per stage of each plan: its number, step, the rows that entered it (those whose
+        depth passes it), their requests and their places in the table."""
+        assert self._shared is not None
+        rows, plan_of, plans = self._shared[:3]
+        for p, plan in enumerate(plans):
+            plan_rows = np.flatnonzero(plan_of == p)
+            for j, step in enumerate(plan.steps):
+                entered = plan_rows[depth[plan_rows] > j]
+                request = rows[entered]
+                yield j, step, entered, request, offsets[request] + first[request] + j
+
+    def _place_times(self, columns: dict, depth, first, offsets) -> None:
+        """The table's times, written while the stage times are held."""
+        assert self._devices is not None and self._shared is not None
+        computed, uplinked, _, _, arrival_s = self._devices[:5]
+        compute_start_s, compute_end_s, uplink_start_s, uplink_end_s = self._devices[5:]
+        times = self._shared[4]
+        enqueue, start, end = (columns[key] for key in TIME_KEYS)
+        for j, _, entered, _, place in self._shared_places(depth, first, offsets):
+            enqueue[place] = times.enqueue_at(entered, j)
+            start[place] = times.start_s[entered, j]
+            end[place] = times.end_s[entered, j]
+        rows = np.flatnonzero(computed)
+        place = offsets[rows]
+        enqueue[place], start[place] = arrival_s[rows], compute_start_s[rows]
+        end[place] = compute_end_s[rows]
+        rows = np.flatnonzero(uplinked)
+        place = offsets[rows] + computed[rows]
+        enqueue[place], start[place] = compute_end_s[rows], uplink_start_s[rows]
+        end[place] = uplink_end_s[rows]
+
+    def _place_places(self, columns: dict, depth, first, offsets, names: list[str]) -> None:
+        """Each stage's request, number, kind, place and bytes."""
+        assert self._devices is not None and self._shared is not None
+        assert self._bytes_sent is not None
+        computed, uplinked, group, gateway = self._devices[:4]
+        bits = self._shared[3]
+        request, stage, kind, at, size = (columns[key] for key in PLACE_KEYS)
+        for j, step, entered, rows, place in self._shared_places(depth, first, offsets):
+            transfer = step.kind == "transfer"
+            request[place], stage[place], kind[place] = rows, first[rows] + j, int(transfer)
+            at[place] = names.index(step.name)
+            size[place] = bits[entered, step.payload] / 8.0 if transfer else 0.0
+        rows = np.flatnonzero(computed)
+        place = offsets[rows]
+        request[place], stage[place], kind[place], at[place], size[place] = rows, 0, 0, 0, 0.0
+        at[place] = group[rows]
+        rows = np.flatnonzero(uplinked)
+        place = offsets[rows] + computed[rows]
+        request[place], stage[place], kind[place] = rows, computed[rows], 1
+        at[place] = self._radio_code + gateway[rows]
+        size[place] = self._bytes_sent[rows]
 
     def _sorted(self, names: list[str]) -> dict[str, np.ndarray]:
         """The table joined part by part, then sorted by request and stage."""
@@ -589,6 +647,10 @@ STAGE_DTYPES = {
     "t_start_s": np.float64,
     "t_end_s": np.float64,
 }
+
+
+TIME_KEYS = ("t_enqueue_s", "t_start_s", "t_end_s")
+PLACE_KEYS = ("request", "stage", "kind", "at", "bytes")
 
 
 def _part(request, stage, transfer, at, size, enqueue, start, end) -> dict:
