@@ -27,3 +27,21 @@ def return_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD_BYTES))
+
+
+def trim() -> bool:
+    """Give free memory back to the system now: Arrow's pool's (Parquet writing) and the
+    heap's free pages (glibc's malloc_trim), after a phase of many small allocations
+    (figures, group-bys) whose holes would otherwise stay in the process under the arrays
+    allocated next. False where the C library is not glibc."""
+    import pyarrow
+
+    pyarrow.default_memory_pool().release_unused()
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        malloc_trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    return bool(malloc_trim(0))

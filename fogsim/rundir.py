@@ -20,12 +20,14 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from fogsim.errors import UserInputError
+from fogsim.heap import trim
 from fogsim.results import RunResult
 
 MARKER = "complete.json"
@@ -88,14 +90,21 @@ class RunClaim:
         os.close(self._fd)
         self._fd = None
 
-    def write(self, result: RunResult, *, figures: bool) -> Path:
-        """Write the run into staging, mark it complete, then move it into place."""
+    def write(
+        self,
+        result: RunResult,
+        *,
+        figures: bool,
+        stages: Callable[[], pd.DataFrame] | None = None,
+    ) -> Path:
+        """Write the run into staging, mark it complete, then move it into place.
+        ``stages`` builds a stage table that ``result`` lacks, once the rest is written."""
         if self._fd is None:
             raise RuntimeError("write() needs the claim to be held (use it in a with block)")
         _remove(self.staging)
         self.staging.mkdir()
         try:
-            _write_files(result, self.staging, figures)
+            _write_files(result, self.staging, figures, stages)
             _write_marker(self.staging)
             self._check_existing()  # someone may have made it by hand meanwhile
             if self._path.exists():
@@ -215,7 +224,12 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _write_files(result: RunResult, directory: Path, figures: bool) -> None:
+def _write_files(
+    result: RunResult,
+    directory: Path,
+    figures: bool,
+    stages: Callable[[], pd.DataFrame] | None = None,
+) -> None:
     resolved = result.scenario.model_dump(mode="json")
     (directory / "scenario.resolved.yaml").write_text(
         yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
@@ -223,11 +237,15 @@ def _write_files(result: RunResult, directory: Path, figures: bool) -> None:
     result.requests.to_parquet(directory / "requests.parquet", index=False)
     if result.stages is not None:
         result.stages.to_parquet(directory / STAGES, index=False)
+    trim()  # Arrow's copies of the table, before the figures
     (directory / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
     if figures:
         from fogsim.plots import run_figures
 
         run_figures(result.requests, directory / "figures")
+        trim()  # the figures' many small allocations, before the stage table's arrays
+    if stages is not None:
+        stages().to_parquet(directory / STAGES, index=False)
 
 
 def _write_marker(directory: Path) -> None:

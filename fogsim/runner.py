@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+
+import pandas as pd
 
 from fogsim.data import load_dataset
 from fogsim.inference import InferenceOutcomes, run_inference
@@ -66,28 +70,47 @@ def run(
         if found:
             raise ScenarioError(scenario.name, [Problem(loc, text) for loc, text in found])
     if not write:
-        return _simulate(scenario, None, progress, engine)
+        result, build = _simulate(scenario, None, progress, engine)
+        return _with_stages(result, build)
     directory = Path(out_dir) if out_dir else default_run_dir(scenario)
     with claim_run_dir(directory, overwrite=overwrite) as claim:
-        result = _simulate(scenario, directory, progress, engine)
-        claim.write(result, figures=scenario.outputs.figures)
-    return result
+        result, build = _simulate(scenario, directory, progress, engine)
+        # The stage table is built once the figures are drawn: the two tables and the
+        # figures' working memory are never held at once.
+        built: list[pd.DataFrame] = []
+
+        def stages() -> pd.DataFrame:
+            assert build is not None
+            built.append(build())
+            return built[0]
+
+        claim.write(result, figures=scenario.outputs.figures, stages=build and stages)
+    return dataclasses.replace(result, stages=built[0]) if built else result
 
 
-def _simulate(scenario: Scenario, directory: Path | None, progress: bool, engine: str) -> RunResult:
+def _simulate(
+    scenario: Scenario, directory: Path | None, progress: bool, engine: str
+) -> tuple[RunResult, Callable[[], pd.DataFrame] | None]:
+    """The run, and what builds its stage table where the run does not hold it yet."""
     if scenario.plan is not None:  # each device runs its own design (fogsim.optimize)
         from fogsim.optimize.planned import run_plan
 
         refuse_with_a_plan(scenario)  # before the design space's inference
-        return run_plan(scenario, directory, progress, engine)
+        return run_plan(scenario, directory, progress, engine), None
     outcomes = outcomes_for(scenario, progress=progress)
     started = time.perf_counter()
     sim = simulate(scenario, outcomes, progress=progress, engine=engine)
     wall_s = time.perf_counter() - started
     frame = requests_frame(sim.columns)
     summary = summarize(scenario, frame, sim.summary_extra())
-    stages = stages_frame(*sim.stages.columns()) if sim.stages is not None else None
-    return RunResult(scenario, frame, summary, directory, wall_s, stages)
+    table = sim.stages
+    del sim
+    build = None if table is None else (lambda: stages_frame(*table.columns()))
+    return RunResult(scenario, frame, summary, directory, wall_s), build
+
+
+def _with_stages(result: RunResult, build: Callable[[], pd.DataFrame] | None) -> RunResult:
+    return result if build is None else dataclasses.replace(result, stages=build())
 
 
 def default_run_dir(scenario: Scenario) -> Path:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sim_fixtures import small_scenario
 
+from fogsim.sim import radio
 from fogsim.sim.radio import RadioUse, radio_energy, receive_energy, send_energy
 
 
@@ -53,3 +54,29 @@ def _lte_device() -> dict:
         "arrival": {"process": "poisson", "rate": "1 /s"},
         "gateway": "gw",
     }
+
+
+def test_energy_computed_in_parts_of_devices_is_the_same_to_the_bit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large groups are computed a range of devices at a time (``radio._by_devices``): the
+    tails link each device's own transfers only, so the parts give the whole's bits."""
+    device = _lte_device() | {"count": 40}
+    scenario = small_scenario(tmp_path, duration="60 s", devices=[device])
+    rng = np.random.default_rng(7)
+    n = 500
+    devices = rng.integers(0, 40, n)
+    tx_start = np.round(rng.uniform(0, 55, n), 1)  # rounded: ties between a device's sends
+    tx = [
+        (a, a + d) if k else None
+        for a, d, k in zip(tx_start, rng.uniform(0, 2, n), rng.random(n) < 0.9, strict=True)
+    ]
+    rx = [
+        (a + 1, a + 1.5) if k else None for a, k in zip(tx_start, rng.random(n) < 0.7, strict=True)
+    ]
+    timeline = use(tx, rx)
+    whole = radio_energy(scenario, np.zeros(n, int), devices, timeline)
+    monkeypatch.setattr(radio, "CHUNK_ROWS", 37)
+    assert len(list(radio._by_devices(np.arange(n), devices))) > 5
+    parts = radio_energy(scenario, np.zeros(n, int), devices, timeline)
+    assert whole.tobytes() == parts.tobytes()

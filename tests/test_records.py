@@ -10,7 +10,8 @@ from sim_fixtures import fog_scenario, small_scenario, synthetic_outcomes, three
 
 from fogsim.results import CATEGORIES, requests_frame, stages_frame
 from fogsim.sim.engine import simulate
-from fogsim.sim.records import labels_of
+from fogsim.sim.records import StageTable, labels_of
+from fogsim.sim.shared import StageTimes
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -97,3 +98,51 @@ def test_released_stage_times_are_empty_and_the_others_kept():
         pass
     else:
         raise AssertionError("a released grid still answered")
+
+
+def _times(enqueue: list[list[float]], end: list[list[float]]) -> StageTimes:
+    times = StageTimes.empty(len(enqueue), len(enqueue[0]))
+    times.enqueue_s[:] = enqueue
+    times.end_s[:] = end
+    return times
+
+
+def test_enqueues_kept_whole_unless_each_follows_the_stage_before_bit_for_bit():
+    nan = np.nan
+    # Row 0 went through three stages, row 1 through one, row 2 never entered; row 3's
+    # second stage ended past the end of the run, so it entered no third.
+    enqueue = [[1.0, 2.0, 3.5], [0.5, nan, nan], [nan, nan, nan], [0.25, 0.75, nan]]
+    end = [[2.0, 3.5, 4.0], [0.7, nan, nan], [nan, nan, nan], [0.75, nan, nan]]
+    times = _times(enqueue, end)
+    times.compact_enqueues()
+    assert times.enqueue_s.shape == (4, 1)
+    rows, stage = np.repeat(np.arange(4), 3), np.tile(np.arange(3), 4)
+    np.testing.assert_array_equal(times.enqueue_at(rows, stage), np.ravel(enqueue))
+    for j in range(3):
+        np.testing.assert_array_equal(times.enqueue_at(np.arange(4), j), np.array(enqueue)[:, j])
+    # A later stage queued after the one before ended (a fixed delay between them), or a
+    # stage entered without the one before it: the times are kept as they are.
+    for changed in ([[1.0, 2.5, 3.5], *enqueue[1:]], [[nan, 2.0, 3.5], *enqueue[1:]]):
+        kept = _times(changed, end)
+        kept.compact_enqueues()
+        assert kept.enqueue_s.shape == (4, 3)
+        np.testing.assert_array_equal(kept.enqueue_at(rows, stage), np.ravel(changed))
+    # -0.0 == 0.0 as floats, but not as bits: kept whole.
+    signed = _times([[0.0, -0.0]], [[0.0, 1.0]])
+    signed.compact_enqueues()
+    assert signed.enqueue_s.shape == (1, 2)
+
+
+def test_stages_placed_by_number_are_the_table_sorted_by_request_and_stage(tmp_path, monkeypatch):
+    # Each request's stages are numbered 0..k-1, so each is written at its request's offset
+    # plus its number; where a shared stage was entered without the one before it, the
+    # parts are joined and sorted instead. Both give the same table, to the byte.
+    def run() -> bytes:
+        stages = simulate(fog_scenario(tmp_path), three_part_outcomes()).stages
+        columns, names = stages.columns()
+        assert columns["stage"].size > 1000 and len(set(columns["kind"].tolist())) == 2
+        return parquet_bytes(stages_frame(columns, names))
+
+    placed = run()
+    monkeypatch.setattr(StageTable, "_shared_depth", lambda self, names: None)
+    assert run() == placed

@@ -178,25 +178,32 @@ def simulate(
         assert moving is not None
         moving.settle(in_flight, journeys)  # each request's last gateway, re-sends, losses
     hand_back_times(shares, journeys, position)
+    for planned in {id(j): j for j in (journeys, *(s.journeys for s in shares))}.values():
+        planned.let_go_of_inputs()
+        planned.times.compact_enqueues()
 
     device = whole_device_stage(shares, workload.size)
     answer_s = _answer_at_device(scenario, topology, workload, journeys)
     if moving is not None:
         answer_s = moving.receive(workload, answer_s)
-    resend_j = moving.resend_energy_j(workload, device.bits) if moving is not None else None
-    energy = _device_energy(scenario, workload, device, journeys, answer_s, resend_j)
     server_j = journeys.server_energy_j(scenario, workload.size)
     # Nothing reads these again: each batch's shares of work (a column per stage) and
-    # when answers reached the gateway. The table is built with them gone.
+    # when answers reached the gateway. The devices' energy and the table are computed
+    # with them gone.
     every = (journeys.times, *(s.journeys.times for s in shares))
     for times in {id(t): t for t in every}.values():
         times.release("share", "answer_at_gateway_s")
     del every
+    resend_j = moving.resend_energy_j(workload, device.bits) if moving is not None else None
+    energy = _device_energy(scenario, workload, device, journeys, answer_s, resend_j)
     device.uplink_sent_s = np.empty(0)  # read by the radio's energy only
     lost_s = moving.lost_s if moving is not None else None
+    # Before the per-request table, which writes into the device stage (see StageTable).
+    stages = stage_table(scenario, shares)
     columns = merged_columns(
         scenario, shares, answer_s, energy, server_j, assignment.planned, lost_s
     )
+    stages.take_bytes_sent(columns["bytes_sent"])
     if drift is not None:
         drift.finish_columns(columns)
     if moving is not None:
@@ -209,7 +216,7 @@ def simulate(
         _cloud_total(servers, net, scenario.duration),
         events_s,
         servers,
-        stage_table(scenario, shares),
+        stages,
         drift.summary() if drift is not None else None,
         used,
         moving.summary(columns) if moving is not None else None,
@@ -332,11 +339,16 @@ def _plan_journeys(
         group_gateway, request_kind = divmod(code, n_kinds)
         group, gateway = divmod(group_gateway, n_gateways)
         plans.append(planner.plan(group, gateway, request_kind))
-    fog_bytes = outcomes.compressed_fog_feature_bytes
-    assert fog_bytes is not None  # InferenceOutcomes fills it in (zeros without a fog part)
-    fog_bits = fog_bytes[workload.image_id[rows]].astype(np.float64) * 8.0
-    bits = np.column_stack([device.bits[rows], fog_bits])
-    return Journeys(rows, ready[rows], plans, plan.astype(np.int64), bits)
+    if not scenario.fog:  # no plan can carry a fog payload: the device's alone
+        bits = device.bits[rows][:, np.newaxis]
+    else:
+        fog_bytes = outcomes.compressed_fog_feature_bytes
+        assert fog_bytes is not None  # InferenceOutcomes fills it in (zeros without a fog part)
+        fog_bits = fog_bytes[workload.image_id[rows]].astype(np.float64) * 8.0
+        bits = np.column_stack([device.bits[rows], fog_bits])
+    # Request indices as int32 below 2**31 requests: 4 bytes a row, kept to the end.
+    index = np.int32 if workload.size <= np.iinfo(np.int32).max else np.int64
+    return Journeys(rows.astype(index), ready[rows], plans, plan.astype(np.int32), bits)
 
 
 def _answer_at_device(

@@ -76,7 +76,9 @@ class InFlight:
         # Change times and gateways as lists: bisect beats numpy on one number at a time.
         self._at = {d: moves.at_s.tolist() for d, moves in moving.devices.items()}
         self._serving = {d: moves.gateway.tolist() for d, moves in moving.devices.items()}
-        self._fog_bits = journeys.bits[:, FOG_PAYLOAD]
+        # Without fog servers the journeys hold no fog payloads, and no plan crosses a fog.
+        bits = journeys.bits
+        self._fog_bits = bits[:, FOG_PAYLOAD] if bits.shape[1] > FOG_PAYLOAD else np.empty(0)
         for d, moves in moving.devices.items():
             changes = moves.at_s[1:]
             changes = changes[changes < self.duration_s]

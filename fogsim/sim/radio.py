@@ -7,11 +7,15 @@ is the time the cell took, which contention can stretch far beyond that.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from fogsim.scenario.models import PowerRadioEnergy, RadioProfile, Scenario
+
+CHUNK_ROWS = 1 << 20  # requests whose radio energy is computed at once (see _by_devices)
 
 
 @dataclass
@@ -52,11 +56,26 @@ def radio_energy(
     """Joules each request's radio spent: sending, receiving and the tails that follow."""
     joules = np.zeros(group.size)
     for g, spec in enumerate(scenario.devices):
-        rows = np.flatnonzero(group == g)
-        if rows.size:
+        for rows in _by_devices(np.flatnonzero(group == g), device):
             use_g = _subset(use, rows)
             joules[rows] = _group_energy(spec.radio, device[rows], use_g, scenario.duration)
     return joules
+
+
+def _by_devices(rows: np.ndarray, device: np.ndarray) -> Iterator[np.ndarray]:
+    """``rows`` in parts of about ``CHUNK_ROWS``, each the rows (in order) of a range of
+    devices: a request's energy depends only on its own device's transfers, so each part is
+    computed on its own, and the temporaries (tens of bytes a request) are a part's."""
+    if rows.size <= CHUNK_ROWS:
+        if rows.size:
+            yield rows
+        return
+    of = device[rows]
+    edges = np.linspace(of.min(), of.max() + 1, -(-rows.size // CHUNK_ROWS) + 1)
+    for low, high in itertools.pairwise(edges):
+        part = rows[(of >= low) & (of < high)]
+        if part.size:
+            yield part
 
 
 def resend_energy(

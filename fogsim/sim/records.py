@@ -3,6 +3,7 @@ the long table of stages, and the accounting check that every request ends in on
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ from fogsim.policies import TIERS, Decision, Tier
 from fogsim.scenario.models import Scenario
 from fogsim.sim.device import BATTERY_EMPTY, DEVICE_QUEUE_FULL, DeviceStage
 from fogsim.sim.movement import OUT_OF_COVERAGE
-from fogsim.sim.routes import Kinds, Plan
+from fogsim.sim.routes import FOG_PAYLOAD, Kinds, Plan, Step
 from fogsim.sim.shared import DROP_REASONS, FAILURES, RETRIES_EXHAUSTED, StageTimes
 from fogsim.sim.workload import Workload
 
@@ -52,16 +53,28 @@ class Journeys:
     ready_s: np.ndarray
     plans: list[Plan]
     plan: np.ndarray  # plan index of each row
-    bits: np.ndarray  # (rows, 2): the device's payload and the fog's
+    bits: np.ndarray  # (rows, 2): the device's payload and the fog's (none: one column)
     times: StageTimes = field(default=None)  # type: ignore[assignment]  # set after the run
 
     def only(self, keep: np.ndarray) -> Journeys:
         """The journeys of the rows ``keep`` marks, with their times."""
         times = StageTimes(*(getattr(self.times, f.name)[keep] for f in fields(StageTimes)))
         return Journeys(
-            self.rows[keep], self.ready_s[keep], self.plans, self.plan[keep], self.bits[keep],
+            self.rows[keep],
+            self.ready_s[keep],
+            self.plans,
+            self.plan[keep],
+            self.bits[keep],
             times,
         )
+
+    def let_go_of_inputs(self) -> None:
+        """Once the shared stages are run: let go of the ready times (read by the feeders
+        only) and of the fog's payloads where no plan carries them (8 bytes a row each)."""
+        self.ready_s = np.empty(0)
+        carried = any(step.payload == FOG_PAYLOAD for plan in self.plans for step in plan.steps)
+        if not carried and self.bits.shape[1] > FOG_PAYLOAD:
+            self.bits = self.bits[:, :FOG_PAYLOAD].copy()
 
     @property
     def width(self) -> int:
@@ -83,6 +96,13 @@ class Journeys:
         out = np.full(n, fill, dtype=grid.dtype)
         has = stage >= 0
         out[self.rows[has]] = grid[np.flatnonzero(has), stage[has]]
+        return out
+
+    def enqueue_per_request(self, stage: np.ndarray, n: int) -> np.ndarray:
+        """``per_request`` of the enqueue times (``StageTimes.enqueue_at``)."""
+        out = np.full(n, np.nan)
+        has = stage >= 0
+        out[self.rows[has]] = self.times.enqueue_at(np.flatnonzero(has), stage[has])
         return out
 
     def cell_start(self, n: int) -> np.ndarray:
@@ -154,8 +174,14 @@ def request_columns(
     server_j: dict[int, np.ndarray],
     lost_s: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The per-request table: who sent what, where it went, when, at what cost, and how it ended.
+    """The per-request table, but for its ``request`` ids (``fogsim.sim.shares`` adds them):
+    who sent what, where it went, when, at what cost, and how it ended.
 
+    It is the last reader of much of the run, and copies none of it it need not (8 bytes a
+    request each): ``answer_s`` (when each answer reached the device, NaN where none) becomes
+    the ``t_answer_s`` column, written in place; the device's uplink times become the uplink
+    columns where no request used both its own link and a shared cell (``_either``); and the
+    device's ``bits`` and ``drop_reason`` are let go once read.
     ``lost_s`` (per request, NaN where not): when a moving device, out of coverage, lost the
     request in flight (``in_flight: retry``); it answers then with its last exit where it ran
     its part, else the request is dropped (reason ``out_of_coverage``)."""
@@ -167,16 +193,15 @@ def request_columns(
     device_dropped = (device.drop_reason != None) | energy.battery_empty  # noqa: E711
     # Reasons as codes into REASONS, whose first entries are DROP_REASONS.
     server_reason = journeys.per_row(times.dropped, n, 0)
-    answer = np.where(on_device, device.compute_end_s, answer_s)
+    answer = answer_s
+    np.copyto(answer, device.compute_end_s, where=on_device)
     n_exits = kinds.n_exits
     exit_used = decision.exit_index.astype(np.int16).copy()
     # Classes as int32 (the tables are per image, small): 4 bytes a request, not 8.
     exit_pred = outcomes.exit_pred.astype(np.int32)
     prediction = outcomes.cloud_pred.astype(np.int32)[image]
     has_exit = np.flatnonzero(exit_used >= 0)
-    prediction[has_exit] = exit_pred[
-        image[has_exit], np.clip(exit_used[has_exit], 0, n_exits - 1)
-    ]
+    prediction[has_exit] = exit_pred[image[has_exit], np.clip(exit_used[has_exit], 0, n_exits - 1)]
     del has_exit
     device_exits = np.flatnonzero(kinds.exit_tier == Tier.DEVICE)
     recovery = scenario.recovery
@@ -238,22 +263,28 @@ def request_columns(
     answer[~answered] = np.nan
     latency = answer - workload.arrival_s
     labels = outcomes.labels.astype(np.int32)[image]
+    correct = answered & (prediction == labels)
+    prediction = np.where(answered, prediction, -1).astype(np.int16)
+    labels = labels.astype(np.int16)
+    # The last reads of these masks (a byte a request each): gone before the times' columns.
+    del on_device, device_dropped, rescued, lost, stand_in, server_dropped, dropped, done
+    del server_reason
     gateway_names = [g.name for g in scenario.network.gateway_nodes]
     # Each temporary goes as soon as it is used: millions of requests, 8 bytes each.
     cloud_stage = journeys.compute_stage(Tier.CLOUD)
-    cloud_enqueue = journeys.per_request(times.enqueue_s, cloud_stage, n)
+    cloud_enqueue = journeys.enqueue_per_request(cloud_stage, n)
     cloud_start = journeys.per_request(times.start_s, cloud_stage, n)
     cloud_end = journeys.per_request(times.end_s, cloud_stage, n)
     batch_size = journeys.per_request(times.batch_size, cloud_stage, n, 0).astype(np.int32)
     del cloud_stage
     fog_stage = journeys.compute_stage(Tier.FOG)
-    fog_enqueue = journeys.per_request(times.enqueue_s, fog_stage, n)
+    fog_enqueue = journeys.enqueue_per_request(fog_stage, n)
     fog_start = journeys.per_request(times.start_s, fog_stage, n)
     fog_end = journeys.per_request(times.end_s, fog_stage, n)
     del fog_stage
     cell_start = journeys.cell_start(n)
     # The device's radio began sending on its own link, or on the shared cell.
-    uplink_start = np.where(np.isnan(cell_start), device.uplink_start_s, cell_start)
+    uplink_start = _either(device.uplink_start_s, cell_start)
     del cell_start
     cell_stage = np.where(np.isnan(journeys.times.cell_sent_s), -1, 0).astype(np.int8)
     cell_end = journeys.per_request(times.end_s, cell_stage, n)
@@ -261,7 +292,7 @@ def request_columns(
     # The last reads of these: let them go before the table's last columns are made (the
     # stage table reads only the stages' times).
     times.release("batch_size", "cell_sent_s", "gave_up_s")
-    uplink_end = np.where(np.isnan(cell_end), device.uplink_end_s, cell_end)
+    uplink_end = _either(device.uplink_end_s, cell_end)
     del cell_end
     device_s = np.fmin(device.compute_end_s, answer)
     device_s -= workload.arrival_s
@@ -276,11 +307,13 @@ def request_columns(
     network_s = latency - device_s
     network_s -= fog_s
     network_s -= cloud_s
+    bytes_sent = device.bits / 8.0
+    # The last reads of these (the stage table takes its sizes from bytes_sent).
+    device.bits = device.drop_reason = np.empty(0)
     energy_j = energy.compute_j + energy.radio_j
     energy_j += energy.idle_j
     fog_j, cloud_j = server_j[Tier.FOG], server_j[Tier.CLOUD]
     return {
-        "request": np.arange(n, dtype=np.int64),
         "device": workload.device,
         "group": labels_of(workload.group, [g.name for g in scenario.devices]),
         # Mobility names "" the gateway of a request sent out of coverage.
@@ -309,7 +342,7 @@ def request_columns(
         "wait_fog_s": wait_fog,
         "wait_cloud_s": wait_cloud,
         "batch_size": batch_size,
-        "bytes_sent": device.bits / 8.0,
+        "bytes_sent": bytes_sent,
         "latency_s": latency,
         "latency_device_s": device_s,
         "latency_network_s": network_s,
@@ -321,9 +354,9 @@ def request_columns(
         "energy_j": energy_j,
         "energy_fog_j": fog_j,
         "energy_cloud_j": cloud_j,
-        "prediction": np.where(answered, prediction, -1).astype(np.int16),
-        "label": labels.astype(np.int16),
-        "correct": answered & (prediction == labels),
+        "prediction": prediction,
+        "label": labels,
+        "correct": correct,
         "retries": journeys.per_row(times.retries, n, 0),
         "failure": labels_of(journeys.per_row(times.failure, n, 0), list(FAILURES)),
         "handovers": np.zeros(n, dtype=np.int16),  # counted by fogsim.sim.mobility
@@ -351,6 +384,17 @@ def _device_reasons(drop_reason: np.ndarray, reasons: list[str]) -> np.ndarray:
     return out
 
 
+def _either(own: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Per request, the time on its own radio link (``own``) or on the shared cell (``cell``,
+    NaN where not). Written into ``own`` where no request has both, as none has but after a
+    handover: the stage table reads ``own`` only where the radio link was used."""
+    on_cell = ~np.isnan(cell)
+    if (on_cell & ~np.isnan(own)).any():
+        return np.where(on_cell, cell, own)
+    np.copyto(own, cell, where=on_cell)
+    return own
+
+
 def _time_in(enqueue: np.ndarray, end: np.ndarray, answer: np.ndarray, answered: np.ndarray):
     """Time an answered request spent at a server before its answer (0 where it never went)."""
     spent = np.fmin(end, answer)
@@ -365,7 +409,9 @@ class StageTable:
     """Every stage of every request, in long format (``STAGE_COLUMNS``), built on demand.
 
     It holds only the arrays the table reads, and lets them go once the table is built (the
-    table is then kept): the run's other arrays need not outlive the run.
+    table is then kept): the run's other arrays need not outlive the run. It is made before
+    the per-request table, which then writes into the device's uplink times where they were
+    not used (``request_columns``) and hands over the payloads' sizes (``take_bytes_sent``).
     """
 
     def __init__(
@@ -381,9 +427,11 @@ class StageTable:
         names += [f"radio:{g.name}" for g in scenario.network.gateway_nodes]
         runs = np.array([bool(kinds.device_ops(k)) for k in range(kinds.count)])
         computed = ~np.isnan(device.compute_end_s) & runs[kind]
+        uplinked = ~np.isnan(device.uplink_start_s)
         self._names, self._radio_code = names, len(scenario.devices)
         self._devices = (
             computed,
+            uplinked,
             workload.group,
             workload.gateway,
             workload.arrival_s,
@@ -391,19 +439,21 @@ class StageTable:
             device.compute_end_s,
             device.uplink_start_s,
             device.uplink_end_s,
-            device.bits,
         )
+        self._bytes_sent: np.ndarray | None = None
         times = journeys.times
         self._shared = (
             journeys.rows,
             journeys.plan,
             journeys.plans,
             journeys.bits,
-            times.enqueue_s,
-            times.start_s,
-            times.end_s,
+            times,
         )
         self._built: tuple[dict[str, np.ndarray], list[str]] | None = None
+
+    def take_bytes_sent(self, bytes_sent: np.ndarray) -> None:
+        """The bytes each request's device sent (the per-request table's ``bytes_sent``)."""
+        self._bytes_sent = bytes_sent
 
     def columns(self) -> tuple[dict[str, np.ndarray], list[str]]:
         """The columns, ``at`` as codes into the returned names; sorted by request, stage."""
@@ -413,45 +463,91 @@ class StageTable:
         return dict(columns), list(names)
 
     def _build(self) -> tuple[dict[str, np.ndarray], list[str]]:
-        assert self._devices is not None
-        computed, group, gateway, arrival_s = self._devices[:4]
-        compute_start_s, compute_end_s, uplink_start_s, uplink_end_s, bits = self._devices[4:]
+        assert self._devices is not None and self._shared is not None
         names = list(self._names)
-        uplinked = ~np.isnan(uplink_start_s)
         # A request's stages are numbered from 0: its device's compute, its own uplink, then
-        # the shared stages of its route.
+        # the shared stages of its route, so a request with k stages has 0..k-1 and the
+        # table sorted by (request, stage) puts each stage at its request's offset plus its
+        # number: each part is written straight to its place, with no sort and no copies.
+        depth = self._shared_depth(names)
+        if depth is None:  # a shared stage entered without the one before it: sort
+            return self._sorted(names), names
+        computed, uplinked = self._devices[:2]
+        rows = self._shared[0]
         first = computed.astype(np.int16) + uplinked
-        blocks = self._shared_blocks(first, names)
-        self._shared = None  # the largest arrays (a row per request and stage): let them go
+        counts = first.astype(np.int64)
+        counts[rows] += depth
+        offsets = np.cumsum(counts)
+        total = int(offsets[-1]) if offsets.size else 0
+        offsets -= counts
+        del counts
+        columns = {key: np.empty(total, STAGE_DTYPES[key]) for key in TIME_KEYS}
+        self._place_times(columns, depth, first, offsets)
+        self._shared = (*self._shared[:4], None)  # the stage times (rows x stages): let go
+        columns.update({key: np.empty(total, STAGE_DTYPES[key]) for key in PLACE_KEYS})
+        self._place_places(columns, depth, first, offsets, names)
+        self._shared = self._devices = self._bytes_sent = None
+        return {key: columns[key] for key in STAGE_DTYPES}, names
+
+    def _shared_places(
+        self, depth: np.ndarray, first: np.ndarray, offsets: np.ndarray
+    ) -> Iterator[tuple[int, Step, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per stage of each plan: its number, step, the rows that entered it (those whose
+        depth passes it), their requests and their places in the table."""
+        assert self._shared is not None
+        rows, plan_of, plans = self._shared[:3]
+        for p, plan in enumerate(plans):
+            plan_rows = np.flatnonzero(plan_of == p)
+            for j, step in enumerate(plan.steps):
+                entered = plan_rows[depth[plan_rows] > j]
+                request = rows[entered]
+                yield j, step, entered, request, offsets[request] + first[request] + j
+
+    def _place_times(self, columns: dict, depth, first, offsets) -> None:
+        """The table's times, written while the stage times are held."""
+        assert self._devices is not None and self._shared is not None
+        computed, uplinked, _, _, arrival_s = self._devices[:5]
+        compute_start_s, compute_end_s, uplink_start_s, uplink_end_s = self._devices[5:]
+        times = self._shared[4]
+        enqueue, start, end = (columns[key] for key in TIME_KEYS)
+        for j, _, entered, _, place in self._shared_places(depth, first, offsets):
+            enqueue[place] = times.enqueue_at(entered, j)
+            start[place] = times.start_s[entered, j]
+            end[place] = times.end_s[entered, j]
         rows = np.flatnonzero(computed)
-        blocks.append(
-            _block(
-                rows,
-                0,
-                0,
-                group[rows],
-                0.0,
-                arrival_s[rows],
-                compute_start_s[rows],
-                compute_end_s[rows],
-            )
-        )
+        place = offsets[rows]
+        enqueue[place], start[place] = arrival_s[rows], compute_start_s[rows]
+        end[place] = compute_end_s[rows]
         rows = np.flatnonzero(uplinked)
-        blocks.append(
-            _block(
-                rows,
-                computed[rows].astype(np.int16),
-                1,
-                self._radio_code + gateway[rows],
-                bits[rows] / 8.0,
-                compute_end_s[rows],
-                uplink_start_s[rows],
-                uplink_end_s[rows],
-            )
-        )
-        self._devices = None
-        del computed, group, gateway, arrival_s, compute_start_s, compute_end_s
-        del uplink_start_s, uplink_end_s, bits, first, uplinked, rows
+        place = offsets[rows] + computed[rows]
+        enqueue[place], start[place] = compute_end_s[rows], uplink_start_s[rows]
+        end[place] = uplink_end_s[rows]
+
+    def _place_places(self, columns: dict, depth, first, offsets, names: list[str]) -> None:
+        """Each stage's request, number, kind, place and bytes."""
+        assert self._devices is not None and self._shared is not None
+        assert self._bytes_sent is not None
+        computed, uplinked, group, gateway = self._devices[:4]
+        bits = self._shared[3]
+        request, stage, kind, at, size = (columns[key] for key in PLACE_KEYS)
+        for j, step, entered, rows, place in self._shared_places(depth, first, offsets):
+            transfer = step.kind == "transfer"
+            request[place], stage[place], kind[place] = rows, first[rows] + j, int(transfer)
+            at[place] = names.index(step.name)
+            size[place] = bits[entered, step.payload] / 8.0 if transfer else 0.0
+        rows = np.flatnonzero(computed)
+        place = offsets[rows]
+        request[place], stage[place], kind[place], at[place], size[place] = rows, 0, 0, 0, 0.0
+        at[place] = group[rows]
+        rows = np.flatnonzero(uplinked)
+        place = offsets[rows] + computed[rows]
+        request[place], stage[place], kind[place] = rows, computed[rows], 1
+        at[place] = self._radio_code + gateway[rows]
+        size[place] = self._bytes_sent[rows]
+
+    def _sorted(self, names: list[str]) -> dict[str, np.ndarray]:
+        """The table joined part by part, then sorted by request and stage."""
+        blocks = [_block(**part) for part in self._parts(names)]
         # Column by column, each part let go once joined and each joined column once
         # sorted: at most one column is held twice (millions of stages, 40 bytes each).
         columns = {}
@@ -460,47 +556,115 @@ class StageTable:
         order = np.lexsort((columns["stage"], columns["request"]))
         for key in list(columns):
             columns[key] = columns.pop(key)[order]
-        return columns, names
+        return columns
 
-    def _shared_blocks(self, first: np.ndarray, names: list[str]) -> list[dict[str, np.ndarray]]:
+    def _shared_depth(self, names: list[str]) -> np.ndarray | None:
+        """How many shared stages each row entered (None where some row entered a stage
+        without the one before it); names the shared stages' places, in order."""
         assert self._shared is not None
-        rows, plan_of, plans, bits, enqueue_s, start_s, end_s = self._shared
-        base = first[rows]
-        blocks = []
+        rows, plan_of, plans, _, times = self._shared
+        depth = np.zeros(rows.size, np.int16)
         for p, plan in enumerate(plans):
             plan_rows = np.flatnonzero(plan_of == p)
             for j, step in enumerate(plan.steps):
-                entered = plan_rows[~np.isnan(enqueue_s[plan_rows, j])]
+                if step.name not in names:
+                    names.append(step.name)
+                entered = plan_rows[~np.isnan(times.enqueue_at(plan_rows, j))]
+                if (depth[entered] != j).any():
+                    return None
+                depth[entered] += 1
+        return depth
+
+    def _parts(self, names: list[str]) -> Iterator[dict[str, np.ndarray | float | int]]:
+        """The table's rows, a part at a time (a stage of a plan, the devices' computes,
+        their uplinks), each let go once written; then the run's arrays are let go."""
+        assert self._devices is not None and self._bytes_sent is not None
+        computed, uplinked, group, gateway, arrival_s = self._devices[:5]
+        compute_start_s, compute_end_s, uplink_start_s, uplink_end_s = self._devices[5:]
+        first = computed.astype(np.int16) + uplinked
+        yield from self._shared_parts(first, names)
+        self._shared = None  # the largest arrays (a row per request and stage): let them go
+        rows = np.flatnonzero(computed)
+        yield _part(
+            rows,
+            0,
+            0,
+            group[rows],
+            0.0,
+            arrival_s[rows],
+            compute_start_s[rows],
+            compute_end_s[rows],
+        )
+        rows = np.flatnonzero(uplinked)
+        yield _part(
+            rows,
+            computed[rows].astype(np.int16),
+            1,
+            self._radio_code + gateway[rows],
+            self._bytes_sent[rows],
+            compute_end_s[rows],
+            uplink_start_s[rows],
+            uplink_end_s[rows],
+        )
+        self._devices = self._bytes_sent = None
+
+    def _shared_parts(
+        self, first: np.ndarray, names: list[str]
+    ) -> Iterator[dict[str, np.ndarray | float | int]]:
+        assert self._shared is not None
+        rows, plan_of, plans, bits, times = self._shared
+        start_s, end_s = times.start_s, times.end_s
+        base = first[rows]
+        for p, plan in enumerate(plans):
+            plan_rows = np.flatnonzero(plan_of == p)
+            for j, step in enumerate(plan.steps):
+                enqueue_s = times.enqueue_at(plan_rows, j)
+                reached = ~np.isnan(enqueue_s)
+                entered = plan_rows[reached]
                 if step.name not in names:
                     names.append(step.name)
                 transfer = step.kind == "transfer"
                 size = bits[entered, step.payload] / 8.0 if transfer else 0.0
-                blocks.append(
-                    _block(
-                        rows[entered],
-                        base[entered] + j,
-                        int(transfer),
-                        names.index(step.name),
-                        size,
-                        enqueue_s[entered, j],
-                        start_s[entered, j],
-                        end_s[entered, j],
-                    )
+                yield _part(
+                    rows[entered],
+                    base[entered] + j,
+                    int(transfer),
+                    names.index(step.name),
+                    size,
+                    enqueue_s[reached],
+                    start_s[entered, j],
+                    end_s[entered, j],
                 )
-        return blocks
 
 
-def _block(request, stage, transfer, at, size, enqueue, start, end) -> dict[str, np.ndarray]:
-    m = request.size
+STAGE_DTYPES = {
+    "request": np.int64,
+    "stage": np.int16,
+    "kind": np.int8,
+    "at": np.int16,
+    "bytes": np.float64,
+    "t_enqueue_s": np.float64,
+    "t_start_s": np.float64,
+    "t_end_s": np.float64,
+}
+
+
+TIME_KEYS = ("t_enqueue_s", "t_start_s", "t_end_s")
+PLACE_KEYS = ("request", "stage", "kind", "at", "bytes")
+
+
+def _part(request, stage, transfer, at, size, enqueue, start, end) -> dict:
+    """One part of the stage table: arrays, or one value for all its rows."""
+    values = (request, stage, transfer, at, size, enqueue, start, end)
+    return dict(zip(STAGE_DTYPES, values, strict=True))
+
+
+def _block(**part) -> dict[str, np.ndarray]:
+    """A part as whole columns of the table's dtypes."""
+    m = part["request"].size
     return {
-        "request": request.astype(np.int64),
-        "stage": np.broadcast_to(np.asarray(stage, dtype=np.int16), (m,)).copy(),
-        "kind": np.full(m, transfer, dtype=np.int8),
-        "at": np.broadcast_to(np.asarray(at, dtype=np.int16), (m,)).copy(),
-        "bytes": np.broadcast_to(np.asarray(size, dtype=np.float64), (m,)).copy(),
-        "t_enqueue_s": np.asarray(enqueue, dtype=np.float64),
-        "t_start_s": np.asarray(start, dtype=np.float64),
-        "t_end_s": np.asarray(end, dtype=np.float64),
+        key: np.broadcast_to(np.asarray(part[key], dtype=dtype), (m,)).copy()
+        for key, dtype in STAGE_DTYPES.items()
     }
 
 

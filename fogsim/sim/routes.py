@@ -74,7 +74,9 @@ class Kinds:
         """The kind of each request."""
         raw = np.where(decision.tier == Tier.FOG, self.raw_fog, self.raw_cloud)
         sent = np.where(decision.raw, raw, self.features)
-        return np.where(decision.exit_index >= 0, decision.exit_index, sent).astype(np.int64)
+        kind = np.where(decision.exit_index >= 0, decision.exit_index, sent)
+        # The narrowest exact dtype: one byte a request, as a run holds it to its end.
+        return kind.astype(np.int8 if self.count <= np.iinfo(np.int8).max else np.int32)
 
     def tier(self, kind: int) -> int:
         if kind < self.n_exits:

@@ -140,7 +140,8 @@ def merged_columns(
             server_j if whole else {tier: joules[rows] for tier, joules in server_j.items()},
             lost_s if whole or lost_s is None else lost_s[rows],
         )
-        block["request"] = rows.astype(np.int64)
+        # The share's own rows are its request ids (not copied: nothing writes to them).
+        block = {"request": rows.astype(np.int64, copy=False), **block}
         if named:
             block["design"] = np.full(rows.size, share.name, dtype=object)
         blocks.append(block)
@@ -177,6 +178,11 @@ class MergedStages:
             (s.rows, StageTable(scenario, s.workload, s.kind, s.kinds, s.device, s.journeys))
             for s in shares
         ]
+
+    def take_bytes_sent(self, bytes_sent: np.ndarray) -> None:
+        """The bytes each request's device sent, over all requests (see ``StageTable``)."""
+        for rows, table in self._tables:
+            table.take_bytes_sent(bytes_sent[rows])
 
     def columns(self) -> tuple[dict[str, np.ndarray], list[str]]:
         names: list[str] = []

@@ -110,18 +110,20 @@ def _serve(
     kinds fell on one instant (SimPy orders those by event id, unknown here)."""
     n = arrive.size
     queue = np.empty(n, order.dtype)
-    deadline = np.empty(n)
     head = 0
     tail = 0
     idle = workers
-    # Batches in dispatch order: first queue slot, size, start, work; a heap of their ends.
-    b_first = np.empty(n, order.dtype)
-    b_size = np.empty(n, order.dtype)
-    b_start = np.empty(n)
-    b_work = np.empty(n)
-    b_open = np.zeros(n, np.bool_)
-    ends = np.empty(n)
-    end_ids = np.empty(n, order.dtype)
+    # The running batches (at most one a worker), each in a slot of its worker's: its first
+    # queue slot, size, start and work; a heap of their ends, each tagged with its dispatch
+    # number times ``workers`` plus its slot, so ties break in dispatch order (as SimPy's
+    # event ids do) and the slot comes with it.
+    b_first = np.empty(workers, np.int64)
+    b_size = np.empty(workers, np.int64)
+    b_start = np.empty(workers)
+    b_work = np.empty(workers)
+    free = np.arange(workers)  # free slots, a stack: free[:idle]
+    ends = np.empty(workers)
+    end_ids = np.empty(workers, np.int64)
     running = 0
     batches = 0
     timer = False
@@ -148,12 +150,10 @@ def _serve(
             submitted += 1
             queue[tail] = i
             tail += 1
-            deadline[i] = now + max_wait
         elif te == now:
-            b = end_ids[0]
+            b = end_ids[0] % workers
             _heap_pop(ends, end_ids, running)
             running -= 1
-            b_open[b] = False
             busy_done += now - b_start[b]
             size = b_size[b]
             completed += size
@@ -165,29 +165,31 @@ def _serve(
                 share[item] = work[item] / b_work[b] if b_work[b] > 0 else 1.0 / size
                 order[emitted] = item
                 emitted += 1
+            free[idle] = b
             idle += 1
         else:
             timer = False
             fired = timer_deadline
         # Server._dispatch
+        # An arrival's deadline is its arrival time plus max_wait (as Server.submit sets it).
         while idle > 0 and (
             tail - head >= max_batch
-            or (tail > head and deadline[queue[head]] <= (fired if fired > now else now))
+            or (tail > head and arrive[queue[head]] + max_wait <= (fired if fired > now else now))
         ):
             idle -= 1
+            slot = free[idle]
             size = min(max_batch, tail - head)
             total = work[queue[head]] if size == 1 else fsum(work[queue[head : head + size]])
-            b_first[batches] = head
-            b_size[batches] = size
-            b_start[batches] = now
-            b_work[batches] = total
-            b_open[batches] = True
-            _heap_push(ends, end_ids, running, now + (overhead + total), batches)
+            b_first[slot] = head
+            b_size[slot] = size
+            b_start[slot] = now
+            b_work[slot] = total
+            _heap_push(ends, end_ids, running, now + (overhead + total), batches * workers + slot)
             running += 1
             batches += 1
             head += size
         if idle > 0 and tail > head and not timer:
-            oldest = deadline[queue[head]]
+            oldest = arrive[queue[head]] + max_wait
             if not oldest <= (fired if fired > now else now):
                 gap = oldest - now
                 timer = True
@@ -201,9 +203,8 @@ def _serve(
             peak_queue = max(peak_queue, tail - head)
             i += 1
     running_s = 0.0
-    for b in range(batches):
-        if b_open[b]:
-            running_s += until - b_start[b]
+    for tag in np.sort(end_ids[:running]):  # the batches still running, in dispatch order
+        running_s += until - b_start[tag % workers]
     stats[0] = submitted
     stats[1] = completed
     stats[2] = n_dropped

@@ -108,7 +108,8 @@ class FastStages:
             self.tiers[spec.name] = Tier.CLOUD
         self.journeys = journeys
         self.routes = [self._route(plan) for plan in journeys.plans]
-        self.times = StageTimes.empty(journeys.rows.size, journeys.width)
+        # No failures or retries here (support.why_not_fast): no attempt gives up.
+        self.times = StageTimes.empty(journeys.rows.size, journeys.width, gives_up=False)
         self.servers: dict[str, ServerCounters] = {}
         # Per link, its totals (bits, transfers, busy seconds, peak concurrency): its
         # per-arrival times are let go once recorded, as they would outlive the run.
