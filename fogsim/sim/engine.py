@@ -21,6 +21,7 @@ from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, ru
 from fogsim.sim.fast import FastEngineUnsupported, NotExact, why_not_fast
 from fogsim.sim.handover import InFlight
 from fogsim.sim.mobility import MobilityRun
+from fogsim.sim.ordering import stable_argsort, unique_inverse
 from fogsim.sim.radio import RadioUse, radio_energy, resend_energy
 from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
     STATUSES,
@@ -329,11 +330,11 @@ def _plan_journeys(
     ready = np.where(on_cell[workload.gateway], device.compute_end_s, device.uplink_end_s)
     rows = np.flatnonzero(device.bits > 0)
     rows = rows[ready[rows] < scenario.duration]
-    rows = rows[np.argsort(ready[rows], kind="stable")]
+    rows = rows[stable_argsort(ready[rows])]
     n_gateways, n_kinds = len(gateways), planner.kinds.count
     combo = (workload.group[rows].astype(np.int64) * n_gateways + workload.gateway[rows]) * n_kinds
     combo += kind[rows]
-    unique, plan = np.unique(combo, return_inverse=True)
+    unique, plan = unique_inverse(combo)
     plans = []
     for code in unique.tolist():
         group_gateway, request_kind = divmod(code, n_kinds)

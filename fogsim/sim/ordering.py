@@ -1,0 +1,42 @@
+"""Orderings of per-request arrays, as numpy gives them but faster at a million rows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Codes above this are grouped by np.unique (a sort); below, by counting (one pass).
+COUNTED_CODES = 1 << 20
+
+
+def stable_argsort(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")``, the same indices, faster on floats.
+
+    numpy's stable sort of floats is a merge sort; its default sort is several times
+    faster but orders equal values arbitrarily. So: the default sort, then each run of
+    equal values put back in index order (few runs, and short, in timed data). NaNs compare
+    unequal to themselves, so arrays holding any take numpy's stable sort.
+    """
+    if values.dtype.kind != "f" or np.isnan(values).any():
+        return np.argsort(values, kind="stable")
+    order = np.argsort(values)
+    ordered = values[order]
+    tie = ordered[1:] == ordered[:-1]
+    if not tie.any():
+        return order
+    in_run = np.zeros(order.size, dtype=bool)
+    in_run[:-1] = tie
+    in_run[1:] |= tie
+    run = np.cumsum(np.append(False, ~tie))  # equal values share a run number
+    at = np.flatnonzero(in_run)
+    order[at] = order[at][np.lexsort((order[at], run[at]))]
+    return order
+
+
+def unique_inverse(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)`` for non-negative integer codes: by
+    counting where the codes are small, one pass instead of a sort."""
+    if codes.size == 0 or codes.min() < 0 or codes.max() >= COUNTED_CODES:
+        return np.unique(codes, return_inverse=True)
+    present = np.bincount(codes) > 0
+    unique = np.flatnonzero(present).astype(codes.dtype)
+    return unique, (np.cumsum(present) - 1)[codes]
