@@ -327,7 +327,13 @@ def _plan_journeys(
     """
     gateways = scenario.network.gateway_nodes
     on_cell = np.array([g.access == "shared" and g.cell is not None for g in gateways])
-    ready = np.where(on_cell[workload.gateway], device.compute_end_s, device.uplink_end_s)
+    # Read only, never written: one of the device's own columns where every gateway is alike.
+    if not on_cell.any():
+        ready = device.uplink_end_s
+    elif on_cell.all():
+        ready = device.compute_end_s
+    else:
+        ready = np.where(on_cell[workload.gateway], device.compute_end_s, device.uplink_end_s)
     rows = np.flatnonzero(device.bits > 0)
     rows = rows[ready[rows] < scenario.duration]
     rows = rows[stable_argsort(ready[rows])]
@@ -424,8 +430,8 @@ def _device_energy(
     ``resend_j``: what re-sends at handovers cost on top (mobility's retry)."""
     use = _radio_use(scenario, workload, device, journeys, answer_s)
     radio_j = radio_energy(scenario, workload.group, workload.device, use)
-    retries = journeys.per_row(journeys.times.retries, workload.size, 0)
-    if retries.any():
+    if journeys.times.retries.any():
+        retries = journeys.per_row(journeys.times.retries, workload.size, 0)
         radio_j += resend_energy(scenario, workload.group, use, retries)
     if resend_j is not None:
         radio_j += resend_j
