@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fogsim.sim.ordering import COUNTED_CODES, stable_argsort, unique_inverse
+from fogsim.sim.ordering import COUNTED_CODES, by_key_then, stable_argsort, unique_inverse
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -33,3 +33,11 @@ def test_unique_inverse_is_numpys_unique(high: int) -> None:
     assert np.array_equal(unique, expected_unique) and unique.dtype == expected_unique.dtype
     assert np.array_equal(inverse, expected_inverse)
     assert np.array_equal(unique[inverse], codes)
+
+
+@pytest.mark.parametrize(("seed", "devices"), [(0, 1), (1, 30), (2, 5000), (3, 70_000)])
+def test_by_key_then_is_numpys_lexsort(seed: int, devices: int) -> None:
+    rng = np.random.default_rng(seed)
+    key = rng.integers(0, devices, 20_000).astype(np.int32)
+    values = rng.integers(0, 500, key.size) / 4.0  # ties within and across keys
+    assert np.array_equal(by_key_then(key, values), np.lexsort((values, key)))

@@ -335,11 +335,17 @@ def _plan_journeys(
     else:
         ready = np.where(on_cell[workload.gateway], device.compute_end_s, device.uplink_end_s)
     rows = np.flatnonzero(device.bits > 0)
-    rows = rows[ready[rows] < scenario.duration]
-    rows = rows[stable_argsort(ready[rows])]
+    ready_s = ready[rows]
+    sending = ready_s < scenario.duration
+    rows, ready_s = rows[sending], ready_s[sending]
+    del sending
     n_gateways, n_kinds = len(gateways), planner.kinds.count
+    # Read in request order (in step through memory), then put in the order of readiness.
     combo = (workload.group[rows].astype(np.int64) * n_gateways + workload.gateway[rows]) * n_kinds
     combo += kind[rows]
+    order = stable_argsort(ready_s)
+    rows, ready_s, combo = rows[order], ready_s[order], combo[order]
+    del order
     unique, plan = unique_inverse(combo)
     plans = []
     for code in unique.tolist():
@@ -355,7 +361,7 @@ def _plan_journeys(
         bits = np.column_stack([device.bits[rows], fog_bits])
     # Request indices as int32 below 2**31 requests: 4 bytes a row, kept to the end.
     index = np.int32 if workload.size <= np.iinfo(np.int32).max else np.int64
-    return Journeys(rows.astype(index), ready[rows], plans, plan.astype(np.int32), bits)
+    return Journeys(rows.astype(index), ready_s, plans, plan.astype(np.int32), bits)
 
 
 def _answer_at_device(

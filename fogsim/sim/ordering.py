@@ -40,3 +40,16 @@ def unique_inverse(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     present = np.bincount(codes) > 0
     unique = np.flatnonzero(present).astype(codes.dtype)
     return unique, (np.cumsum(present) - 1)[codes]
+
+
+def by_key_then(key: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.lexsort((values, key))``: by an integer ``key`` (a device), then ``values``
+    (times), ties in index order; the same indices, faster where the keys fit 16 bits.
+
+    Sorted by ``values`` first, stably, then by ``key``: numpy sorts 16-bit integers
+    stably by radix, in one pass, where the general stable sort compares.
+    """
+    if key.size == 0 or key.min() < 0 or key.max() > np.iinfo(np.uint16).max:
+        return np.lexsort((values, key))
+    order = stable_argsort(values)
+    return order[np.argsort(key[order].astype(np.uint16), kind="stable")]
