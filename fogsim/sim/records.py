@@ -94,8 +94,11 @@ class Journeys:
     ) -> np.ndarray:
         """Spread one value per row (``grid[row, stage[row]]``) over all ``n`` requests."""
         out = np.full(n, fill, dtype=grid.dtype)
-        has = stage >= 0
-        out[self.rows[has]] = grid[np.flatnonzero(has), stage[has]]
+        # A stage (a column of the grid) at a time: few stages, and a column is read in
+        # step, where picking (row, stage) pairs is a gather over the whole grid.
+        for j in np.flatnonzero(np.bincount(stage + 1)[1:]):
+            at = stage == j
+            out[self.rows[at]] = grid[:, j][at]
         return out
 
     def enqueue_per_request(self, stage: np.ndarray, n: int) -> np.ndarray:
