@@ -41,3 +41,9 @@ def test_by_key_then_is_numpys_lexsort(seed: int, devices: int) -> None:
     key = rng.integers(0, devices, 20_000).astype(np.int32)
     values = rng.integers(0, 500, key.size) / 4.0  # ties within and across keys
     assert np.array_equal(by_key_then(key, values), np.lexsort((values, key)))
+
+
+def test_stable_argsort_of_sorted_values_is_the_identity() -> None:
+    values = np.repeat([0.0, 0.5, 0.5, 2.0], 7)  # in order, with ties
+    assert np.array_equal(stable_argsort(values), np.argsort(values, kind="stable"))
+    assert stable_argsort(values).dtype == np.argsort(values).dtype
