@@ -372,7 +372,8 @@ def _answer_at_device(
     last_hop = _last_hop_s(scenario, topology)
     answer = np.full(workload.size, np.nan)
     rows = journeys.rows
-    hop = last_hop[workload.group[rows], workload.gateway[rows]]
+    # Each request's last hop read in request order (in step), then picked by row.
+    hop = last_hop[workload.group, workload.gateway][rows]
     answer[rows] = journeys.times.answer_at_gateway_s + hop
     return answer
 
@@ -456,10 +457,14 @@ def _radio_use(
     answer_s: np.ndarray,
 ) -> RadioUse:
     """Sending on the device's own link or the shared cell; receiving the answer's last hop."""
-    cell_start, cell_sent = journeys.cell_times(workload.size)
-    on_cell = ~np.isnan(cell_sent)
-    tx_start = np.where(on_cell, cell_start, device.uplink_start_s)
-    tx_end = np.where(on_cell, cell_sent, device.uplink_sent_s)
+    if np.isnan(journeys.times.cell_sent_s).all():  # no request sent on a shared cell
+        # Read only, while the radio's energy is counted: the device's own columns.
+        tx_start, tx_end = device.uplink_start_s, device.uplink_sent_s
+    else:
+        cell_start, cell_sent = journeys.cell_times(workload.size)
+        on_cell = ~np.isnan(cell_sent)
+        tx_start = np.where(on_cell, cell_start, device.uplink_start_s)
+        tx_end = np.where(on_cell, cell_sent, device.uplink_sent_s)
     gateways = scenario.network.gateway_nodes
     # The answer's last hop is the device's own downlink, or the shared cell.
     last_bps = np.array([[g.radio.downlink] * len(gateways) for g in scenario.devices])
