@@ -157,7 +157,10 @@ class Journeys:
                 watts = np.array(
                     [power[s.name] if c else 0.0 for s, c in zip(steps, computes, strict=True)]
                 )
-                rows = np.flatnonzero(np.array(computes)[self.plan])
+                here = np.array(computes)[self.plan]
+                # Every row computes here (one server's run): its columns read whole, in step.
+                rows: slice | np.ndarray = slice(None) if here.all() else np.flatnonzero(here)
+                del here
                 busy = times.end_s[rows, j] - times.start_s[rows, j]
                 joules = np.nan_to_num(watts[self.plan[rows]] * busy * times.share[rows, j])
                 joules_of[self.rows[rows]] += joules
