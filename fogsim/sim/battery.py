@@ -14,6 +14,8 @@ def drain(capacity_j: np.ndarray, device: np.ndarray, parts: list[np.ndarray]) -
     part by part in that order, so a device's energies add up to its battery.
     Every later request of the device gets nothing. ``parts`` change in place.
     """
+    if np.isposinf(capacity_j).all():
+        return np.zeros(device.size, dtype=bool)  # no battery can run out: nothing to drain
     spent = np.sum(parts, axis=0)
     before = spent_before(spent, device)
     empty = before + spent > capacity_j

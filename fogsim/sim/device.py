@@ -130,6 +130,9 @@ def run_devices(
     n = workload.size
     service, joules, uplink_bps = device_tables(scenario, workload, kinds, kind)
     drop = np.full(n, None, dtype=object)
+    # The same as ``drop != None``, kept as it is filled: comparing an object array
+    # costs a Python call a request.
+    dropped = np.zeros(n, dtype=bool)
     start, end = np.full(n, np.nan), np.full(n, np.nan)
     for g, group in enumerate(scenario.devices):
         # Devices are numbered group by group, so each group is one contiguous block.
@@ -143,9 +146,11 @@ def run_devices(
         )
         start[rows], end[rows] = result.start_s, result.end_s
         drop[rows[result.dropped]] = DEVICE_QUEUE_FULL
+        dropped[rows[result.dropped]] = True
     bits = _bits_sent(kinds, kind, outcomes, workload, scenario.policy.raw_bytes(outcomes))
-    bits[drop != None] = 0.0  # noqa: E711 - elementwise comparison on an object array
-    compute_j = np.where(drop == None, joules, 0.0)  # noqa: E711
+    bits[dropped] = 0.0
+    compute_j = np.where(dropped, 0.0, joules)
+    del dropped
     up_start, up_sent, up_end = _dedicated_uplinks(scenario, workload, end, bits, uplink_bps)
     idle_j = _idle_energy(scenario, workload, start, end)
     if jobs is not None:

@@ -21,6 +21,7 @@ from fogsim.sim.device import BATTERY_EMPTY, DeviceStage, battery_capacity_j, ru
 from fogsim.sim.fast import FastEngineUnsupported, NotExact, why_not_fast
 from fogsim.sim.handover import InFlight
 from fogsim.sim.mobility import MobilityRun
+from fogsim.sim.ordering import stable_argsort, unique_inverse
 from fogsim.sim.radio import RadioUse, radio_energy, resend_energy
 from fogsim.sim.records import (  # noqa: F401  (STATUSES, AccountingError: their old home)
     STATUSES,
@@ -326,14 +327,26 @@ def _plan_journeys(
     """
     gateways = scenario.network.gateway_nodes
     on_cell = np.array([g.access == "shared" and g.cell is not None for g in gateways])
-    ready = np.where(on_cell[workload.gateway], device.compute_end_s, device.uplink_end_s)
+    # Read only, never written: one of the device's own columns where every gateway is alike.
+    if not on_cell.any():
+        ready = device.uplink_end_s
+    elif on_cell.all():
+        ready = device.compute_end_s
+    else:
+        ready = np.where(on_cell[workload.gateway], device.compute_end_s, device.uplink_end_s)
     rows = np.flatnonzero(device.bits > 0)
-    rows = rows[ready[rows] < scenario.duration]
-    rows = rows[np.argsort(ready[rows], kind="stable")]
+    ready_s = ready[rows]
+    sending = ready_s < scenario.duration
+    rows, ready_s = rows[sending], ready_s[sending]
+    del sending
     n_gateways, n_kinds = len(gateways), planner.kinds.count
+    # Read in request order (in step through memory), then put in the order of readiness.
     combo = (workload.group[rows].astype(np.int64) * n_gateways + workload.gateway[rows]) * n_kinds
     combo += kind[rows]
-    unique, plan = np.unique(combo, return_inverse=True)
+    order = stable_argsort(ready_s)
+    rows, ready_s, combo = rows[order], ready_s[order], combo[order]
+    del order
+    unique, plan = unique_inverse(combo)
     plans = []
     for code in unique.tolist():
         group_gateway, request_kind = divmod(code, n_kinds)
@@ -348,7 +361,7 @@ def _plan_journeys(
         bits = np.column_stack([device.bits[rows], fog_bits])
     # Request indices as int32 below 2**31 requests: 4 bytes a row, kept to the end.
     index = np.int32 if workload.size <= np.iinfo(np.int32).max else np.int64
-    return Journeys(rows.astype(index), ready[rows], plans, plan.astype(np.int32), bits)
+    return Journeys(rows.astype(index), ready_s, plans, plan.astype(np.int32), bits)
 
 
 def _answer_at_device(
@@ -359,7 +372,8 @@ def _answer_at_device(
     last_hop = _last_hop_s(scenario, topology)
     answer = np.full(workload.size, np.nan)
     rows = journeys.rows
-    hop = last_hop[workload.group[rows], workload.gateway[rows]]
+    # Each request's last hop read in request order (in step), then picked by row.
+    hop = last_hop[workload.group, workload.gateway][rows]
     answer[rows] = journeys.times.answer_at_gateway_s + hop
     return answer
 
@@ -423,8 +437,8 @@ def _device_energy(
     ``resend_j``: what re-sends at handovers cost on top (mobility's retry)."""
     use = _radio_use(scenario, workload, device, journeys, answer_s)
     radio_j = radio_energy(scenario, workload.group, workload.device, use)
-    retries = journeys.per_row(journeys.times.retries, workload.size, 0)
-    if retries.any():
+    if journeys.times.retries.any():
+        retries = journeys.per_row(journeys.times.retries, workload.size, 0)
         radio_j += resend_energy(scenario, workload.group, use, retries)
     if resend_j is not None:
         radio_j += resend_j
@@ -443,10 +457,14 @@ def _radio_use(
     answer_s: np.ndarray,
 ) -> RadioUse:
     """Sending on the device's own link or the shared cell; receiving the answer's last hop."""
-    cell_start, cell_sent = journeys.cell_times(workload.size)
-    on_cell = ~np.isnan(cell_sent)
-    tx_start = np.where(on_cell, cell_start, device.uplink_start_s)
-    tx_end = np.where(on_cell, cell_sent, device.uplink_sent_s)
+    if np.isnan(journeys.times.cell_sent_s).all():  # no request sent on a shared cell
+        # Read only, while the radio's energy is counted: the device's own columns.
+        tx_start, tx_end = device.uplink_start_s, device.uplink_sent_s
+    else:
+        cell_start, cell_sent = journeys.cell_times(workload.size)
+        on_cell = ~np.isnan(cell_sent)
+        tx_start = np.where(on_cell, cell_start, device.uplink_start_s)
+        tx_end = np.where(on_cell, cell_sent, device.uplink_sent_s)
     gateways = scenario.network.gateway_nodes
     # The answer's last hop is the device's own downlink, or the shared cell.
     last_bps = np.array([[g.radio.downlink] * len(gateways) for g in scenario.devices])

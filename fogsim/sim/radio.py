@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fogsim.scenario.models import PowerRadioEnergy, RadioProfile, Scenario
+from fogsim.sim.ordering import by_key_then
 
 CHUNK_ROWS = 1 << 20  # requests whose radio energy is computed at once (see _by_devices)
 
@@ -129,7 +130,7 @@ def _tail_s(
     end = np.concatenate([use.tx_end_s[sent], use.rx_end_s[received]])
     if owner.size == 0:
         return np.zeros(n)
-    order = np.lexsort((start, device[owner]))
+    order = by_key_then(device[owner], start)  # np.lexsort((start, device[owner]))
     owner, start, end, who = owner[order], start[order], end[order], device[owner][order]
     last = np.append(who[1:] != who[:-1], True)
     # Transfers may overlap (an answer arriving while the next request is sent): the

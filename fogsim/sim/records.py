@@ -94,8 +94,11 @@ class Journeys:
     ) -> np.ndarray:
         """Spread one value per row (``grid[row, stage[row]]``) over all ``n`` requests."""
         out = np.full(n, fill, dtype=grid.dtype)
-        has = stage >= 0
-        out[self.rows[has]] = grid[np.flatnonzero(has), stage[has]]
+        # A stage (a column of the grid) at a time: few stages, and a column is read in
+        # step, where picking (row, stage) pairs is a gather over the whole grid.
+        for j in np.flatnonzero(np.bincount(stage + 1)[1:]):
+            at = stage == j
+            out[self.rows[at]] = grid[:, j][at]
         return out
 
     def enqueue_per_request(self, stage: np.ndarray, n: int) -> np.ndarray:
@@ -143,14 +146,24 @@ class Journeys:
         power.update({c.name: c.profile.power for c in scenario.clouds})
         energy = {Tier.FOG: np.zeros(n), Tier.CLOUD: np.zeros(n)}
         times = self.times
-        for p, plan in enumerate(self.plans):
-            rows = np.flatnonzero(self.plan == p)
-            for j, step in enumerate(plan.steps):
-                if step.kind != "compute":
+        # A stage at a time, every plan at once (one pass over the rows, not one a plan);
+        # each request's joules still added in its plan's order.
+        for j in range(self.width if self.plans else 0):
+            steps = [p.steps[j] if j < len(p.steps) else None for p in self.plans]
+            for tier, joules_of in energy.items():
+                computes = [s is not None and s.kind == "compute" and s.tier == tier for s in steps]
+                if not any(computes):
                     continue
+                watts = np.array(
+                    [power[s.name] if c else 0.0 for s, c in zip(steps, computes, strict=True)]
+                )
+                here = np.array(computes)[self.plan]
+                # Every row computes here (one server's run): its columns read whole, in step.
+                rows: slice | np.ndarray = slice(None) if here.all() else np.flatnonzero(here)
+                del here
                 busy = times.end_s[rows, j] - times.start_s[rows, j]
-                joules = np.nan_to_num(power[step.name] * busy * times.share[rows, j])
-                energy[step.tier][self.rows[rows]] += joules
+                joules = np.nan_to_num(watts[self.plan[rows]] * busy * times.share[rows, j])
+                joules_of[self.rows[rows]] += joules
         return energy
 
     def per_row(self, values: np.ndarray, n: int, fill: object) -> np.ndarray:

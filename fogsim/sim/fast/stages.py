@@ -31,6 +31,7 @@ from fogsim.sim.fast.tables import (
     stage_dtype,
     take_inputs,
 )
+from fogsim.sim.ordering import stable_argsort
 from fogsim.sim.records import Journeys
 from fogsim.sim.routes import Plan
 from fogsim.sim.server import CLOUD_QUEUE_FULL, FOG_QUEUE_FULL
@@ -201,7 +202,7 @@ class FastStages:
         rows = np.concatenate([part[1] for part in parts])
         arrive = np.concatenate([part[2] for part in parts])
         del parts  # each copy let go as soon as the next is made: the peak is the busiest link's
-        order = np.argsort(arrive, kind="stable")
+        order = stable_argsort(arrive)
         arrive = arrive[order]
         source = source[order]
         rows = rows[order]
@@ -236,7 +237,10 @@ class FastStages:
             if sol is None:
                 raise NotExact(f"two events at one instant at link {resource.name!r}")
             self._links[resource.name] = (
-                sol.bits_carried, sol.transfers, sol.busy_s, sol.peak_concurrency
+                sol.bits_carried,
+                sol.transfers,
+                sol.busy_s,
+                sol.peak_concurrency,
             )
             out_rows, out_s = record_link(
                 rows, stage, journeys.plan, self._forward, sol.start_s, sol.sent_s,
