@@ -135,8 +135,7 @@ def run_devices(
     dropped = np.zeros(n, dtype=bool)
     start, end = np.full(n, np.nan), np.full(n, np.nan)
     for g, group in enumerate(scenario.devices):
-        # Devices are numbered group by group, so each group is one contiguous block.
-        rows = np.flatnonzero(workload.group == g)
+        rows = workload.group_rows(g)
         result = solve_with_jobs(
             workload.device[rows],
             workload.arrival_s[rows],
@@ -173,7 +172,7 @@ def device_tables(
     first = 0
     for g, group in enumerate(scenario.devices):
         if group.spread is not None:
-            rows = np.flatnonzero(workload.group == g)
+            rows = workload.group_rows(g)
             f = draw_factors(scenario.seed, group)
             own = workload.device[rows] - first
             per_device_s, per_device_j = _times_and_energy(
@@ -220,7 +219,7 @@ def _dedicated_uplinks(
     dedicated = np.array([g.access == "dedicated" for g in scenario.network.gateway_nodes])
     sends = (bits > 0) & dedicated[workload.gateway]
     for g, group in enumerate(scenario.devices):
-        rows = np.flatnonzero(sends & (workload.group == g))
+        rows = workload.group_rows_where(g, sends)
         if rows.size == 0:
             continue
         # Requests leave the device in order of finishing their own part.
@@ -300,8 +299,9 @@ def _least_send_energy(
     )
     shared = np.array([g.access == "shared" for g in scenario.network.gateway_nodes])
     joules = np.zeros(workload.size)
+    sends = bits > 0
     for g, group in enumerate(scenario.devices):
-        rows = np.flatnonzero((workload.group == g) & (bits > 0))
+        rows = workload.group_rows_where(g, sends)
         gateway = workload.gateway[rows]
         rate = np.where(shared[gateway], cell_bps[gateway], uplink_bps[rows])
         joules[rows] = send_energy(group.radio, bits[rows], bits[rows] / rate)

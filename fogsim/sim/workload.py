@@ -39,6 +39,22 @@ class Workload:
     def size(self) -> int:
         return int(self.arrival_s.size)
 
+    def group_span(self, g: int) -> tuple[int, int]:
+        """Rows ``lo:hi`` of group ``g``: devices are numbered group by group and requests
+        sorted by device, so each group is one contiguous block."""
+        lo, hi = np.searchsorted(self.group, (g, g + 1))
+        return int(lo), int(hi)
+
+    def group_rows(self, g: int) -> np.ndarray:
+        """The indices of group ``g``'s rows (``np.flatnonzero(group == g)``)."""
+        return np.arange(*self.group_span(g))
+
+    def group_rows_where(self, g: int, mask: np.ndarray) -> np.ndarray:
+        """The indices of group ``g``'s rows where ``mask`` holds (``np.flatnonzero(mask &
+        (group == g))``), reading only the group's block."""
+        lo, hi = self.group_span(g)
+        return lo + np.flatnonzero(mask[lo:hi])
+
 
 def arrival_process(spec: Arrival) -> ArrivalProcess:
     """The arrival process a scenario's ``arrival`` block describes."""
