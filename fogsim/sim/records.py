@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -94,11 +95,7 @@ class Journeys:
     ) -> np.ndarray:
         """Spread one value per row (``grid[row, stage[row]]``) over all ``n`` requests."""
         out = np.full(n, fill, dtype=grid.dtype)
-        # A stage (a column of the grid) at a time: few stages, and a column is read in
-        # step, where picking (row, stage) pairs is a gather over the whole grid.
-        for j in np.flatnonzero(np.bincount(stage + 1)[1:]):
-            at = stage == j
-            out[self.rows[at]] = grid[:, j][at]
+        _spread(out, self.rows, grid, stage)
         return out
 
     def enqueue_per_request(self, stage: np.ndarray, n: int) -> np.ndarray:
@@ -171,6 +168,16 @@ class Journeys:
         out = np.full(n, fill, dtype=values.dtype)
         out[self.rows] = values
         return out
+
+
+@numba.njit(cache=True)
+def _spread(out: np.ndarray, rows: np.ndarray, grid: np.ndarray, stage: np.ndarray) -> None:
+    """``out[rows[i]] = grid[i, stage[i]]`` wherever ``stage[i] >= 0``, in one pass (numpy
+    would take a pass over every row for each stage, and two boolean gathers)."""
+    for i in range(rows.size):
+        j = stage[i]
+        if j >= 0:
+            out[rows[i]] = grid[i, j]
 
 
 def request_columns(
