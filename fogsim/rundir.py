@@ -234,9 +234,9 @@ def _write_files(
     (directory / "scenario.resolved.yaml").write_text(
         yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
     )
-    result.requests.to_parquet(directory / "requests.parquet", index=False)
+    write_parquet(result.requests, directory / "requests.parquet")
     if result.stages is not None:
-        result.stages.to_parquet(directory / STAGES, index=False)
+        write_parquet(result.stages, directory / STAGES)
     trim()  # Arrow's copies of the table, before the figures
     (directory / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
     if figures:
@@ -245,7 +245,28 @@ def _write_files(
         run_figures(result.requests, directory / "figures")
         trim()  # the figures' many small allocations, before the stage table's arrays
     if stages is not None:
-        stages().to_parquet(directory / STAGES, index=False)
+        write_parquet(stages(), directory / STAGES)
+
+
+ROW_GROUP = 1024 * 1024
+"""Rows a Parquet row group holds: pyarrow's default, so the files are the bytes
+``DataFrame.to_parquet`` writes."""
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """``frame.to_parquet(path, index=False)``, the same bytes, a row group at a time: Arrow
+    holds a copy of one row group, not of the whole table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if frame.empty:  # pyarrow writes an empty table as one empty row group
+        frame.to_parquet(path, index=False)
+        return
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    with pq.ParquetWriter(path, schema, compression="snappy") as writer:
+        for start in range(0, len(frame), ROW_GROUP):
+            chunk = frame.iloc[start : start + ROW_GROUP]
+            writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
 
 
 def _write_marker(directory: Path) -> None:
