@@ -12,21 +12,27 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from collections.abc import Callable
 
 M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
 THRESHOLD_BYTES = 128 * 1024  # glibc's initial threshold
 
 
-def return_freed_memory() -> bool:
-    """Keep glibc's mmap threshold fixed; False where the C library is not glibc."""
+def _glibc(name: str) -> Callable[..., int] | None:
+    """glibc's function ``name``, or None where the C library is not glibc."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        return getattr(libc, name)
     except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD_BYTES))
+        return None
+
+
+def return_freed_memory() -> bool:
+    """Keep glibc's mmap threshold fixed; False where the C library is not glibc."""
+    mallopt = _glibc("mallopt")
+    return mallopt is not None and bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD_BYTES))
 
 
 def trim() -> bool:
@@ -37,11 +43,5 @@ def trim() -> bool:
     import pyarrow
 
     pyarrow.default_memory_pool().release_unused()
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        malloc_trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return False
-    return bool(malloc_trim(0))
+    malloc_trim = _glibc("malloc_trim")
+    return malloc_trim is not None and bool(malloc_trim(0))
