@@ -61,10 +61,11 @@ COLUMN_BYTES = {
         8,
     ),
 }
-# Measured: a run's peak resident memory grows by 890-970 bytes per request
-# (campus, early_exit and cloud_only, 60k-480k requests), about 5x its frame's
-# columns: the workload, the engine's arrays, the frame and its Parquet copy.
-PEAK_COPIES = 5.5
+# Measured: a `fogsim run`'s peak resident memory grows by 370 bytes per request (city,
+# early_exit) to 469 (city, cloud_only: every request crosses 4 stages), between 15 and 30
+# simulated minutes (0.66M and 1.33M requests; /usr/bin/time's max RSS). With the stage rows
+# below, 1.5 copies of the frame's columns give 654 bytes: 40% over the larger.
+PEAK_COPIES = 1.5
 # Measured the same way: 540 bytes per device (400k devices, a few requests).
 BYTES_PER_DEVICE = 600
 # A bursty device's on/off periods, drawn whole before its arrivals: ten floats a period.
