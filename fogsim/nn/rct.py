@@ -206,12 +206,12 @@ class LowPrecisionTraining:
             if w is None or w.grad is None:
                 continue
             scale, bits = m.weight_scale, int(m.weight_bits)
+            update = w.grad + weight_decay * w.detach()
+            # Gavg: the gradient's size at the layer's resolution, or with momentum the step's.
+            sized = w.grad
             if self.momentum:
-                update = self._nesterov(m, w.grad + weight_decay * w.detach(), momentum)
-                self._gavg[name].append(float((lr * update.abs() / scale).mean()))
-            else:
-                self._gavg[name].append(float((lr * w.grad.abs() / scale).mean()))
-                update = w.grad + weight_decay * w.detach()
+                update = sized = self._nesterov(m, update, momentum)
+            self._gavg[name].append(float((lr * sized.abs() / scale).mean()))
             moved = m.weight_int.float() - lr * update / scale
             over = (_channel_max(moved) > qmax(bits)).to(moved.dtype)
             moved = moved / (1 + over)

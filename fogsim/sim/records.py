@@ -557,7 +557,7 @@ class StageTable:
             size[place] = bits[entered, step.payload] / 8.0 if transfer else 0.0
         rows = np.flatnonzero(computed)
         place = offsets[rows]
-        request[place], stage[place], kind[place], at[place], size[place] = rows, 0, 0, 0, 0.0
+        request[place], stage[place], kind[place], size[place] = rows, 0, 0, 0.0
         at[place] = group[rows]
         rows = np.flatnonzero(uplinked)
         place = offsets[rows] + computed[rows]
