@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 import yaml
-from test_nn_train import _cli, toy_dataset
+from test_nn_train import _cli, fit, toy_dataset
 from typer.testing import CliRunner
 
 import fogsim.data
@@ -97,19 +97,10 @@ def test_rct_trains_ships_weights_on_each_layers_grid_and_eval_reports_its_cost(
 
 @pytest.mark.parametrize("method", ["qat", "rct"])
 def test_both_methods_train_with_momentum_and_count_its_state(tmp_path, method):
-    from fogsim.nn.train import train_recipe
 
     common = {"dataset": "toy", "epochs": 1, "batch_size": 64, "lr": 0.1, "holdout": 64}
     recipe = recipe_from_dict({**RCT, **common, "method": method, "momentum": 0.9})
-    card = train_recipe(
-        recipe,
-        work_dir=tmp_path / "work",
-        output=tmp_path / "out.pt",
-        command="test",
-        load_dataset=toy_dataset,
-        progress=False,
-        log=lambda _: None,
-    )
+    card = fit(recipe, tmp_path / "work", tmp_path / "out.pt")
     t = card["training"]
     # QAT's momentum is fp32, as fp32 training's; RCT's int8 for its integer weights.
     fp32_state = t["fp32_peak_optimizer_bytes"]
@@ -120,7 +111,7 @@ def test_both_methods_train_with_momentum_and_count_its_state(tmp_path, method):
 
 @pytest.mark.parametrize("momentum", [0, 0.9])
 def test_rct_training_is_deterministic_and_resumes_with_its_bits(tmp_path, momentum):
-    from fogsim.nn.train import STATE_FILE, train_recipe
+    from fogsim.nn.train import STATE_FILE
 
     recipe = recipe_from_dict(
         {
@@ -137,15 +128,7 @@ def test_rct_training_is_deterministic_and_resumes_with_its_bits(tmp_path, momen
     )
 
     def run(work: str, log=lambda _: None) -> dict:
-        card = train_recipe(
-            recipe,
-            work_dir=tmp_path / work,
-            output=tmp_path / f"{work}.pt",
-            command="test",
-            load_dataset=toy_dataset,
-            progress=False,
-            log=log,
-        )
+        card = fit(recipe, tmp_path / work, tmp_path / f"{work}.pt", log)
         state = torch.load(tmp_path / f"{work}.pt", weights_only=True)["state_dict"]
         return {"bits": card["training"]["bits_per_epoch"], **state}
 

@@ -60,6 +60,19 @@ def toy_data(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
+def fit(recipe, work_dir, output, log=lambda _: None, data=toy_dataset) -> dict:
+    """``train_recipe`` as the tests run it: quiet, on the toy data unless told; its card."""
+    return train_recipe(
+        recipe,
+        work_dir=work_dir,
+        output=output,
+        command="test",
+        load_dataset=data,
+        progress=False,
+        log=log,
+    )
+
+
 def _cli() -> typer.Typer:
     app = typer.Typer()
     app.command("train")(train)
@@ -118,15 +131,7 @@ def test_training_is_deterministic_and_resumes(tmp_path):
     cards: dict[str, dict] = {}
 
     def run(work: str, log=lambda _: None) -> dict:
-        cards[work] = train_recipe(
-            recipe,
-            work_dir=tmp_path / work,
-            output=tmp_path / f"{work}.pt",
-            command="test",
-            load_dataset=toy_dataset,
-            progress=False,
-            log=log,
-        )
+        cards[work] = fit(recipe, tmp_path / work, tmp_path / f"{work}.pt", log)
         return torch.load(tmp_path / f"{work}.pt", weights_only=True)["state_dict"]
 
     whole = run("a")
@@ -175,14 +180,12 @@ def test_recipe_errors_name_the_key():
 
 def _train(tmp_path, name: str, data=toy_dataset, **overrides) -> tuple[dict, list[str]]:
     lines: list[str] = []
-    card = train_recipe(
+    card = fit(
         recipe_from_dict({**RECIPE, "name": name, **overrides}),
-        work_dir=tmp_path / f"{name}-work",
-        output=tmp_path / f"{name}.pt",
-        command="test",
-        load_dataset=data,
-        progress=False,
-        log=lines.append,
+        tmp_path / f"{name}-work",
+        tmp_path / f"{name}.pt",
+        lines.append,
+        data=data,
     )
     return card, lines
 
@@ -369,15 +372,7 @@ def test_a_teacher_of_another_shape_or_an_unusable_output_is_refused_first(
         _train(tmp_path, "kd", distill={"teacher": str(teacher)})
     (tmp_path / "out.pt").mkdir()
     with pytest.raises(UserInputError, match="is a directory"):
-        train_recipe(
-            recipe_from_dict(RECIPE),
-            work_dir=tmp_path / "w",
-            output=tmp_path / "out.pt",
-            command="test",
-            load_dataset=toy_dataset,
-            progress=False,
-            log=lambda _: None,
-        )
+        fit(recipe_from_dict(RECIPE), tmp_path / "w", tmp_path / "out.pt")
     with pytest.raises(UserInputError, match="device"):
         _train(tmp_path, "gpu", device="tpu-please")
 
@@ -404,15 +399,7 @@ def test_a_recipe_can_name_a_dataset_folder(tmp_path, monkeypatch):
             {**RECIPE, "name": "quads", "epochs": 2, "dataset": {"path": "../data/quads"}}
         )
     )
-    card = train_recipe(
-        load_recipe(recipe),
-        work_dir=tmp_path / "w",
-        output=tmp_path / "quads.pt",
-        command="test",
-        load_dataset=load_dataset,
-        progress=False,
-        log=lambda _: None,
-    )
+    card = fit(load_recipe(recipe), tmp_path / "w", tmp_path / "quads.pt", data=load_dataset)
     assert card["dataset"] == "quads" and card["image_shape"] == [16, 16, 1]
     assert card["dataset_path"] == str((tmp_path / "data" / "quads").resolve())
     assert card["recipe"]["dataset"] == {"path": "../data/quads", "name": None}

@@ -2,33 +2,32 @@
 
 import pytest
 import torch
-from test_nn_train import RECIPE, toy_dataset
+from test_nn_train import RECIPE, fit, toy_dataset
 
 from fogsim.errors import UserInputError
 from fogsim.nn.evaluate import hybrid_metrics, predict
 from fogsim.nn.recipe import recipe_from_dict
 from fogsim.nn.setup import split_train_holdout
-from fogsim.nn.train import STATE_FILE, train_recipe
+from fogsim.nn.train import STATE_FILE
 
 
 def _train(tmp_path, recipe, log=lambda _: None) -> None:
-    train_recipe(
-        recipe,
-        work_dir=tmp_path / "work",
-        output=tmp_path / "net.pt",
-        command="test",
-        load_dataset=toy_dataset,
-        progress=False,
-        log=log,
-    )
+    fit(recipe, tmp_path / "work", tmp_path / "net.pt", log)
 
 
 def test_the_state_keeps_the_best_held_out_weights_and_those_ship(tmp_path):
     # A learning rate this high makes the held-out score jump about between epochs.
     recipe = recipe_from_dict({**RECIPE, "epochs": 4, "lr": 0.05, "lr_schedule": "constant"})
     scores: list[float] = []
-    _train(tmp_path, recipe, lambda line: scores.append(float(line.split("cloud ")[1].split()[0]))
-           if line.startswith("epoch ") else None)
+    _train(
+        tmp_path,
+        recipe,
+        lambda line: (
+            scores.append(float(line.split("cloud ")[1].split()[0]))
+            if line.startswith("epoch ")
+            else None
+        ),
+    )
     state = torch.load(tmp_path / "work" / STATE_FILE, weights_only=True)
     assert state["epoch"] == 4 and isinstance(state["torch_rng"], torch.Tensor)
     best = state["best"]
