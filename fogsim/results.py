@@ -17,6 +17,7 @@ ENERGY_COMPONENTS = ("energy_compute_j", "energy_radio_j", "energy_idle_j")
 SERVER_ENERGY = ("energy_fog_j", "energy_cloud_j")
 TIERS = ("device", "fog", "cloud")
 ANSWERED = ("answered_edge", "answered_fog", "answered_cloud")
+STAGES = "stages.parquet"  # every stage of every request; runs from before it have none
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,18 @@ class RunResult:
     summary: dict[str, Any]
     directory: Path | None = None
     wall_s: float = 0.0  # seconds the simulation itself took (not written: it varies by machine)
-    stages: pd.DataFrame | None = None  # every stage of every request (stages.parquet)
+    # Every stage of every request, where the run holds it; a run that wrote its directory
+    # streamed the table there instead, and ``stages`` reads it back when first asked for.
+    stage_rows: pd.DataFrame | None = None
+
+    @property
+    def stages(self) -> pd.DataFrame | None:
+        """Every stage of every request (``stages.parquet``), or None where the run has none."""
+        if self.stage_rows is None and self.directory is not None:
+            path = self.directory / STAGES
+            if path.is_file():
+                object.__setattr__(self, "stage_rows", pd.read_parquet(path))
+        return self.stage_rows
 
 
 def requests_frame(columns: dict[str, np.ndarray | pd.Categorical]) -> pd.DataFrame:

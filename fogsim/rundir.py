@@ -20,7 +20,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -28,11 +28,10 @@ import yaml
 
 from fogsim.errors import UserInputError
 from fogsim.heap import trim
-from fogsim.results import RunResult
+from fogsim.results import STAGES, RunResult
 
 MARKER = "complete.json"
 RUN_FILES = ("scenario.resolved.yaml", "requests.parquet", "summary.json")
-STAGES = "stages.parquet"  # every stage of every request; runs from before it have none
 _RUN_ENTRIES = {*RUN_FILES, STAGES, "figures", MARKER}
 
 
@@ -95,10 +94,11 @@ class RunClaim:
         result: RunResult,
         *,
         figures: bool,
-        stages: Callable[[], pd.DataFrame] | None = None,
+        stages: Callable[[int], Iterable[pd.DataFrame]] | None = None,
     ) -> Path:
         """Write the run into staging, mark it complete, then move it into place.
-        ``stages`` builds a stage table that ``result`` lacks, once the rest is written."""
+        ``stages`` builds a stage table that ``result`` lacks, once the rest is written:
+        given a number of rows, it gives the table that many rows at a time."""
         if self._fd is None:
             raise RuntimeError("write() needs the claim to be held (use it in a with block)")
         _remove(self.staging)
@@ -228,15 +228,15 @@ def _write_files(
     result: RunResult,
     directory: Path,
     figures: bool,
-    stages: Callable[[], pd.DataFrame] | None = None,
+    stages: Callable[[int], Iterable[pd.DataFrame]] | None = None,
 ) -> None:
     resolved = result.scenario.model_dump(mode="json")
     (directory / "scenario.resolved.yaml").write_text(
         yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
     )
     write_parquet(result.requests, directory / "requests.parquet")
-    if result.stages is not None:
-        write_parquet(result.stages, directory / STAGES)
+    if result.stage_rows is not None:
+        write_parquet(result.stage_rows, directory / STAGES)
     trim()  # Arrow's copies of the table, before the figures
     (directory / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
     if figures:
@@ -245,7 +245,7 @@ def _write_files(
         run_figures(result.requests, directory / "figures")
         trim()  # the figures' many small allocations, before the stage table's arrays
     if stages is not None:
-        write_parquet(stages(), directory / STAGES)
+        write_row_groups(stages(ROW_GROUP), directory / STAGES)
 
 
 ROW_GROUP = 1024 * 1024
@@ -256,17 +256,36 @@ ROW_GROUP = 1024 * 1024
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """``frame.to_parquet(path, index=False)``, the same bytes, a row group at a time: Arrow
     holds a copy of one row group, not of the whole table."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     if frame.empty:  # pyarrow writes an empty table as one empty row group
         frame.to_parquet(path, index=False)
         return
-    schema = pa.Schema.from_pandas(frame, preserve_index=False)
-    with pq.ParquetWriter(path, schema, compression="snappy") as writer:
-        for start in range(0, len(frame), ROW_GROUP):
-            chunk = frame.iloc[start : start + ROW_GROUP]
-            writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
+    write_row_groups((frame.iloc[i : i + ROW_GROUP] for i in range(0, len(frame), ROW_GROUP)), path)
+
+
+def write_row_groups(frames: Iterable[pd.DataFrame], path: Path) -> None:
+    """Frames of ``ROW_GROUP`` rows each (the last may be shorter), written as one table of
+    their schema, each its own row group: the bytes ``to_parquet`` writes of the frames
+    joined, with only one of them held at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for frame in frames:
+            if writer is None:
+                if frame.empty:  # pyarrow writes an empty table as one empty row group
+                    frame.to_parquet(path, index=False)
+                    return
+                schema = pa.Schema.from_pandas(frame, preserve_index=False)
+                writer = pq.ParquetWriter(path, schema, compression="snappy")
+            table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+            del frame
+            writer.write_table(table)
+            del table
+            trim()  # the row group's copies, before the next one is built
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _write_marker(directory: Path) -> None:
@@ -298,5 +317,4 @@ def load_run(directory: str | Path) -> RunResult:
     scenario = scenario_from_data(data, base_dir=directory, origin=directory)
     frame = pd.read_parquet(directory / "requests.parquet")
     summary = json.loads((directory / "summary.json").read_text())
-    stages = pd.read_parquet(directory / STAGES) if (directory / STAGES).is_file() else None
-    return RunResult(scenario, frame, summary, directory, stages=stages)
+    return RunResult(scenario, frame, summary, directory)  # its stages read when asked for

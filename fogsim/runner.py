@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,8 @@ from fogsim.scenario import Problem, Scenario, ScenarioError, load_scenario, pre
 from fogsim.scenario.footprint import parse_memory
 from fogsim.sim.assignment import refuse_with_a_plan
 from fogsim.sim.engine import simulate
+from fogsim.sim.records import StageTable
+from fogsim.sim.shares import MergedStages
 
 
 def outcomes_for(scenario: Scenario, *, progress: bool = False) -> InferenceOutcomes:
@@ -70,28 +73,22 @@ def run(
         if found:
             raise ScenarioError(scenario.name, [Problem(loc, text) for loc, text in found])
     if not write:
-        result, build = _simulate(scenario, None, progress, engine)
-        return _with_stages(result, build)
+        result, table = _simulate(scenario, None, progress, engine)
+        return _with_stages(result, table)
     directory = Path(out_dir) if out_dir else default_run_dir(scenario)
     with claim_run_dir(directory, overwrite=overwrite) as claim:
-        result, build = _simulate(scenario, directory, progress, engine)
-        # The stage table is built once the figures are drawn: the two tables and the
-        # figures' working memory are never held at once.
-        built: list[pd.DataFrame] = []
-
-        def stages() -> pd.DataFrame:
-            assert build is not None
-            built.append(build())
-            return built[0]
-
-        claim.write(result, figures=scenario.outputs.figures, stages=build and stages)
-    return dataclasses.replace(result, stages=built[0]) if built else result
+        result, table = _simulate(scenario, directory, progress, engine)
+        # The stage table is streamed to its file a row group at a time, once the figures
+        # are drawn: the stages are never held whole, nor beside the figures' memory.
+        chunks = None if table is None else partial(_stage_frames, table)
+        claim.write(result, figures=scenario.outputs.figures, stages=chunks)
+    return result  # its stages are read back from the run directory when asked for
 
 
 def _simulate(
     scenario: Scenario, directory: Path | None, progress: bool, engine: str
-) -> tuple[RunResult, Callable[[], pd.DataFrame] | None]:
-    """The run, and what builds its stage table where the run does not hold it yet."""
+) -> tuple[RunResult, StageTable | MergedStages | None]:
+    """The run, and its stage table where the run does not hold it yet."""
     if scenario.plan is not None:  # each device runs its own design (fogsim.optimize)
         from fogsim.optimize.planned import run_plan
 
@@ -105,12 +102,20 @@ def _simulate(
     summary = summarize(scenario, frame, sim.summary_extra())
     table = sim.stages
     del sim
-    build = None if table is None else (lambda: stages_frame(*table.columns()))
-    return RunResult(scenario, frame, summary, directory, wall_s), build
+    return RunResult(scenario, frame, summary, directory, wall_s), table
 
 
-def _with_stages(result: RunResult, build: Callable[[], pd.DataFrame] | None) -> RunResult:
-    return result if build is None else dataclasses.replace(result, stages=build())
+def _with_stages(result: RunResult, table: StageTable | MergedStages | None) -> RunResult:
+    if table is None:
+        return result
+    return dataclasses.replace(result, stage_rows=stages_frame(*table.columns()))
+
+
+def _stage_frames(table: StageTable | MergedStages, rows: int) -> Iterator[pd.DataFrame]:
+    """The stage table, ``rows`` rows at a time, as frames."""
+    for columns, names in table.chunks(rows):
+        yield stages_frame(columns, names)
+        del columns  # one chunk held at a time
 
 
 def default_run_dir(scenario: Scenario) -> Path:

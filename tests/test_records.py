@@ -59,6 +59,24 @@ def test_the_stage_table_is_built_once_and_each_caller_gets_its_own_dict(tmp_pat
     )
 
 
+def test_the_stage_table_in_chunks_is_the_whole_table_cut_in_order(tmp_path):
+    # Built a chunk at a time (the run streams it to Parquet): the same rows, the same
+    # names, every chunk of the size asked for but the last, whatever the cut.
+    for scenario, outcomes in (
+        (small_scenario(tmp_path), synthetic_outcomes(exits=2)),
+        (fog_scenario(tmp_path), three_part_outcomes()),
+    ):
+        whole = stages_frame(*simulate(scenario, outcomes).stages.columns())
+        for size in (1, 7, len(whole) - 1, len(whole), 10 * len(whole)):
+            table = simulate(scenario, outcomes).stages
+            chunks = [stages_frame(*chunk) for chunk in table.chunks(size)]
+            assert [len(c) for c in chunks[:-1]] == [size] * (len(chunks) - 1)
+            assert 0 < len(chunks[-1]) <= size
+            joined = pd.concat(chunks, ignore_index=True)
+            pd.testing.assert_frame_equal(joined, whole, check_exact=True)
+            assert table._shared is None and table._devices is None  # let go after the last
+
+
 def test_the_summary_reads_the_answered_rows_as_a_copy_of_them_would(tmp_path):
     # summarize reads the answered rows column by column; the figures are those of a copy
     # of the answered rows, grouped as pandas groups them (some requests not answered).

@@ -161,3 +161,32 @@ def test_a_killed_run_leaves_nothing_the_next_run_trips_over(tmp_path: Path) -> 
     again = _fogsim(*args, "--overwrite")  # in case the victim finished before the kill
     assert again.wait(timeout=600) == 0, again.stderr.read()  # type: ignore[union-attr]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_run_streams_its_stages_in_row_groups_the_bytes_to_parquet_writes(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Row groups of a few rows, so that the table is written in many: the file is the one
+    # to_parquet writes of the table held whole, and the result reads it back when asked.
+    import pyarrow.parquet as pq
+
+    import fogsim.rundir
+    from fogsim.runner import run
+
+    held = run(CAMPUS, overrides=TINY, write=False).stages
+    assert held is not None and len(held) > 3 * 7
+    monkeypatch.setattr(fogsim.rundir, "ROW_GROUP", 7)
+    streamed = run(CAMPUS, overrides=TINY, out_dir=tmp_path / "run")
+    path = tmp_path / "run/stages.parquet"
+    assert pq.ParquetFile(path).metadata.num_row_groups == -(-len(held) // 7)
+    expected = tmp_path / "whole.parquet"
+    pq.write_table(pa_table(held), expected, row_group_size=7, compression="snappy")
+    assert path.read_bytes() == expected.read_bytes()
+    assert streamed.stage_rows is None  # not held by the run: read back from its file
+    pd.testing.assert_frame_equal(streamed.stages, held, check_exact=True)
+
+
+def pa_table(frame: pd.DataFrame):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)

@@ -61,10 +61,10 @@ COLUMN_BYTES = {
         8,
     ),
 }
-# Measured: a `fogsim run`'s peak resident memory grows by 370 bytes per request (city,
-# early_exit) to 469 (city, cloud_only: every request crosses 4 stages), between 15 and 30
-# simulated minutes (0.66M and 1.33M requests; /usr/bin/time's max RSS). With the stage rows
-# below, 1.5 copies of the frame's columns give 654 bytes: 40% over the larger.
+# Measured: a `fogsim run`'s peak resident memory grows by 318 bytes per request (city,
+# early_exit) to 370 (city, cloud_only: every request crosses 4 stages), between 15 and 30
+# simulated minutes (0.66M and 1.33M requests; /usr/bin/time's max RSS). With the stage
+# times below, 1.5 copies of the frame's columns give 534 bytes: 44% over the larger.
 PEAK_COPIES = 1.5
 # Measured the same way: 540 bytes per device (400k devices, a few requests).
 BYTES_PER_DEVICE = 600
@@ -85,18 +85,18 @@ class Footprint:
         return f"about {self.requests:,.0f} requests, {format_bytes(self.bytes)} in memory"
 
 
-# stages.parquet: a row per stage (request 8, stage 2, kind 1, at 4, bytes and times 4 x 8),
-# a few stages per request (city: about 3), each row held twice (columns, sorted frame).
-STAGE_ROW_BYTES = 47
-STAGES_PER_REQUEST = 3
-STAGE_COPIES = 2
+# The stage table is streamed to stages.parquet a row group at a time (fogsim.rundir), so
+# its rows do not grow with the run; what it reads does, held until it is written: the
+# shared stages' start and end times (8 bytes each, 4 stages in the city), the first stage's
+# enqueue time, the devices' times and the table's layout. Measured: 162 bytes a request
+# (city, cloud_only).
+STAGE_INPUT_BYTES = 162
 
 
 def request_bytes() -> float:
     """Peak memory per request: the frame's columns times the copies a run makes of them,
-    and its rows of stages."""
-    stages = STAGE_COPIES * STAGES_PER_REQUEST * STAGE_ROW_BYTES
-    return PEAK_COPIES * sum(COLUMN_BYTES.values()) + stages
+    and what the stage table reads."""
+    return PEAK_COPIES * sum(COLUMN_BYTES.values()) + STAGE_INPUT_BYTES
 
 
 def estimate(scenario: Scenario) -> Footprint:

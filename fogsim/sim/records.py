@@ -482,6 +482,39 @@ class StageTable:
         columns, names = self._built
         return dict(columns), list(names)
 
+    def chunks(self, size: int) -> Iterator[tuple[dict[str, np.ndarray], list[str]]]:
+        """The rows of ``columns``, ``size`` at a time and in order (the last chunk may be
+        shorter; a table with no rows is one empty chunk), each built when asked for: only
+        one chunk's rows are held at once, beside the run's arrays, let go after the last."""
+        if self._built is not None:
+            yield from in_chunks(*self._built, size)
+            return
+        assert self._devices is not None and self._shared is not None
+        names = list(self._names)
+        depth = self._shared_depth(names)
+        if depth is None:  # a shared stage entered without the one before it: sort
+            yield from in_chunks(self._sorted(names), names, size)
+            return
+        layout = self._layout(depth)
+        n = layout.offsets.size
+        # Each request's row of the journeys (-1: none): a chunk's shared rows, in order.
+        rows = self._shared[0]
+        journey_of = np.full(n, -1, np.int32 if rows.size < 2**31 else np.int64)
+        journey_of[rows] = np.arange(rows.size, dtype=journey_of.dtype)
+        for lo in range(0, max(layout.total, 1), size):
+            hi = min(lo + size, layout.total)
+            # The requests whose rows the chunk holds, the first and last perhaps in part.
+            first = int(np.searchsorted(layout.offsets, lo, side="right")) - 1
+            last = int(np.searchsorted(layout.offsets, hi, side="left"))
+            first, last = max(first, 0), max(last, first)
+            journeys = journey_of[first:last]
+            base = int(layout.offsets[first]) if n else 0
+            span = _Span(first, last, journeys[journeys >= 0], base)
+            columns = self._place(layout, span, names, keep=True)
+            yield {key: value[lo - base : hi - base] for key, value in columns.items()}, names
+            del columns  # before the next chunk is built: one chunk held at a time
+        self._shared = self._devices = self._bytes_sent = None
+
     def _build(self) -> tuple[dict[str, np.ndarray], list[str]]:
         assert self._devices is not None and self._shared is not None
         names = list(self._names)
@@ -492,6 +525,15 @@ class StageTable:
         depth = self._shared_depth(names)
         if depth is None:  # a shared stage entered without the one before it: sort
             return self._sorted(names), names
+        layout = self._layout(depth)
+        span = _Span(0, layout.offsets.size, None, 0)
+        columns = self._place(layout, span, names, keep=False)
+        self._shared = self._devices = self._bytes_sent = None
+        return columns, names
+
+    def _layout(self, depth: np.ndarray) -> _Layout:
+        """Where each request's rows begin, with the stages it entered."""
+        assert self._devices is not None and self._shared is not None
         computed, uplinked = self._devices[:2]
         rows = self._shared[0]
         first = computed.astype(np.int16) + uplinked
@@ -500,67 +542,79 @@ class StageTable:
         offsets = np.cumsum(counts)
         total = int(offsets[-1]) if offsets.size else 0
         offsets -= counts
-        del counts
+        return _Layout(depth, first, offsets, total)
+
+    def _place(
+        self, layout: _Layout, span: _Span, names: list[str], keep: bool
+    ) -> dict[str, np.ndarray]:
+        """The rows of ``span``'s requests; the stage times let go once read unless ``keep``."""
+        end = layout.offsets[span.stop] if span.stop < layout.offsets.size else layout.total
+        total = int(end) - span.base
         columns = {key: np.empty(total, STAGE_DTYPES[key]) for key in TIME_KEYS}
-        self._place_times(columns, depth, first, offsets)
-        self._shared = (*self._shared[:4], None)  # the stage times (rows x stages): let go
+        self._place_times(columns, layout, span)
+        if not keep:
+            self._shared = (*self._shared[:4], None)  # the stage times (rows x stages)
         columns.update({key: np.empty(total, STAGE_DTYPES[key]) for key in PLACE_KEYS})
-        self._place_places(columns, depth, first, offsets, names)
-        self._shared = self._devices = self._bytes_sent = None
-        return {key: columns[key] for key in STAGE_DTYPES}, names
+        self._place_places(columns, layout, span, names)
+        return {key: columns[key] for key in STAGE_DTYPES}
 
     def _shared_places(
-        self, depth: np.ndarray, first: np.ndarray, offsets: np.ndarray
+        self, layout: _Layout, span: _Span
     ) -> Iterator[tuple[int, Step, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per stage of each plan: its number, step, the rows that entered it (those whose
-        depth passes it), their requests and their places in the table."""
+        """Per stage of each plan: its number, step, the rows of ``span`` that entered it
+        (those whose depth passes it), their requests and their places in the span."""
         assert self._shared is not None
         rows, plan_of, plans = self._shared[:3]
+        depth, first, offsets = layout.depth, layout.first, layout.offsets
         for p, plan in enumerate(plans):
-            plan_rows = np.flatnonzero(plan_of == p)
+            if span.journeys is None:
+                plan_rows = np.flatnonzero(plan_of == p)
+            else:
+                plan_rows = span.journeys[plan_of[span.journeys] == p]
             for j, step in enumerate(plan.steps):
                 entered = plan_rows[depth[plan_rows] > j]
                 request = rows[entered]
-                yield j, step, entered, request, offsets[request] + first[request] + j
+                place = offsets[request] + first[request] + (j - span.base)
+                yield j, step, entered, request, place
 
-    def _place_times(self, columns: dict, depth, first, offsets) -> None:
-        """The table's times, written while the stage times are held."""
+    def _place_times(self, columns: dict, layout: _Layout, span: _Span) -> None:
+        """The span's times, written while the stage times are held."""
         assert self._devices is not None and self._shared is not None
         computed, uplinked, _, _, arrival_s = self._devices[:5]
         compute_start_s, compute_end_s, uplink_start_s, uplink_end_s = self._devices[5:]
         times = self._shared[4]
         enqueue, start, end = (columns[key] for key in TIME_KEYS)
-        for j, _, entered, _, place in self._shared_places(depth, first, offsets):
+        for j, _, entered, _, place in self._shared_places(layout, span):
             enqueue[place] = times.enqueue_at(entered, j)
             start[place] = times.start_s[entered, j]
             end[place] = times.end_s[entered, j]
-        rows = np.flatnonzero(computed)
-        place = offsets[rows]
+        rows = span.requests_where(computed)
+        place = layout.offsets[rows] - span.base
         enqueue[place], start[place] = arrival_s[rows], compute_start_s[rows]
         end[place] = compute_end_s[rows]
-        rows = np.flatnonzero(uplinked)
-        place = offsets[rows] + computed[rows]
+        rows = span.requests_where(uplinked)
+        place = layout.offsets[rows] - span.base + computed[rows]
         enqueue[place], start[place] = compute_end_s[rows], uplink_start_s[rows]
         end[place] = uplink_end_s[rows]
 
-    def _place_places(self, columns: dict, depth, first, offsets, names: list[str]) -> None:
-        """Each stage's request, number, kind, place and bytes."""
+    def _place_places(self, columns: dict, layout: _Layout, span: _Span, names: list[str]) -> None:
+        """Each of the span's stages: its request, number, kind, place and bytes."""
         assert self._devices is not None and self._shared is not None
         assert self._bytes_sent is not None
         computed, uplinked, group, gateway = self._devices[:4]
-        bits = self._shared[3]
+        bits, first = self._shared[3], layout.first
         request, stage, kind, at, size = (columns[key] for key in PLACE_KEYS)
-        for j, step, entered, rows, place in self._shared_places(depth, first, offsets):
+        for j, step, entered, rows, place in self._shared_places(layout, span):
             transfer = step.kind == "transfer"
             request[place], stage[place], kind[place] = rows, first[rows] + j, int(transfer)
             at[place] = names.index(step.name)
             size[place] = bits[entered, step.payload] / 8.0 if transfer else 0.0
-        rows = np.flatnonzero(computed)
-        place = offsets[rows]
+        rows = span.requests_where(computed)
+        place = layout.offsets[rows] - span.base
         request[place], stage[place], kind[place], size[place] = rows, 0, 0, 0.0
         at[place] = group[rows]
-        rows = np.flatnonzero(uplinked)
-        place = offsets[rows] + computed[rows]
+        rows = span.requests_where(uplinked)
+        place = layout.offsets[rows] - span.base + computed[rows]
         request[place], stage[place], kind[place] = rows, computed[rows], 1
         at[place] = self._radio_code + gateway[rows]
         size[place] = self._bytes_sent[rows]
@@ -655,6 +709,42 @@ class StageTable:
                     start_s[entered, j],
                     end_s[entered, j],
                 )
+
+
+@dataclass
+class _Layout:
+    """Where the stage table's rows go: per journey row, how many shared stages it entered;
+    per request, the number of its first shared stage and its first row."""
+
+    depth: np.ndarray
+    first: np.ndarray
+    offsets: np.ndarray
+    total: int
+
+
+@dataclass
+class _Span:
+    """Consecutive requests (``start`` to ``stop``), their journey rows in request order
+    (None: every row, in the journeys' order) and the row of the table they begin at."""
+
+    start: int
+    stop: int
+    journeys: np.ndarray | None
+    base: int
+
+    def requests_where(self, mask: np.ndarray) -> np.ndarray:
+        """The span's requests that ``mask`` (one flag a request) marks."""
+        found = np.flatnonzero(mask[self.start : self.stop])
+        return found + self.start if self.start else found
+
+
+def in_chunks(
+    columns: dict[str, np.ndarray], names: list[str], size: int
+) -> Iterator[tuple[dict[str, np.ndarray], list[str]]]:
+    """Built columns, ``size`` rows at a time (one empty chunk where there are none)."""
+    total = len(next(iter(columns.values())))
+    for lo in range(0, max(total, 1), size):
+        yield {key: value[lo : lo + size] for key, value in columns.items()}, names
 
 
 STAGE_DTYPES = {

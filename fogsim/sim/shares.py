@@ -10,6 +10,7 @@ there is one share, holding every request, and putting it back changes nothing.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from fogsim.inference import InferenceOutcomes
 from fogsim.policies import Decision
 from fogsim.scenario.models import Scenario
 from fogsim.sim.device import DeviceStage
-from fogsim.sim.records import Journeys, StageTable, request_columns
+from fogsim.sim.records import Journeys, StageTable, in_chunks, request_columns
 from fogsim.sim.routes import Kinds
 from fogsim.sim.shared import StageTimes
 from fogsim.sim.workload import Workload
@@ -183,6 +184,10 @@ class MergedStages:
         """The bytes each request's device sent, over all requests (see ``StageTable``)."""
         for rows, table in self._tables:
             table.take_bytes_sent(bytes_sent[rows])
+
+    def chunks(self, size: int) -> Iterator[tuple[dict[str, np.ndarray], list[str]]]:
+        """The table ``size`` rows at a time (``StageTable.chunks``), from the whole table."""
+        yield from in_chunks(*self.columns(), size)
 
     def columns(self) -> tuple[dict[str, np.ndarray], list[str]]:
         names: list[str] = []
