@@ -566,11 +566,16 @@ class StageTable:
         assert self._shared is not None
         rows, plan_of, plans = self._shared[:3]
         depth, first, offsets = layout.depth, layout.first, layout.offsets
+        if span.journeys is not None:  # the span's rows by plan: one sort, not a pass a plan
+            plan_here = plan_of[span.journeys]
+            by_plan = np.argsort(plan_here, kind="stable")
+            ends = np.cumsum(np.bincount(plan_here, minlength=len(plans)))
+            del plan_here
         for p, plan in enumerate(plans):
             if span.journeys is None:
                 plan_rows = np.flatnonzero(plan_of == p)
             else:
-                plan_rows = span.journeys[plan_of[span.journeys] == p]
+                plan_rows = span.journeys[by_plan[(ends[p - 1] if p else 0) : ends[p]]]
             for j, step in enumerate(plan.steps):
                 entered = plan_rows[depth[plan_rows] > j]
                 request = rows[entered]

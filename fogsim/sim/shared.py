@@ -96,6 +96,10 @@ class StageTimes:
         """When each of ``rows`` was queued at its ``stage`` (NaN where it never was)."""
         if self._entered is None:
             return self.enqueue_s[rows, stage]
+        if isinstance(stage, int):  # one stage for every row: two gathers, no masks of stages
+            out = self.end_s[rows, stage - 1] if stage else self.enqueue_s[rows, 0]
+            out[self._entered[rows] <= stage] = np.nan
+            return out
         stage = np.broadcast_to(stage, rows.shape)
         out = self.end_s[rows, np.maximum(stage - 1, 0)]
         first = stage == 0
