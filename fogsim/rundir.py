@@ -256,10 +256,8 @@ ROW_GROUP = 1024 * 1024
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """``frame.to_parquet(path, index=False)``, the same bytes, a row group at a time: Arrow
     holds a copy of one row group, not of the whole table."""
-    if frame.empty:  # pyarrow writes an empty table as one empty row group
-        frame.to_parquet(path, index=False)
-        return
-    write_row_groups((frame.iloc[i : i + ROW_GROUP] for i in range(0, len(frame), ROW_GROUP)), path)
+    starts = range(0, max(len(frame), 1), ROW_GROUP)  # an empty frame: one empty group
+    write_row_groups((frame.iloc[i : i + ROW_GROUP] for i in starts), path)
 
 
 def write_row_groups(frames: Iterable[pd.DataFrame], path: Path) -> None:

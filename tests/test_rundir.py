@@ -168,6 +168,7 @@ def test_a_run_streams_its_stages_in_row_groups_the_bytes_to_parquet_writes(
 ) -> None:
     # Row groups of a few rows, so that the table is written in many: the file is the one
     # to_parquet writes of the table held whole, and the result reads it back when asked.
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     import fogsim.rundir
@@ -180,13 +181,8 @@ def test_a_run_streams_its_stages_in_row_groups_the_bytes_to_parquet_writes(
     path = tmp_path / "run/stages.parquet"
     assert pq.ParquetFile(path).metadata.num_row_groups == -(-len(held) // 7)
     expected = tmp_path / "whole.parquet"
-    pq.write_table(pa_table(held), expected, row_group_size=7, compression="snappy")
+    whole = pa.Table.from_pandas(held, preserve_index=False)
+    pq.write_table(whole, expected, row_group_size=7, compression="snappy")
     assert path.read_bytes() == expected.read_bytes()
     assert streamed.stage_rows is None  # not held by the run: read back from its file
     pd.testing.assert_frame_equal(streamed.stages, held, check_exact=True)
-
-
-def pa_table(frame: pd.DataFrame):
-    import pyarrow as pa
-
-    return pa.Table.from_pandas(frame, preserve_index=False)
