@@ -68,6 +68,15 @@ def test_folder_without_the_split_is_skipped_and_reported(places: dict[str, Path
         resolve_dataset("mnist", split="train")
 
 
+def test_broken_links_are_named(places: dict[str, Path], tmp_path: Path) -> None:
+    # The cache's links into a share that moved: the report says so, not "no split".
+    folder = places["cache"] / "cifar10"
+    folder.mkdir(parents=True)
+    (folder / "train.zip").symlink_to(tmp_path / "gone" / "train.zip")
+    with pytest.raises(DatasetNotFoundError, match=r"train\.zip -> .*gone.*make data"):
+        resolve_dataset("cifar10", split="train")
+
+
 def test_cifar10_zips_in_the_cache(places: dict[str, Path]) -> None:
     folder = places["cache"] / "cifar10"
     folder.mkdir(parents=True)

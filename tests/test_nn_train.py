@@ -248,6 +248,24 @@ def test_distillation_matches_the_teacher_and_learns(tmp_path):
         _train(tmp_path, "kd2", dataset="mnist", distill={"teacher": teacher})
 
 
+def test_label_smoothing_is_cross_entropy_against_the_smoothed_target(tmp_path):
+    from fogsim.nn.train import joint_loss
+
+    logits, y, eps = torch.randn(16, 10), torch.randint(0, 10, (16,)), 0.1
+    # Target: 1 - eps + eps/K on the label, eps/K elsewhere (Szegedy et al. 2016).
+    target = torch.full((16, 10), eps / 10).scatter(1, y[:, None], 1 - eps + eps / 10)
+    expected = -(target * torch.log_softmax(logits, 1)).sum(1).mean()
+    got = joint_loss([logits], logits, y, (0.3,), eps)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert not torch.allclose(joint_loss([logits], logits, y, (0.3,)), expected)
+
+    card, _ = _train(tmp_path, "ls", label_smoothing=0.1)
+    assert card["recipe"]["label_smoothing"] == 0.1
+    assert card["test_metrics"]["accuracy"]["cloud"] > 0.5
+    # A recipe without it keeps its dict (training states are keyed by it).
+    assert "label_smoothing" not in recipe_from_dict(RECIPE).to_dict()
+
+
 def test_bf16_autocast_trains(tmp_path):
     card, _ = _train(tmp_path, "bf16", autocast="bf16")
     assert card["recipe"]["autocast"] == "bf16"
@@ -285,6 +303,9 @@ def test_bf16_that_crashes_this_cpu_trains_in_fp32_with_one_notice(tmp_path, mon
         ({"distill": {"weight": 0.5}}, "teacher"),
         ({"distill": {"teacher": "t.pt", "temp": 2}}, "unknown key"),
         ({"distill": {"teacher": "t.pt", "weight": 1.5}}, "weight"),
+        ({"label_smoothing": 1}, "label_smoothing"),
+        ({"label_smoothing": -0.1}, "label_smoothing"),
+        ({"label_smoothing": "some"}, "label_smoothing"),
     ],
 )
 def test_new_recipe_keys_are_checked(override, message):

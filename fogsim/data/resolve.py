@@ -56,7 +56,17 @@ def _look(folder: Path | None, split: str) -> tuple[Source | None, str]:
     if not folder.is_dir():
         return None, "does not exist"
     found = find_in_directory(folder, split)
-    return found, f"exists, but holds no {split} split in a layout fogsim reads"
+    if found is not None:
+        return found, ""
+    broken = sorted(p for p in folder.iterdir() if p.is_symlink() and not p.exists())
+    if broken:
+        # A link into a folder that moved (a re-mounted share, another checkout).
+        links = ", ".join(f"{p.name} -> {os.readlink(p)}" for p in broken)
+        return None, (
+            f"exists, but its link(s) point at nothing: {links}; relink them (`make data` "
+            "does) or remove them"
+        )
+    return None, f"exists, but holds no {split} split in a layout fogsim reads"
 
 
 def _try_download(

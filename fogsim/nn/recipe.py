@@ -93,6 +93,9 @@ class Recipe:
     # How the weights are kept while training (fogsim.nn.rct): fp32 (None), qat or rct.
     method: str | None = None
     bitwidth: Bitwidth | None = None
+    # Label smoothing (Szegedy et al. 2016) of the cross-entropy on the labels: each wrong
+    # class gets label_smoothing / classes of the target. None and 0 train on one-hot labels.
+    label_smoothing: float | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor keyword arguments of the network (plain values, stored in checkpoints)."""
@@ -133,7 +136,7 @@ class Recipe:
 
 
 _FOG_KEYS = ("fog_split", "fog_weight_precision", "fog_act_precision")
-_LATER_KEYS = ("block", *_FOG_KEYS, "method", "bitwidth")
+_LATER_KEYS = ("block", *_FOG_KEYS, "method", "bitwidth", "label_smoothing")
 
 
 def _fail(source: str, msg: str) -> UserInputError:
@@ -332,6 +335,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "fog_act_precision": _optional(lambda v: _precision("fog_act_precision", v)),
     "method": _optional(lambda v: _text("method", v, ("fp32", *METHODS))),
     "bitwidth": _optional(_bitwidth),
+    # 1 would make every class's target equal: nothing left to learn.
+    "label_smoothing": _optional(lambda v: _real("label_smoothing", v, 0, 0.999)),
 }
 
 

@@ -60,9 +60,16 @@ def joint_loss(
     final: torch.Tensor,
     y: torch.Tensor,
     weights: tuple[float, ...],
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """sum_i w_i CE(exit_i) + (1 - sum_i w_i) CE(final)."""
-    return _weighted(lambda logits: F.cross_entropy(logits, y), exit_logits, final, weights)
+    """sum_i w_i CE(exit_i) + (1 - sum_i w_i) CE(final), each CE on labels smoothed by
+    ``label_smoothing``."""
+    return _weighted(
+        lambda logits: F.cross_entropy(logits, y, label_smoothing=label_smoothing),
+        exit_logits,
+        final,
+        weights,
+    )
 
 
 def _weighted(
@@ -191,7 +198,13 @@ def train_recipe(
             x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(setup.autocast, device):
                 exit_logits, final = model(x)
-                loss = joint_loss(exit_logits, final, y_all[idx].to(device), recipe.exit_weights)
+                loss = joint_loss(
+                    exit_logits,
+                    final,
+                    y_all[idx].to(device),
+                    recipe.exit_weights,
+                    recipe.label_smoothing or 0.0,
+                )
                 if teacher is not None and recipe.distill is not None:
                     with torch.no_grad():
                         _, teacher_logits = teacher(x)
