@@ -132,3 +132,24 @@ def test_quantized_layers_configured_by_bitwidths(wp, ap, op):
     conv(x).sum().backward()
     assert x.grad is not None and conv.weight.grad is not None
     assert lin(torch.randn(3, 4)).shape == (3, 2)
+
+
+@pytest.mark.parametrize("precision", ["int2", "int4", "int8"])
+def test_relu_grid_is_a_clipped_relu_on_2_to_the_k_levels_of_0_to_1(precision):
+    n = 2 ** BITS[precision] - 1
+    x = torch.linspace(-1.5, 1.5, 5000)
+    q = quantize_activation(x, precision, "relu")
+    assert len(torch.unique(q)) == n + 1
+    assert torch.allclose(q * n, torch.round(q * n))  # on the grid k/n
+    assert (q - x.clamp(0, 1)).abs().max() <= 1 / (2 * n) + 1e-6
+    x = X.clone().requires_grad_()
+    quantize_activation(x, precision, "relu").sum().backward()
+    # Straight through inside [0, 1] (clamp's gradient at its bounds is 1), zero outside.
+    assert x.grad.tolist() == [0, 0, 0, 1, 1, 1, 0]
+
+
+@pytest.mark.parametrize("precision", ["binary", "ternary", "fp32"])
+def test_the_relu_grid_leaves_binary_ternary_and_fp32_alone(precision):
+    assert torch.equal(
+        quantize_activation(X, precision, "relu"), quantize_activation(X, precision)
+    )

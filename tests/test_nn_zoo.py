@@ -125,3 +125,28 @@ def test_default_shapes_are_those_of_the_shipped_datasets():
     assert create_model("smallcnn").input_shape == (1, 28, 28)
     assert create_model("resnet20").input_shape == (3, 32, 32)
     assert create_model("resnet32").input_shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize("name", ["resnet20", "smallcnn"])
+def test_the_relu_grid_reaches_every_quantized_layer_but_not_the_split(name):
+    from fogsim.nn.codec import pack_features
+    from fogsim.nn.layers import QConv2d, QLinear
+
+    torch.manual_seed(0)
+    kwargs = {"weight_precision": "int4", "act_precision": "int4", "exit_head": "conv"}
+    net = create_model(name, act_grid="relu", **kwargs).eval()
+    layers = [m for m in net.modules() if isinstance(m, QConv2d | QLinear)]
+    assert layers and {m.act_grid for m in layers} == {"relu"}
+    signed = create_model(name, **kwargs)
+    assert {m.act_grid for m in signed.modules() if isinstance(m, QConv2d | QLinear)} == {
+        "signed"
+    }
+    x = torch.rand(3, *net.input_shape)
+    with torch.no_grad():
+        features, _ = net.edge(x)
+    # The features sent stay on the signed int4 grid, which the codec packs exactly.
+    codes = torch.round((features + 1) / 2 * 15)
+    assert torch.allclose(codes / 15 * 2 - 1, features, atol=1e-6)
+    assert features.min() < 0 and pack_features(features, "int4").shape[0] == 3
+    with pytest.raises(ValueError, match="act_grid 'unsigned'"):
+        create_model(name, act_grid="unsigned", **kwargs)

@@ -14,13 +14,16 @@ class _Quantized:
     def _set_precisions(self, weight_precision: str | int, act_precision: str | int) -> None:
         self.weight_precision = parse_precision(weight_precision)
         self.act_precision = parse_precision(act_precision)
+        # The k-bit input grid (fogsim.nn.quant.ACT_GRIDS); networks set it after building.
+        self.act_grid = "signed"
 
     @property
     def op_precision(self) -> str:
         return op_precision(self.weight_precision, self.act_precision)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, w={self.weight_precision}, a={self.act_precision}"
+        grid = "" if self.act_grid == "signed" else f" ({self.act_grid})"
+        return f"{super().extra_repr()}, w={self.weight_precision}, a={self.act_precision}{grid}"
 
 
 class QConv2d(_Quantized, nn.Conv2d):
@@ -42,7 +45,7 @@ class QConv2d(_Quantized, nn.Conv2d):
         self._set_precisions(weight_precision, act_precision)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = quantize_activation(x, self.act_precision)
+        x = quantize_activation(x, self.act_precision, self.act_grid)
         w = quantize_weight(self.weight, self.weight_precision)
         return self._conv_forward(x, w, self.bias)
 
@@ -63,7 +66,7 @@ class QLinear(_Quantized, nn.Linear):
         self._set_precisions(weight_precision, act_precision)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = quantize_activation(x, self.act_precision)
+        x = quantize_activation(x, self.act_precision, self.act_grid)
         return F.linear(x, quantize_weight(self.weight, self.weight_precision), self.bias)
 
 

@@ -56,10 +56,22 @@ def uniform_levels(x: Tensor, bits: int) -> Tensor:
     return _round_ste((x + 1) / 2 * n) / n * 2 - 1
 
 
-def quantize_activation(x: Tensor, precision: str) -> Tensor:
-    """Quantize activations onto the precision's grid in [-1, 1] (fp32: unchanged)."""
+ACT_GRIDS: tuple[str, ...] = ("signed", "relu")
+"""Where a k-bit activation grid lies: ``signed``, 2^k levels on [-1, 1] (a clip, no other
+nonlinearity), or ``relu``, 2^k levels on [0, 1] (a clipped ReLU, as in DoReFa and PACT).
+Binary and ternary activations are always signed."""
+
+
+def quantize_activation(x: Tensor, precision: str, grid: str = "signed") -> Tensor:
+    """Quantize activations onto the precision's grid (fp32: unchanged); k-bit integer
+    precisions on ``grid`` (``ACT_GRIDS``)."""
     if precision == "fp32":
         return x
+    if grid == "relu" and precision in BITS and precision not in ("binary", "ternary"):
+        # Straight through inside [0, 1], zero gradient where the clip bites.
+        clipped = x.clamp(0, 1)
+        n = 2 ** BITS[precision] - 1
+        return clipped + (torch.round(clipped * n) / n - clipped).detach()
     if precision == "binary":
         return clipped_ste(x, _sign(x))
     clipped = x.clamp(-1, 1)

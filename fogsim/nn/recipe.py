@@ -14,7 +14,7 @@ import yaml
 
 from fogsim.errors import UserInputError
 from fogsim.nn.hybrid import EXIT_HEADS, EXIT_RULES
-from fogsim.nn.quant import parse_precision
+from fogsim.nn.quant import ACT_GRIDS, parse_precision
 from fogsim.nn.rct import MAX_BITS, METHODS, Bitwidth
 from fogsim.nn.zoo import BLOCKS, create_model, default_exits, list_models
 
@@ -96,6 +96,8 @@ class Recipe:
     # Label smoothing (Szegedy et al. 2016) of the cross-entropy on the labels: each wrong
     # class gets label_smoothing / classes of the target. None and 0 train on one-hot labels.
     label_smoothing: float | None = None
+    # Where k-bit activations lie: signed [-1, 1] (None) or relu [0, 1] (fogsim.nn.quant).
+    act_grid: str | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor keyword arguments of the network (plain values, stored in checkpoints)."""
@@ -109,7 +111,7 @@ class Recipe:
             kwargs["exits"] = list(self.exits)
         if self.exit_head is not None:
             kwargs["exit_head"] = self.exit_head
-        for key in ("block", *_FOG_KEYS):
+        for key in ("block", *_FOG_KEYS, "act_grid"):
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)
         return kwargs
@@ -136,7 +138,7 @@ class Recipe:
 
 
 _FOG_KEYS = ("fog_split", "fog_weight_precision", "fog_act_precision")
-_LATER_KEYS = ("block", *_FOG_KEYS, "method", "bitwidth", "label_smoothing")
+_LATER_KEYS = ("block", *_FOG_KEYS, "method", "bitwidth", "label_smoothing", "act_grid")
 
 
 def _fail(source: str, msg: str) -> UserInputError:
@@ -336,6 +338,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "method": _optional(lambda v: _text("method", v, ("fp32", *METHODS))),
     "bitwidth": _optional(_bitwidth),
     # 1 would make every class's target equal: nothing left to learn.
+    "act_grid": _optional(lambda v: _text("act_grid", v, ACT_GRIDS)),
     "label_smoothing": _optional(lambda v: _real("label_smoothing", v, 0, 0.999)),
 }
 

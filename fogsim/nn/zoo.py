@@ -12,8 +12,8 @@ from torch import Tensor, nn
 from fogsim.errors import UserInputError
 from fogsim.nn.bireal import BiRealBlock
 from fogsim.nn.hybrid import EXIT_HEADS, Head, HybridNet
-from fogsim.nn.layers import QConv2d, activation
-from fogsim.nn.quant import parse_precision
+from fogsim.nn.layers import QConv2d, QLinear, activation
+from fogsim.nn.quant import ACT_GRIDS, parse_precision
 
 _REGISTRY: dict[str, Callable[..., HybridNet]] = {}
 
@@ -217,6 +217,17 @@ def _exit_head(kind: str, parts: Parts) -> Callable[[int, int, str], nn.Module]:
     )
 
 
+def with_act_grid(model: HybridNet, grid: str) -> HybridNet:
+    """Put every quantized layer's k-bit inputs on ``grid`` (``ACT_GRIDS``). The features
+    a part sends stay on the signed grid, which the split codec packs."""
+    if grid not in ACT_GRIDS:
+        raise ValueError(f"act_grid {grid!r} is not one of {', '.join(ACT_GRIDS)}")
+    for m in model.modules():
+        if isinstance(m, QConv2d | QLinear):
+            m.act_grid = grid
+    return model
+
+
 def _default_split(depth: int) -> int:
     # After stage 2 of the three.
     return 2 * ((depth - 2) // 6)
@@ -274,6 +285,7 @@ def resnet20(
     fog_split: int | None = None,
     fog_weight_precision: str | int | None = None,
     fog_act_precision: str | int | None = None,
+    act_grid: str = "signed",
 ) -> HybridNet:
     """CIFAR ResNet-20 (3 stages x 3 blocks, 16/32/64 channels); default split after stage 2.
     ``exit_head`` is ``linear`` (pool and classify) or ``conv`` (a quantized conv first);
@@ -281,6 +293,8 @@ def resnet20(
     (``BLOCKS``). With ``fog_split``, blocks ``split..fog_split-1`` run on the fog at
     ``fog_weight_precision`` and ``fog_act_precision`` (default fp32), and exits may sit in
     1..fog_split (default: one at the end of the device part and one at the end of the fog's).
+    ``act_grid`` places k-bit activations (int2/int4/int8) on ``signed`` [-1, 1] or ``relu``
+    [0, 1] levels (``with_act_grid``).
     """
     parts = Parts.of(
         _default_split(20) if split is None else split,
@@ -290,7 +304,8 @@ def resnet20(
         fog_weight_precision,
         fog_act_precision,
     )
-    return _cifar_resnet(20, num_classes, exits, parts, exit_head, image_shape, block)
+    net = _cifar_resnet(20, num_classes, exits, parts, exit_head, image_shape, block)
+    return with_act_grid(net, act_grid)
 
 
 @register_model
@@ -306,6 +321,7 @@ def resnet32(
     fog_split: int | None = None,
     fog_weight_precision: str | int | None = None,
     fog_act_precision: str | int | None = None,
+    act_grid: str = "signed",
 ) -> HybridNet:
     """CIFAR ResNet-32 (3 stages x 5 blocks), the seed paper's network; the arguments are
     ``resnet20``'s."""
@@ -317,7 +333,8 @@ def resnet32(
         fog_weight_precision,
         fog_act_precision,
     )
-    return _cifar_resnet(32, num_classes, exits, parts, exit_head, image_shape, block)
+    net = _cifar_resnet(32, num_classes, exits, parts, exit_head, image_shape, block)
+    return with_act_grid(net, act_grid)
 
 
 @register_model
@@ -332,6 +349,7 @@ def smallcnn(
     fog_split: int | None = None,
     fog_weight_precision: str | int | None = None,
     fog_act_precision: str | int | None = None,
+    act_grid: str = "signed",
 ) -> HybridNet:
     """Small CNN, by default for 28x28 grayscale: fp32 stem, 4 conv blocks (32, 64, 64, 64
     channels); ``image_shape`` is (H, W, C) of the input images; the fog part as ``resnet20``'s.
@@ -347,7 +365,7 @@ def smallcnn(
         ConvBlock(cin, cout, pool, *p.precisions(p.tier(i)))
         for i, (cin, cout, pool) in enumerate(spec)
     ]
-    return HybridNet(
+    net = HybridNet(
         nn.Sequential(nn.Conv2d(c, 16, 3, 1, 1, bias=False), nn.MaxPool2d(2)),
         blocks,
         [cout for _, cout, _ in spec],
@@ -359,3 +377,4 @@ def smallcnn(
         exit_head=_exit_head(exit_head, p),
         **p.net_args(),
     )
+    return with_act_grid(net, act_grid)
