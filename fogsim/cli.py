@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from fogsim.errors import FogsimError
-from fogsim.heap import return_freed_memory
 
 app = typer.Typer(
     name="fogsim",
@@ -70,7 +69,6 @@ _python_show_warning = warnings.showwarning
 
 def main() -> None:
     """Console-script entry point: user errors become a message and an exit code."""
-    return_freed_memory()
     _register()
     warnings.showwarning = _show_warning
     try:

@@ -86,6 +86,9 @@ def _simulate(
     candidates: list[dict], rows: Rows, net: TierNetwork, scenario: Path, figure: Path | None
 ) -> None:
     """Add a ``simulated`` object to each candidate: its run under the scenario's load."""
+    from fogsim.heap import return_freed_memory
+
+    return_freed_memory()  # as `fogsim run` does
     from fogsim.partition import simulate as sim
     from fogsim.partition.from_scenario import load
 

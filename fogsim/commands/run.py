@@ -29,6 +29,11 @@ def run(
 ) -> None:
     """Simulate SCENARIO; write the resolved scenario, requests.parquet, stages.parquet,
     summary.json and figures."""
+    # A run's large arrays leave the process when freed (fogsim.heap); torch commands keep
+    # glibc's adaptive threshold.
+    from fogsim.heap import return_freed_memory
+
+    return_freed_memory()
     from fogsim.errors import UserInputError
     from fogsim.runner import run as run_scenario
     from fogsim.sim.engine import ENGINES

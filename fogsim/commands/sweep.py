@@ -42,6 +42,11 @@ def sweep(
 
     Rerunning the same command resumes: finished points are skipped, failed ones retried.
     """
+    # A run's large arrays leave the process when freed (fogsim.heap); torch commands keep
+    # glibc's adaptive threshold.
+    from fogsim.heap import return_freed_memory
+
+    return_freed_memory()
     import warnings
 
     from fogsim.errors import UserInputError
