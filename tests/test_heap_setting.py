@@ -1,6 +1,6 @@
-"""Which commands fix glibc's mmap threshold (fogsim.heap): those that simulate, so that a
-run's freed arrays leave its peak; not the torch commands, whose tensors of a few MiB,
-allocated every step, would otherwise be mapped and faulted in each time."""
+"""How each command sets up glibc's heap (fogsim.heap): those that simulate fix the mmap
+threshold, so that a run's freed arrays leave its peak; torch commands keep freed memory in
+the heap, so that a step's tensors of a few MiB are not mapped and faulted in each time."""
 
 from __future__ import annotations
 
@@ -17,26 +17,33 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
 
     def glibc(name: str):  # noqa: ANN202
-        return lambda *args: seen.append(name) or 1
+        return lambda param, value: seen.append(f"{name}({param}, {value})") or 1
 
     monkeypatch.setattr(fogsim.heap, "_glibc", glibc)
     return seen
 
 
+FIXED = ["mallopt(-3, 131072)"]  # the threshold at glibc's initial 128 KiB
+KEPT = ["mallopt(-3, 33554432)", "mallopt(-1, 4294967296)", "mallopt(-2, 268435456)"]
+
+
 @pytest.mark.parametrize(
-    ("args", "fixed"),
+    ("args", "expected"),
     [
-        (["run", "no-such.yaml"], True),
-        (["sweep", "no-such.yaml"], True),
-        (["train", "no-such.yaml"], False),
-        (["eval", "no-such.pt"], False),
+        (["run", "no-such.yaml"], FIXED),
+        (["sweep", "no-such.yaml"], FIXED),
+        (["train", "no-such.yaml"], KEPT),
+        (["eval", "no-such.pt"], KEPT),
+        (["profile", "no-such-network"], KEPT),
     ],
 )
-def test_only_simulating_commands_fix_the_threshold(calls, tmp_path, monkeypatch, args, fixed):
+def test_simulating_commands_return_memory_and_torch_commands_keep_it(
+    calls, tmp_path, monkeypatch, args, expected
+):
     # Through the console script's entry point, as a user runs it.
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["fogsim", *args])
     with pytest.raises(SystemExit) as exit_:
         cli.main()
     assert exit_.value.code != 0  # the missing file, reported after the heap is set up
-    assert calls == (["mallopt"] if fixed else [])
+    assert calls == expected

@@ -48,12 +48,14 @@ def eval_cmd(
     arithmetic energy per image, and the exit-rate/accuracy curve. A dataset that differs from
     the card's is refused unless --allow-dataset-mismatch."""
     from fogsim.errors import UserInputError
+    from fogsim.heap import reuse_freed_memory
     from fogsim.inference import run_inference
     from fogsim.nn.checkpoint import load_checkpoint, require_fit
     from fogsim.nn.hybrid import EXIT_RULES
     from fogsim.nn.report import evaluation_report
     from fogsim.nn.training_cost import training_from_card
 
+    reuse_freed_memory()  # batches reuse the last batch's memory (fogsim.heap)
     ckpt = load_checkpoint(checkpoint)
     rule = rule or ckpt.default_rule
     if rule not in EXIT_RULES:

@@ -36,10 +36,12 @@ def train(
     import torch
 
     from fogsim.data import load_dataset
+    from fogsim.heap import reuse_freed_memory
     from fogsim.nn.card import write_card_markdown
     from fogsim.nn.recipe import load_recipe
     from fogsim.nn.train import train_recipe
 
+    reuse_freed_memory()  # a step's tensors reuse the last step's memory (fogsim.heap)
     torch.set_num_threads(threads)
     r = load_recipe(recipe)
     output = Path("models") / f"{r.name}.pt" if output is None else output
