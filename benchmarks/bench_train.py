@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from fogsim.heap import reuse_freed_memory
 from fogsim.nn import bf16
 from fogsim.nn.train import joint_loss
 from fogsim.nn.zoo import create_model
@@ -63,6 +64,7 @@ def main() -> None:
         "--compile", action="store_true", help="also time the fast step under torch.compile"
     )
     args = parser.parse_args()
+    reuse_freed_memory()  # the heap as `fogsim train` sets it up (fogsim.heap)
     # Before any conv: where bf16 crashes oneDNN's AMX kernels, this caps it or says so.
     if not bf16.prepare():
         print("bf16 autocast crashes on this CPU: nothing to compare fp32 with")
