@@ -304,6 +304,8 @@ def test_bf16_that_crashes_this_cpu_trains_in_fp32_with_one_notice(tmp_path, mon
         ({"distill": {"teacher": "t.pt", "temp": 2}}, "unknown key"),
         ({"distill": {"teacher": "t.pt", "weight": 1.5}}, "weight"),
         ({"label_smoothing": 1}, "label_smoothing"),
+        ({"exit_precision": "int3"}, "exit_precision"),
+        ({"act_grid": "unsigned"}, "act_grid"),
         ({"label_smoothing": -0.1}, "label_smoothing"),
         ({"label_smoothing": "some"}, "label_smoothing"),
     ],

@@ -150,3 +150,22 @@ def test_the_relu_grid_reaches_every_quantized_layer_but_not_the_split(name):
     assert features.min() < 0 and pack_features(features, "int4").shape[0] == 3
     with pytest.raises(ValueError, match="act_grid 'unsigned'"):
         create_model(name, act_grid="unsigned", **kwargs)
+
+
+def test_exit_precision_sets_the_conv_exit_heads_alone():
+    from fogsim.nn.layers import QConv2d
+    from fogsim.nn.ops import count_ops
+
+    kwargs = {"weight_precision": "binary", "act_precision": "binary", "exit_head": "conv"}
+    plain = create_model("resnet20", **kwargs)
+    net = create_model("resnet20", exit_precision="int8", **kwargs)
+    heads = [m for m in net.exits.modules() if isinstance(m, QConv2d)]
+    assert heads and {(m.weight_precision, m.act_precision) for m in heads} == {("int8", "int8")}
+    blocks = [m for m in net.blocks[: net.split].modules() if isinstance(m, QConv2d)]
+    assert {m.op_precision for m in blocks} == {"binary"}
+    # The exit's MACs move from binary to int8; the rest of the device part is unchanged.
+    before, after = count_ops(plain).edge.macs, count_ops(net).edge.macs
+    head_macs = sum(m.weight.numel() for m in heads) * 8 * 8  # its 8x8 output map
+    assert after["int8"] == head_macs and before["binary"] - after["binary"] == head_macs
+    with pytest.raises(ValueError, match="exit_precision 'int8' needs exit_head 'conv'"):
+        create_model("resnet20", weight_precision="binary", exit_precision="int8")

@@ -98,6 +98,8 @@ class Recipe:
     label_smoothing: float | None = None
     # Where k-bit activations lie: signed [-1, 1] (None) or relu [0, 1] (fogsim.nn.quant).
     act_grid: str | None = None
+    # The conv exit heads' precision (weights and activations), if not their part's.
+    exit_precision: str | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor keyword arguments of the network (plain values, stored in checkpoints)."""
@@ -111,7 +113,7 @@ class Recipe:
             kwargs["exits"] = list(self.exits)
         if self.exit_head is not None:
             kwargs["exit_head"] = self.exit_head
-        for key in ("block", *_FOG_KEYS, "act_grid"):
+        for key in ("block", *_FOG_KEYS, "act_grid", "exit_precision"):
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)
         return kwargs
@@ -138,7 +140,15 @@ class Recipe:
 
 
 _FOG_KEYS = ("fog_split", "fog_weight_precision", "fog_act_precision")
-_LATER_KEYS = ("block", *_FOG_KEYS, "method", "bitwidth", "label_smoothing", "act_grid")
+_LATER_KEYS = (
+    "block",
+    *_FOG_KEYS,
+    "method",
+    "bitwidth",
+    "label_smoothing",
+    "act_grid",
+    "exit_precision",
+)
 
 
 def _fail(source: str, msg: str) -> UserInputError:
@@ -339,6 +349,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "bitwidth": _optional(_bitwidth),
     # 1 would make every class's target equal: nothing left to learn.
     "act_grid": _optional(lambda v: _text("act_grid", v, ACT_GRIDS)),
+    "exit_precision": _optional(lambda v: _precision("exit_precision", v)),
     "label_smoothing": _optional(lambda v: _real("label_smoothing", v, 0, 0.999)),
 }
 

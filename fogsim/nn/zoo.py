@@ -207,14 +207,26 @@ class ConvExit(ConvBlock):
         return self.head(super().forward(x))
 
 
-def _exit_head(kind: str, parts: Parts) -> Callable[[int, int, str], nn.Module]:
+def _exit_head(
+    kind: str, parts: Parts, precision: str | int | None = None
+) -> Callable[[int, int, str], nn.Module]:
+    """Each exit's head; a conv head runs at its part's precisions, or at ``precision``
+    (weights and activations) where one is given."""
     if kind not in EXIT_HEADS:
         raise ValueError(f"exit_head {kind!r} is not one of {', '.join(EXIT_HEADS)}")
     if kind == "linear":
+        if precision is not None:
+            raise ValueError(
+                f"exit_precision {precision!r} needs exit_head 'conv': a linear exit head has "
+                "no quantized conv"
+            )
         return lambda channels, num_classes, _tier: Head(channels, num_classes)
-    return lambda channels, num_classes, tier: ConvExit(
-        channels, num_classes, *parts.precisions(tier)
-    )
+    if precision is None:
+        return lambda channels, num_classes, tier: ConvExit(
+            channels, num_classes, *parts.precisions(tier)
+        )
+    own = parse_precision(precision)
+    return lambda channels, num_classes, _tier: ConvExit(channels, num_classes, own, own)
 
 
 def with_act_grid(model: HybridNet, grid: str) -> HybridNet:
@@ -241,6 +253,7 @@ def _cifar_resnet(
     exit_head: str,
     image_shape: Sequence[int],
     block: str = "basic",
+    exit_precision: str | int | None = None,
 ) -> HybridNet:
     if block not in BLOCKS:
         raise ValueError(f"block {block!r} is not one of {', '.join(BLOCKS)}")
@@ -267,7 +280,7 @@ def _cifar_resnet(
         input_shape=(c, height, width),
         input_mean=mean,
         input_std=std,
-        exit_head=_exit_head(exit_head, p),
+        exit_head=_exit_head(exit_head, p, exit_precision),
         **p.net_args(),
     )
 
@@ -286,6 +299,7 @@ def resnet20(
     fog_weight_precision: str | int | None = None,
     fog_act_precision: str | int | None = None,
     act_grid: str = "signed",
+    exit_precision: str | int | None = None,
 ) -> HybridNet:
     """CIFAR ResNet-20 (3 stages x 3 blocks, 16/32/64 channels); default split after stage 2.
     ``exit_head`` is ``linear`` (pool and classify) or ``conv`` (a quantized conv first);
@@ -294,7 +308,8 @@ def resnet20(
     ``fog_weight_precision`` and ``fog_act_precision`` (default fp32), and exits may sit in
     1..fog_split (default: one at the end of the device part and one at the end of the fog's).
     ``act_grid`` places k-bit activations (int2/int4/int8) on ``signed`` [-1, 1] or ``relu``
-    [0, 1] levels (``with_act_grid``).
+    [0, 1] levels (``with_act_grid``). ``exit_precision`` runs each conv exit head at that
+    precision (weights and activations) instead of its part's.
     """
     parts = Parts.of(
         _default_split(20) if split is None else split,
@@ -304,7 +319,9 @@ def resnet20(
         fog_weight_precision,
         fog_act_precision,
     )
-    net = _cifar_resnet(20, num_classes, exits, parts, exit_head, image_shape, block)
+    net = _cifar_resnet(
+        20, num_classes, exits, parts, exit_head, image_shape, block, exit_precision
+    )
     return with_act_grid(net, act_grid)
 
 
@@ -322,6 +339,7 @@ def resnet32(
     fog_weight_precision: str | int | None = None,
     fog_act_precision: str | int | None = None,
     act_grid: str = "signed",
+    exit_precision: str | int | None = None,
 ) -> HybridNet:
     """CIFAR ResNet-32 (3 stages x 5 blocks), the seed paper's network; the arguments are
     ``resnet20``'s."""
@@ -333,7 +351,9 @@ def resnet32(
         fog_weight_precision,
         fog_act_precision,
     )
-    net = _cifar_resnet(32, num_classes, exits, parts, exit_head, image_shape, block)
+    net = _cifar_resnet(
+        32, num_classes, exits, parts, exit_head, image_shape, block, exit_precision
+    )
     return with_act_grid(net, act_grid)
 
 
@@ -350,6 +370,7 @@ def smallcnn(
     fog_weight_precision: str | int | None = None,
     fog_act_precision: str | int | None = None,
     act_grid: str = "signed",
+    exit_precision: str | int | None = None,
 ) -> HybridNet:
     """Small CNN, by default for 28x28 grayscale: fp32 stem, 4 conv blocks (32, 64, 64, 64
     channels); ``image_shape`` is (H, W, C) of the input images; the fog part as ``resnet20``'s.
@@ -374,7 +395,7 @@ def smallcnn(
         input_shape=(c, h, w),
         input_mean=mean,
         input_std=std,
-        exit_head=_exit_head(exit_head, p),
+        exit_head=_exit_head(exit_head, p, exit_precision),
         **p.net_args(),
     )
     return with_act_grid(net, act_grid)
