@@ -60,7 +60,9 @@ def toy_data(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
-def fit(recipe, work_dir, output, log=lambda _: None, data=toy_dataset) -> dict:
+def fit(
+    recipe, work_dir, output, log=lambda _: None, data=toy_dataset, compile_model=False
+) -> dict:
     """``train_recipe`` as the tests run it: quiet, on the toy data unless told; its card."""
     return train_recipe(
         recipe,
@@ -70,6 +72,7 @@ def fit(recipe, work_dir, output, log=lambda _: None, data=toy_dataset) -> dict:
         load_dataset=data,
         progress=False,
         log=log,
+        compile_model=compile_model,
     )
 
 
@@ -532,3 +535,48 @@ def test_one_cycle_sgd_keeps_momentum_only_when_the_recipe_asks(momentum, state)
     assert opt.param_groups[0]["momentum"] == pytest.approx(momentum, abs=0.06)
     buffers = [s.get("momentum_buffer") for s in opt.state.values()]
     assert any(b is not None for b in buffers) == state
+
+
+def test_compiled_training_learns_what_eager_training_learns(tmp_path):
+    eager = fit(recipe_from_dict({**RECIPE, "name": "e"}), tmp_path / "we", tmp_path / "e.pt")
+    lines: list[str] = []
+    compiled = fit(
+        recipe_from_dict({**RECIPE, "name": "c"}),
+        tmp_path / "wc",
+        tmp_path / "c.pt",
+        lines.append,
+        compile_model=True,
+    )
+    assert not [line for line in lines if "torch.compile" in line]  # it compiled
+    # Fused kernels round differently: the same training, not the same bits.
+    a, b = eager["test_metrics"]["accuracy"], compiled["test_metrics"]["accuracy"]
+    assert b["cloud"] > 0.5 and abs(a["cloud"] - b["cloud"]) < 0.1
+
+
+def test_where_torch_compile_cannot_build_training_goes_on_eagerly(tmp_path, monkeypatch):
+    import fogsim.nn.train as train_module
+
+    def broken(model):
+        def forward(x):
+            raise RuntimeError("no C++ compiler found\n(details)")
+
+        return forward
+
+    monkeypatch.setattr(train_module, "_compiled", broken)
+    lines: list[str] = []
+    r = recipe_from_dict({**RECIPE, "name": "b"})
+    card = fit(r, tmp_path / "wb", tmp_path / "b.pt", lines.append, compile_model=True)
+    eager = fit(recipe_from_dict({**RECIPE, "name": "b"}), tmp_path / "we", tmp_path / "e.pt")
+    assert [line for line in lines if "torch.compile" in line] == [
+        "torch.compile cannot build here (RuntimeError: no C++ compiler found); training eagerly"
+    ]
+    assert card["test_metrics"] == eager["test_metrics"]  # the eager run, step for step
+
+
+def test_compile_refuses_the_low_precision_methods(tmp_path):
+    from fogsim.errors import UserInputError
+
+    rct = {"method": "rct", "weight_precision": "fp32", "optimizer": "sgd"}
+    r = recipe_from_dict({**RECIPE, "name": "r", **rct})
+    with pytest.raises(UserInputError, match="--compile with method rct"):
+        fit(r, tmp_path / "w", tmp_path / "r.pt", compile_model=True)

@@ -27,6 +27,13 @@ def train(
     ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     device: str = typer.Option("cpu", help="torch device, e.g. cuda (deterministic only on CPU)."),
+    compile_: bool = typer.Option(
+        False,
+        "--compile/--no-compile",
+        help="Compile the training step with torch.compile: on 2 CPU cores 1.5x (int4) to "
+        "1.8x (binary) faster a step, about the same for fp32; 35-76 s to compile once. "
+        "Trains eagerly, with a notice, where it cannot compile.",
+    ),
 ) -> None:
     """Train the network of RECIPE on its dataset's train split; write a checkpoint and a card.
 
@@ -51,6 +58,7 @@ def train(
     command = shlex.join(
         ["fogsim", "train", str(recipe), "--output", str(output), "--threads", str(threads)]
         + (["--device", device] if device != "cpu" else [])
+        + (["--compile"] if compile_ else [])
     )
     card = train_recipe(
         r,
@@ -61,6 +69,7 @@ def train(
         progress=progress,
         log=typer.echo,
         device=device,
+        compile_model=compile_,
     )
     write_card_markdown(output.with_suffix(".md"), card, output)
     m = card["test_metrics"]

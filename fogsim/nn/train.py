@@ -135,6 +135,16 @@ def _optimizer(model: HybridNet, r: Recipe, steps: int) -> tuple[torch.optim.Opt
     return opt, sched
 
 
+def _compiled(model: HybridNet) -> Any:
+    """The model under torch.compile (inductor); it shares the model's parameters."""
+    return torch.compile(model)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def _git_commit() -> str:
     try:
         out = subprocess.run(
@@ -159,8 +169,11 @@ def train_recipe(
     progress: bool = True,
     log: Callable[[str], None] = print,
     device: str = "cpu",
+    compile_model: bool = False,
 ) -> dict[str, Any]:
-    """Train, resuming from ``work_dir``; write the checkpoint to ``output`` and return its card."""
+    """Train, resuming from ``work_dir``; write the checkpoint to ``output`` and return its card.
+    ``compile_model`` runs the training steps' forward and backward under ``torch.compile``
+    (evaluation stays eager), or eagerly after one notice where it cannot compile here."""
     setup = prepare_training(recipe, load_dataset=load_dataset, device=device, log=log)
     check_writable(Path(output), "output")
     check_writable(Path(work_dir) / STATE_FILE, "work dir")
@@ -178,6 +191,12 @@ def train_recipe(
     steps_per_epoch = -(-len(train_idx) // recipe.batch_size)
     opt, sched = _optimizer(model, recipe, steps_per_epoch * recipe.epochs)
     start, best, bits_log, cpu_s = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
+    if compile_model and method != "fp32":
+        raise UserInputError(
+            f"--compile with method {method}: its per-layer hooks are not compiled; train "
+            "it without --compile"
+        )
+    step_model = _compiled(model) if compile_model else model
     x_all = to_input(train_set.images)
     y_all = torch.from_numpy(np.asarray(train_set.labels, dtype=np.int64))
     for epoch in range(start, recipe.epochs):
@@ -197,7 +216,15 @@ def train_recipe(
             x = augment(x_all[idx], recipe.augmentation, gen).to(device)
             x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(setup.autocast, device):
-                exit_logits, final = model(x)
+                try:
+                    exit_logits, final = step_model(x)
+                except Exception as exc:  # noqa: BLE001  (inductor's errors have no common base)
+                    if step_model is model:
+                        raise
+                    # Compilation happens at the first step, before any gradient or update.
+                    log(f"torch.compile cannot build here ({_first_line(exc)}); training eagerly")
+                    step_model = model
+                    exit_logits, final = model(x)
                 loss = joint_loss(
                     exit_logits,
                     final,
