@@ -580,3 +580,22 @@ def test_compile_refuses_the_low_precision_methods(tmp_path):
     r = recipe_from_dict({**RECIPE, "name": "r", **rct})
     with pytest.raises(UserInputError, match="--compile with method rct"):
         fit(r, tmp_path / "w", tmp_path / "r.pt", compile_model=True)
+
+
+def test_a_compiled_step_that_fails_later_is_an_error_not_a_fallback(tmp_path, monkeypatch):
+    import fogsim.nn.train as train_module
+
+    def later(model):
+        calls = []
+
+        def forward(x):
+            calls.append(1)
+            if len(calls) > 1:
+                raise RuntimeError("out of memory")
+            return model(x)
+
+        return forward
+
+    monkeypatch.setattr(train_module, "_compiled", later)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        fit(recipe_from_dict(RECIPE), tmp_path / "w", tmp_path / "x.pt", compile_model=True)

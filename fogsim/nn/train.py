@@ -197,6 +197,7 @@ def train_recipe(
             "it without --compile"
         )
     step_model = _compiled(model) if compile_model else model
+    first_compiled_step = compile_model  # where inductor builds, or fails to
     x_all = to_input(train_set.images)
     y_all = torch.from_numpy(np.asarray(train_set.labels, dtype=np.int64))
     for epoch in range(start, recipe.epochs):
@@ -219,12 +220,13 @@ def train_recipe(
                 try:
                     exit_logits, final = step_model(x)
                 except Exception as exc:  # noqa: BLE001  (inductor's errors have no common base)
-                    if step_model is model:
+                    if not first_compiled_step:
                         raise
                     # Compilation happens at the first step, before any gradient or update.
                     log(f"torch.compile cannot build here ({_first_line(exc)}); training eagerly")
                     step_model = model
                     exit_logits, final = model(x)
+                first_compiled_step = False
                 loss = joint_loss(
                     exit_logits,
                     final,
