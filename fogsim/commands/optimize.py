@@ -35,12 +35,10 @@ def optimize(
 ) -> None:
     """Choose each device's design (a shipped checkpoint at an exit threshold) under the
     objective and constraints, by the chosen method, and write the per-device plan."""
-    # A run's large arrays leave the process when freed (fogsim.heap); torch commands keep
-    # glibc's adaptive threshold.
     from fogsim.heap import return_freed_memory
-
-    return_freed_memory()
     from fogsim.optimize.run import optimize_scenario
+
+    return_freed_memory()  # as `fogsim run` (fogsim.heap)
 
     summary = optimize_scenario(
         scenario, objective, constraint, method, output, options.overrides(set_), profile

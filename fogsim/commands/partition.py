@@ -87,11 +87,10 @@ def _simulate(
 ) -> None:
     """Add a ``simulated`` object to each candidate: its run under the scenario's load."""
     from fogsim.heap import return_freed_memory
-
-    return_freed_memory()  # as `fogsim run` does
     from fogsim.partition import simulate as sim
     from fogsim.partition.from_scenario import load
 
+    return_freed_memory()  # as `fogsim run` (fogsim.heap)
     loaded = load(scenario)
     for c in candidates:
         columns = sim.simulate(loaded, rows, net, (c["cuts"][0], c["cuts"][1]))

@@ -29,14 +29,12 @@ def run(
 ) -> None:
     """Simulate SCENARIO; write the resolved scenario, requests.parquet, stages.parquet,
     summary.json and figures."""
-    # A run's large arrays leave the process when freed (fogsim.heap); torch commands keep
-    # glibc's adaptive threshold.
-    from fogsim.heap import return_freed_memory
-
-    return_freed_memory()
     from fogsim.errors import UserInputError
+    from fogsim.heap import return_freed_memory
     from fogsim.runner import run as run_scenario
     from fogsim.sim.engine import ENGINES
+
+    return_freed_memory()  # a run's freed arrays leave its peak (fogsim.heap)
 
     if engine not in ENGINES:
         raise UserInputError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")

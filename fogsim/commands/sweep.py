@@ -42,16 +42,14 @@ def sweep(
 
     Rerunning the same command resumes: finished points are skipped, failed ones retried.
     """
-    # A run's large arrays leave the process when freed (fogsim.heap); torch commands keep
-    # glibc's adaptive threshold.
-    from fogsim.heap import return_freed_memory
-
-    return_freed_memory()
     import warnings
 
     from fogsim.errors import UserInputError
+    from fogsim.heap import return_freed_memory
     from fogsim.sweeping import sweep as run_sweep
     from fogsim.sweeping.execute import failure_report
+
+    return_freed_memory()  # as `fogsim run` (fogsim.heap)
 
     explicit = None
     if seeds is not None:

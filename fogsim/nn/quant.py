@@ -67,7 +67,7 @@ def quantize_activation(x: Tensor, precision: str, grid: str = "signed") -> Tens
     precisions on ``grid`` (``ACT_GRIDS``)."""
     if precision == "fp32":
         return x
-    if grid == "relu" and precision in BITS and precision not in ("binary", "ternary"):
+    if grid == "relu" and precision not in ("binary", "ternary"):
         # Straight through inside [0, 1], zero gradient where the clip bites.
         clipped = x.clamp(0, 1)
         n = 2 ** BITS[precision] - 1

@@ -347,9 +347,9 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "fog_act_precision": _optional(lambda v: _precision("fog_act_precision", v)),
     "method": _optional(lambda v: _text("method", v, ("fp32", *METHODS))),
     "bitwidth": _optional(_bitwidth),
-    # 1 would make every class's target equal: nothing left to learn.
     "act_grid": _optional(lambda v: _text("act_grid", v, ACT_GRIDS)),
     "exit_precision": _optional(lambda v: _precision("exit_precision", v)),
+    # 1 would make every class's target equal: nothing left to learn.
     "label_smoothing": _optional(lambda v: _real("label_smoothing", v, 0, 0.999)),
 }
 
