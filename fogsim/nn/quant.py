@@ -69,9 +69,8 @@ def quantize_activation(x: Tensor, precision: str, grid: str = "signed") -> Tens
         return x
     if grid == "relu" and precision not in ("binary", "ternary"):
         # Straight through inside [0, 1], zero gradient where the clip bites.
-        clipped = x.clamp(0, 1)
         n = 2 ** BITS[precision] - 1
-        return clipped + (torch.round(clipped * n) / n - clipped).detach()
+        return _round_ste(x.clamp(0, 1) * n) / n
     if precision == "binary":
         return clipped_ste(x, _sign(x))
     clipped = x.clamp(-1, 1)
