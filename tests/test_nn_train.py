@@ -599,3 +599,34 @@ def test_a_compiled_step_that_fails_later_is_an_error_not_a_fallback(tmp_path, m
     monkeypatch.setattr(train_module, "_compiled", later)
     with pytest.raises(RuntimeError, match="out of memory"):
         fit(recipe_from_dict(RECIPE), tmp_path / "w", tmp_path / "x.pt", compile_model=True)
+
+
+def test_the_card_states_the_seed_energy_figure_that_eval_reports(tmp_path):
+    # Device exits after blocks 1 and 2, a fog exit after block 3: every term of the figure.
+    from fogsim.inference import run_inference
+    from fogsim.nn.card import card_markdown
+    from fogsim.nn.checkpoint import load_checkpoint
+    from fogsim.nn.report import evaluation_report
+
+    card, _ = _train(
+        tmp_path,
+        "three",
+        epochs=1,
+        split=2,
+        fog_split=3,
+        fog_weight_precision="int8",
+        fog_act_precision="int8",
+        exits=[1, 2, 3],
+        exit_weights=[0.2, 0.2, 0.2],
+    )
+    ckpt = load_checkpoint(tmp_path / "three.pt")
+    o = run_inference(
+        ckpt.path, toy_dataset(split="test"), cache_dir=tmp_path / "c", progress=False
+    )
+    report = evaluation_report(o, rule=card["default_rule"], threshold=card["default_thresholds"])
+    assert 0 < card["test_metrics"]["exit_rate"] < 1, "the figure needs exits and offloads"
+    md = card_markdown(card, ckpt.path)
+    line = next(line for line in md.splitlines() if "the seed paper's compute energy" in line)
+    hybrid_uj = report["hybrid_compute_energy_per_image_j"] * 1e6
+    assert f"{hybrid_uj:.4g} uJ against" in line
+    assert f"{report['compute_energy_reduction']:.3g}x less" in line
