@@ -88,3 +88,53 @@ def test_block_on_a_network_without_blocks_of_that_kind_is_a_user_error():
         recipe_from_dict({**base, "block": "bireal"})
     with pytest.raises(UserInputError, match="block"):
         recipe_from_dict({**base, "architecture": "resnet20", "block": "xnor"})
+
+
+def _binary_resnet(**kwargs):
+    return create_model(
+        "resnet20",
+        weight_precision="binary",
+        act_precision="binary",
+        block="bireal",
+        exit_head="conv",
+        **kwargs,
+    )
+
+
+def test_a_wider_edge_multiplies_the_device_channels_and_leaves_the_cloud_blocks_alone():
+    narrow, wide = count_ops(_binary_resnet()), count_ops(_binary_resnet(edge_width=2))
+    # Every binary conv (and the binary conv exit) has twice the inputs and twice the outputs.
+    assert wide.edge.macs["binary"] == 4 * narrow.edge.macs["binary"]
+    # fp32: the stem doubles its outputs, the 1x1 downsampling conv both sides, the exit's
+    # classifier (after the exit conv's 64 channels, 128 when wider) its inputs.
+    stem, down, head = 3 * 16 * 9 * 32 * 32, 16 * 32 * 16 * 16, 64 * 10
+    assert narrow.edge.macs["fp32"] == stem + down + head
+    assert wide.edge.macs["fp32"] == 2 * stem + 4 * down + 2 * head
+    # The split sends 64 channels, not 32; only the first cloud block sees more of them.
+    assert wide.feature_shape == (64, 16, 16) and narrow.feature_shape == (32, 16, 16)
+    first_block = 32 * 64 * 9 * 8 * 8 + 32 * 64 * 8 * 8  # its conv1 and its 1x1 shortcut
+    assert wide.cloud.macs["fp32"] - narrow.cloud.macs["fp32"] == first_block
+    logits, final = _binary_resnet(edge_width=2)(torch.rand(2, 3, 32, 32))
+    assert final.shape == (2, 10) and logits[0].shape == (2, 10)
+
+
+def test_init_from_the_plain_reference_leaves_only_the_widened_tensors_fresh():
+    plain = create_model("resnet20").state_dict()
+    wide = _binary_resnet(edge_width=2).state_dict()
+    fits = {k for k in wide if k in plain and wide[k].shape == plain[k].shape}
+    # The cloud's last two blocks and the final head fit; the widened device part does not.
+    assert {f"blocks.{i}.conv1.weight" for i in (7, 8)} <= fits and "final.fc.weight" in fits
+    assert not any(k.startswith(("stem", "blocks.0.", "blocks.5.")) for k in fits)
+
+
+def test_edge_width_is_a_recipe_key_for_the_cifar_resnets_only():
+    base = {"name": "r", "dataset": "cifar10", "architecture": "resnet20", "epochs": 1}
+    assert "edge_width" not in recipe_from_dict(base).to_dict()
+    recipe = recipe_from_dict({**base, "edge_width": 2})
+    assert recipe.to_dict()["edge_width"] == 2 and recipe.model_kwargs()["edge_width"] == 2
+    for bad in (0, 1.5, "two"):
+        with pytest.raises(UserInputError, match="edge_width"):
+            recipe_from_dict({**base, "edge_width": bad})
+    fmnist = {**base, "dataset": "fashion-mnist", "architecture": "smallcnn"}
+    with pytest.raises(UserInputError, match="edge_width"):
+        recipe_from_dict({**fmnist, "edge_width": 2})

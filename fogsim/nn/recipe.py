@@ -100,6 +100,8 @@ class Recipe:
     act_grid: str | None = None
     # The conv exit heads' precision (weights and activations), if not their part's.
     exit_precision: str | None = None
+    # A multiple of the stem's and the device blocks' channels (CIFAR ResNets; None: 1).
+    edge_width: int | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor keyword arguments of the network (plain values, stored in checkpoints)."""
@@ -113,7 +115,7 @@ class Recipe:
             kwargs["exits"] = list(self.exits)
         if self.exit_head is not None:
             kwargs["exit_head"] = self.exit_head
-        for key in ("block", *_FOG_KEYS, "act_grid", "exit_precision"):
+        for key in ("block", *_FOG_KEYS, "act_grid", "exit_precision", "edge_width"):
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)
         return kwargs
@@ -148,6 +150,7 @@ _LATER_KEYS = (
     "label_smoothing",
     "act_grid",
     "exit_precision",
+    "edge_width",
 )
 
 
@@ -349,6 +352,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "bitwidth": _optional(_bitwidth),
     "act_grid": _optional(lambda v: _text("act_grid", v, ACT_GRIDS)),
     "exit_precision": _optional(lambda v: _precision("exit_precision", v)),
+    "edge_width": _optional(lambda v: _whole("edge_width", v, 1)),
     # 1 would make every class's target equal: nothing left to learn.
     "label_smoothing": _optional(lambda v: _real("label_smoothing", v, 0, 0.999)),
 }

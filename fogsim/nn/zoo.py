@@ -254,25 +254,30 @@ def _cifar_resnet(
     image_shape: Sequence[int],
     block: str = "basic",
     exit_precision: str | int | None = None,
+    edge_width: int = 1,
 ) -> HybridNet:
     if block not in BLOCKS:
         raise ValueError(f"block {block!r} is not one of {', '.join(BLOCKS)}")
+    if isinstance(edge_width, bool) or not isinstance(edge_width, int) or edge_width < 1:
+        raise ValueError(f"edge_width {edge_width!r} must be a whole number, 1 or more")
     # Stages 2 and 3 each halve the feature map.
     height, width, c = check_image_shape(image_shape, 4, f"resnet{depth}")
     mean, std = normalisation(c)
     per_stage = (depth - 2) // 6
-    blocks, channels, cin = [], [], 16
-    for stage, cout in enumerate((16, 32, 64)):
+    # The stem always runs on the device, so it widens with the device's blocks.
+    blocks, channels, cin = [], [], 16 * edge_width
+    for stage, base in enumerate((16, 32, 64)):
         for j in range(per_stage):
             stride = 2 if stage > 0 and j == 0 else 1
             tier = p.tier(len(blocks))
+            cout = base * edge_width if tier == "device" else base
             # Fog and cloud blocks stay plain: Bi-Real's shortcuts are for the device's blocks.
             kind = BiRealBlock if block == "bireal" and tier == "device" else BasicBlock
             blocks.append(kind(cin, cout, stride, *p.precisions(tier)))
             channels.append(cout)
             cin = cout
     return HybridNet(
-        nn.Conv2d(c, 16, 3, 1, 1, bias=False),
+        nn.Conv2d(c, 16 * edge_width, 3, 1, 1, bias=False),
         blocks,
         channels,
         exits=p.default_exits(exits),
@@ -300,6 +305,7 @@ def resnet20(
     fog_act_precision: str | int | None = None,
     act_grid: str = "signed",
     exit_precision: str | int | None = None,
+    edge_width: int = 1,
 ) -> HybridNet:
     """CIFAR ResNet-20 (3 stages x 3 blocks, 16/32/64 channels); default split after stage 2.
     ``exit_head`` is ``linear`` (pool and classify) or ``conv`` (a quantized conv first);
@@ -309,7 +315,9 @@ def resnet20(
     1..fog_split (default: one at the end of the device part and one at the end of the fog's).
     ``act_grid`` places k-bit activations (int2/int4/int8) on ``signed`` [-1, 1] or ``relu``
     [0, 1] levels (``with_act_grid``). ``exit_precision`` runs each conv exit head at that
-    precision (weights and activations) instead of its part's.
+    precision (weights and activations) instead of its part's. ``edge_width`` multiplies the
+    channels of the stem and of the device part's blocks (a wider binary edge); the fog and
+    cloud blocks keep theirs, the first of them taking the wider features.
     """
     parts = Parts.of(
         _default_split(20) if split is None else split,
@@ -320,7 +328,7 @@ def resnet20(
         fog_act_precision,
     )
     net = _cifar_resnet(
-        20, num_classes, exits, parts, exit_head, image_shape, block, exit_precision
+        20, num_classes, exits, parts, exit_head, image_shape, block, exit_precision, edge_width
     )
     return with_act_grid(net, act_grid)
 
@@ -340,6 +348,7 @@ def resnet32(
     fog_act_precision: str | int | None = None,
     act_grid: str = "signed",
     exit_precision: str | int | None = None,
+    edge_width: int = 1,
 ) -> HybridNet:
     """CIFAR ResNet-32 (3 stages x 5 blocks), the seed paper's network; the arguments are
     ``resnet20``'s."""
@@ -352,7 +361,7 @@ def resnet32(
         fog_act_precision,
     )
     net = _cifar_resnet(
-        32, num_classes, exits, parts, exit_head, image_shape, block, exit_precision
+        32, num_classes, exits, parts, exit_head, image_shape, block, exit_precision, edge_width
     )
     return with_act_grid(net, act_grid)
 
