@@ -160,10 +160,13 @@ def hybrid_compute_energy_j(ops: OpReport, exit_rates: list[float], table: str) 
 
 def _seed_energy(card: dict[str, Any], ops: OpReport, fp32_j: float, table: str) -> str:
     hybrid_j = hybrid_compute_energy_j(ops, card["test_metrics"]["exit_rate_per_exit"], table)
+    width = card.get("recipe", {}).get("edge_width") or 1
+    # A widened device part's fp32 twin is wider than the usual reference network.
+    same = "the same network" if width == 1 else f"the same network (edge_width {width})"
     return (
         f"- the seed paper's compute energy (the device part for every test image, the fog and "
         f"cloud parts for those reaching them, at the default threshold): {hybrid_j * 1e6:.4g} "
-        f"uJ against {fp32_j * 1e6:.4g} uJ for the same network all fp32: "
+        f"uJ against {fp32_j * 1e6:.4g} uJ for {same} all fp32: "
         f"{fp32_j / hybrid_j:.3g}x less (`compute_energy_reduction`; the seed's CIFAR-10 "
         "headline: 5.5x)"
     )
