@@ -35,9 +35,7 @@ def device_features(net: HybridNet, images: np.ndarray, batch: int = 500) -> Ten
     out = []
     with torch.inference_mode():
         for s in range(0, len(images), batch):
-            h = net.stem((to_input(images[s : s + batch]) - net.input_mean) / net.input_std)
-            for block in net.blocks[: net.split]:
-                h = block(h)
+            h, _ = net.edge_features(to_input(images[s : s + batch]))
             out.append(h.clone())
     return torch.cat(out)
 

@@ -65,6 +65,8 @@ def test_forward_is_the_three_parts_run_by_hand():
         h = model.stem((x - model.input_mean) / model.input_std)
         h = model.blocks[1](model.blocks[0](h))
         assert torch.equal(model.exits[0](h), device_logits)
+        before, _ = model.edge_features(x)
+        assert torch.equal(before, h)
         sent = model.split_quant(h)
         h = model.blocks[2](sent)
         assert torch.equal(model.exits[1](h), fog_logits)

@@ -105,11 +105,16 @@ class HybridNet(nn.Module):
                 logits.append(self.exits[self.exit_points.index(i + 1)](h))
         return h, logits
 
+    def edge_features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Run the device part on images in [0, 1]; return its features before the split
+        boundary quantizes them, and the logits of its exits."""
+        h = self.stem((x - self.input_mean) / self.input_std)
+        return self._run(h, 0, self.split)
+
     def edge(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """Run the device part on images in [0, 1]; return the features it sends and the
         logits of its exits."""
-        h = self.stem((x - self.input_mean) / self.input_std)
-        h, logits = self._run(h, 0, self.split)
+        h, logits = self.edge_features(x)
         return self.split_quant(h), logits
 
     def fog(self, features: Tensor) -> tuple[Tensor, list[Tensor]]:
