@@ -1,5 +1,7 @@
 """Bi-Real / ReActNet binary blocks: a shortcut around every conv, learnable thresholds."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -9,6 +11,8 @@ from fogsim.nn.bireal import BiRealBlock
 from fogsim.nn.ops import count_ops
 from fogsim.nn.recipe import recipe_from_dict
 from fogsim.nn.zoo import create_model
+
+ROOT = Path(__file__).parents[1]
 
 
 def _silence(norm: nn.BatchNorm2d) -> None:
@@ -138,3 +142,35 @@ def test_edge_width_is_a_recipe_key_for_the_cifar_resnets_only():
     fmnist = {**base, "dataset": "fashion-mnist", "architecture": "smallcnn"}
     with pytest.raises(UserInputError, match="edge_width"):
         recipe_from_dict({**fmnist, "edge_width": 2})
+
+
+def _seed_line(name: str) -> str:
+    from fogsim.nn.card import card_markdown
+    from fogsim.nn.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(ROOT / "models" / f"{name}.pt")
+    md = card_markdown(ckpt.card, ckpt.path)
+    return next(line for line in md.splitlines() if "the seed paper's compute energy" in line)
+
+
+def test_a_wide_networks_card_also_compares_with_the_reference_network_eval_is_given():
+    # The seed compares with the usual network: for a widened edge that is the shipped fp32
+    # reference (`fogsim eval --reference models/cifar10-fp32.pt`), not the wide fp32 twin.
+    from fogsim.energy import compute_energy_j, default_table
+    from fogsim.nn.card import hybrid_compute_energy_j
+    from fogsim.nn.checkpoint import load_checkpoint
+
+    table = default_table()
+    wide = load_checkpoint(ROOT / "models/cifar10-binary.pt")
+    assert wide.model_kwargs["edge_width"] == 2
+    reference = count_ops(load_checkpoint(ROOT / "models/cifar10-fp32.pt").build())
+    reference_j = compute_energy_j({"fp32": sum(reference.full_macs.values())}, table)
+    rates = wide.card["test_metrics"]["exit_rate_per_exit"]
+    hybrid_j = hybrid_compute_energy_j(count_ops(wide.build()), rates, table)
+    line = _seed_line("cifar10-binary")
+    assert "the same network (edge_width 2) all fp32" in line
+    assert f"against {reference_j * 1e6:.4g} uJ for the usual network (edge_width 1)" in line
+    assert f"fp32: {reference_j / hybrid_j:.3g}x less (`compute_energy_reduction`" in line
+    assert reference_j / hybrid_j > 5.5
+    # At the usual width there is one network to compare with.
+    assert "usual network" not in _seed_line("cifar10-int4")
