@@ -8,7 +8,7 @@ from torch import nn
 
 from fogsim.errors import UserInputError
 from fogsim.nn.bireal import BiRealBlock
-from fogsim.nn.ops import count_ops
+from fogsim.nn.ops import all_fp32, count_ops
 from fogsim.nn.recipe import recipe_from_dict
 from fogsim.nn.zoo import create_model
 
@@ -164,7 +164,7 @@ def test_a_wide_networks_card_also_compares_with_the_reference_network_eval_is_g
     wide = load_checkpoint(ROOT / "models/cifar10-binary.pt")
     assert wide.model_kwargs["edge_width"] == 2
     reference = count_ops(load_checkpoint(ROOT / "models/cifar10-fp32.pt").build())
-    reference_j = compute_energy_j({"fp32": sum(reference.full_macs.values())}, table)
+    reference_j = compute_energy_j(all_fp32(reference.full_macs), table)
     rates = wide.card["test_metrics"]["exit_rate_per_exit"]
     hybrid_j = hybrid_compute_energy_j(count_ops(wide.build()), rates, table)
     line = _seed_line("cifar10-binary")

@@ -7,7 +7,7 @@ from typing import Any
 
 from fogsim.energy import compute_energy_j, default_table, energy_sources
 from fogsim.nn.checkpoint import Checkpoint, load_checkpoint
-from fogsim.nn.ops import OpReport, count_ops
+from fogsim.nn.ops import OpReport, all_fp32, count_ops
 from fogsim.nn.zoo import create_model
 
 
@@ -185,7 +185,7 @@ def _narrow_fp32_j(ckpt: Checkpoint, table: str) -> float | None:
     if (ckpt.model_kwargs.get("edge_width") or 1) == 1:
         return None
     narrow = create_model(ckpt.model_name, **{**ckpt.model_kwargs, "edge_width": 1})
-    return compute_energy_j({"fp32": sum(count_ops(narrow).full_macs.values())}, table)
+    return compute_energy_j(all_fp32(count_ops(narrow).full_macs), table)
 
 
 def _training_cost(card: dict[str, Any]) -> list[str]:
@@ -243,7 +243,7 @@ def card_markdown(card: dict[str, Any], checkpoint: Path) -> str:
     table = default_table()
     m, h = card["test_metrics"], card["holdout_metrics"]
     edge_j = compute_energy_j(ops.edge.macs, table)
-    fp32_j = compute_energy_j({"fp32": sum(ops.full_macs.values())}, table)
+    fp32_j = compute_energy_j(all_fp32(ops.full_macs), table)
     fog_j = compute_energy_j(ops.fog.macs, table)
     lines = [
         f"# {card['name']}",

@@ -193,6 +193,11 @@ def _boundaries(model: HybridNet, features: list[torch.Tensor]) -> tuple[Boundar
     )
 
 
+def all_fp32(ops: dict[str, int]) -> dict[str, int]:
+    """The same MACs, all at fp32: the network run at full precision."""
+    return {"fp32": int(sum(ops.values()))}
+
+
 def count_ops(model: HybridNet) -> OpReport:
     """Count MACs by precision per part, per exit and tier, and for the whole exit-free path."""
     traffic: dict[str, int] = {}

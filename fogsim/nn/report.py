@@ -9,6 +9,7 @@ import numpy as np
 from fogsim.energy import compute_energy_j, default_table
 from fogsim.inference import InferenceOutcomes
 from fogsim.nn.evaluate import Thresholds, exit_index, hybrid_metrics, threshold_grid, tier_metrics
+from fogsim.nn.ops import all_fp32
 
 
 def _part_energy(
@@ -52,11 +53,6 @@ def hybrid_compute_energy_per_image_j(
         + fog_energy_per_image_j(o, rule, threshold, table)
         + offloaded * cloud
     )
-
-
-def all_fp32(ops: dict[str, int]) -> dict[str, int]:
-    """The same MACs, all at fp32: the network run at full precision."""
-    return {"fp32": int(sum(ops.values()))}
 
 
 def evaluation_report(
