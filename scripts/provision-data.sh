@@ -2,7 +2,7 @@
 # Provision the datasets fogsim's scenarios and tests use, without committing any.
 #  - Fashion-MNIST: the Debian package dataset-fashion-mnist puts the IDX files
 #    at /usr/share/datasets/fashion-mnist (one of the places fogsim looks).
-#  - CIFAR-10 (JPEG zips): linked into the user cache from the shared folder
+#  - CIFAR-10 (JPEG zips): copied into the user cache from the shared folder
 #    beside the checkout, when it is there ($FOGSIM_SHARED, default ../shared).
 set -euo pipefail
 
@@ -23,11 +23,25 @@ fi
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/fogsim/datasets"
 SHARED="${FOGSIM_SHARED:-../shared}"
 if [ -f "$SHARED/datasets/cifar10-jpeg/test.zip" ]; then
+  # Copied, not linked: a link would point into this checkout's ../shared,
+  # which may be a temporary clone's and vanish, leaving the cache broken.
   mkdir -p "$CACHE/cifar10"
+  copied=0
   for split in train test; do
-    ln -sfn "$(cd "$SHARED/datasets/cifar10-jpeg" && pwd)/$split.zip" "$CACHE/cifar10/$split.zip"
+    src="$SHARED/datasets/cifar10-jpeg/$split.zip"
+    dst="$CACHE/cifar10/$split.zip"
+    if [ -f "$dst" ] && [ ! -L "$dst" ] && cmp -s "$src" "$dst"; then
+      continue
+    fi
+    cp "$src" "$dst.partial"
+    mv -f "$dst.partial" "$dst"
+    copied=$((copied + 1))
   done
-  echo "cifar10: linked into $CACHE/cifar10 from $SHARED/datasets/cifar10-jpeg"
+  if [ "$copied" -gt 0 ]; then
+    echo "cifar10: copied into $CACHE/cifar10 from $SHARED/datasets/cifar10-jpeg"
+  else
+    echo "cifar10: up to date in $CACHE/cifar10"
+  fi
 elif [ -f "$CACHE/cifar10/test.zip" ]; then
   echo "cifar10: found in $CACHE/cifar10"
 else

@@ -63,8 +63,8 @@ def _look(folder: Path | None, split: str) -> tuple[Source | None, str]:
         # A link into a folder that moved (a re-mounted share, another checkout).
         links = ", ".join(f"{p.name} -> {os.readlink(p)}" for p in broken)
         return None, (
-            f"exists, but its link(s) point at nothing: {links}; relink them (`make data` "
-            "does) or remove them"
+            f"exists, but its link(s) point at nothing: {links}; remove them and provision "
+            "the dataset again (`make data` copies the files in)"
         )
     return None, f"exists, but holds no {split} split in a layout fogsim reads"
 
@@ -100,7 +100,8 @@ def _not_found_message(
         ways.append(f"allow the download (network access, {locations.OFFLINE_ENV} unset)")
     else:
         ways.append(f"put it in ${locations.DATA_DIR_ENV}/{name}/ as {layouts_help(split)}")
-    ways.append("run `make data`")
+    if not any("make data" in way for way in ways):
+        ways.append("run `make data`")
     lines.append("To get it: " + "; or ".join(ways) + ".")
     if spec is None:
         lines.append(f"Known datasets: {', '.join(known_datasets())}.")
