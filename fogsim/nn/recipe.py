@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from fogsim.errors import UserInputError
+from fogsim.nn.freeze import FREEZABLE, group_of
 from fogsim.nn.hybrid import EXIT_HEADS, EXIT_RULES
 from fogsim.nn.quant import ACT_GRIDS, parse_precision
 from fogsim.nn.rct import MAX_BITS, METHODS, Bitwidth
@@ -102,6 +103,8 @@ class Recipe:
     exit_precision: str | None = None
     # A multiple of the stem's and the device blocks' channels (CIFAR ResNets; None: 1).
     edge_width: int | None = None
+    # Parts held fixed at init_from's weights while the rest trains (fogsim.nn.freeze).
+    freeze: tuple[str, ...] | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor keyword arguments of the network (plain values, stored in checkpoints)."""
@@ -132,6 +135,7 @@ class Recipe:
         d = dataclasses.asdict(self)
         d["exits"] = list(self.exits) if self.exits is not None else None
         d["exit_weights"] = list(self.exit_weights)
+        d["freeze"] = list(self.freeze) if self.freeze is not None else None
         if isinstance(self.dataset, DatasetPath):
             d["dataset"] = {"path": self.dataset.path, "name": self.dataset.name}
         # Keys added after training states were first written appear only when set.
@@ -151,6 +155,7 @@ _LATER_KEYS = (
     "act_grid",
     "exit_precision",
     "edge_width",
+    "freeze",
 )
 
 
@@ -304,6 +309,15 @@ def _exit_weights(value: Any) -> tuple[float, ...]:
     return weights
 
 
+def _freeze(value: Any) -> tuple[str, ...]:
+    parts = tuple(
+        _text(f"freeze[{i}]", v, FREEZABLE) for i, v in enumerate(_sequence("freeze", value))
+    )
+    if len(set(parts)) != len(parts):
+        raise _Bad(f"freeze: {list(parts)} names a part twice")
+    return parts
+
+
 def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value is None else check(value)
 
@@ -353,6 +367,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "act_grid": _optional(lambda v: _text("act_grid", v, ACT_GRIDS)),
     "exit_precision": _optional(lambda v: _precision("exit_precision", v)),
     "edge_width": _optional(lambda v: _whole("edge_width", v, 1)),
+    "freeze": _optional(_freeze),
     # 1 would make every class's target equal: nothing left to learn.
     "label_smoothing": _optional(lambda v: _real("label_smoothing", v, 0, 0.999)),
 }
@@ -384,6 +399,7 @@ def recipe_from_dict(
         recipe = Recipe(**values)
         _check_network(recipe)
         _check_method(recipe, raw.get("bitwidth"))
+        _check_freeze(recipe)
     except _Bad as exc:
         raise _fail(source, str(exc)) from None
     return recipe
@@ -434,6 +450,30 @@ def _check_fog(r: Recipe, split: int, n: int) -> None:
             f"blocks after the split ({split}) up to fog_split, at least one and at most the "
             f"{n} blocks of {r.architecture}"
         )
+
+
+def _check_freeze(r: Recipe) -> None:
+    """A frozen part keeps init_from's weights, so it needs them; something must still train;
+    and each part named must be in the network."""
+    if not r.freeze:
+        return
+    if r.init_from is None:
+        raise _Bad(
+            f"freeze: {list(r.freeze)} without init_from would hold those parts at their "
+            "random initialisation; add `init_from: CHECKPOINT.pt` (the trained network)"
+        )
+    if (r.method or "fp32") != "fp32":
+        raise _Bad(f"freeze with method {r.method}: the method trains every layer; remove one")
+    model = create_model(r.architecture, **r.model_kwargs())
+    present = {group_of(name, model) for name, _ in model.named_parameters()}
+    absent = [part for part in r.freeze if part not in present]
+    if absent:
+        what = {"fog": "no fog part (fog_split)", "exits": "no exit heads"}.get(
+            absent[0], f"no {absent[0]} part"
+        )
+        raise _Bad(f"freeze: {absent[0]!r}, but the network has {what}")
+    if present <= set(r.freeze):
+        raise _Bad(f"freeze: {list(r.freeze)} holds every part fixed; nothing would train")
 
 
 def _check_method(r: Recipe, bitwidth: Any) -> None:

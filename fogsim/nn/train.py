@@ -25,6 +25,7 @@ from fogsim.nn.evaluate import (
     tier_metrics,
     to_input,
 )
+from fogsim.nn.freeze import freeze, group_of, hold_statistics
 from fogsim.nn.hybrid import HybridNet
 from fogsim.nn.quant import BITS
 from fogsim.nn.rct import Bitwidth, LowPrecisionTraining
@@ -109,16 +110,17 @@ def _autocast(autocast: str | None, device: str) -> contextlib.AbstractContextMa
 
 
 def _optimizer(model: HybridNet, r: Recipe, steps: int) -> tuple[torch.optim.Optimizer, Any]:
+    trained = [p for p in model.parameters() if p.requires_grad]
     if r.optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(
-            model.parameters(),
+            trained,
             lr=r.lr,
             momentum=r.momentum,
             weight_decay=r.weight_decay,
             nesterov=r.momentum > 0,  # torch refuses Nesterov without momentum
         )
     else:
-        opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+        opt = torch.optim.AdamW(trained, lr=r.lr, weight_decay=r.weight_decay)
     if r.lr_schedule == "onecycle":
         # A quarter of the steps warm up; at least two, since OneCycleLR divides by the count.
         warmup = max(0.25, 2 / steps) if steps >= 4 else 0.5
@@ -188,6 +190,9 @@ def train_recipe(
         # parameters of it.
         bitwidth = recipe.bitwidth or Bitwidth()
         low = LowPrecisionTraining(model, method, bitwidth, momentum=recipe.momentum > 0)
+    if recipe.freeze:
+        left = freeze(model, recipe.freeze)
+        log(f"holding {', '.join(recipe.freeze)} fixed; {left:,} parameters train")
     steps_per_epoch = -(-len(train_idx) // recipe.batch_size)
     opt, sched = _optimizer(model, recipe, steps_per_epoch * recipe.epochs)
     start, best, bits_log, cpu_s = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
@@ -203,6 +208,7 @@ def train_recipe(
     for epoch in range(start, recipe.epochs):
         epoch_cpu = time.process_time()
         model.train()
+        hold_statistics(model, recipe.freeze or ())
         # A generator per epoch keeps a resumed run identical to an uninterrupted one.
         gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
         order = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=gen)]
@@ -304,7 +310,9 @@ def _training_cost(
     model: HybridNet, recipe: Recipe, images: int, bits_log: list[dict[str, Any]]
 ) -> dict[str, Any]:
     schedule = Schedule(recipe.epochs, images, recipe.batch_size, recipe.optimizer, recipe.momentum)
-    return training_report(model, recipe.method or "fp32", bits_log, schedule)
+    held = set(recipe.freeze or ())
+    is_frozen = (lambda name: group_of(name, model) in held) if held else None
+    return training_report(model, recipe.method or "fp32", bits_log, schedule, None, is_frozen)
 
 
 def _cost_line(t: dict[str, Any]) -> str:

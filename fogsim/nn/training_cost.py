@@ -23,11 +23,15 @@ Counted from op counts and the sourced table (profiles/energy_per_op.yaml), not 
   QAT's weights, every method's BatchNorm parameters and biases), Adam's two. RCT with momentum
   keeps its integer weights' momentum as int8 with one fp32 scale a channel (``fogsim.nn.rct``):
   1 byte a weight and 4 a channel, at every weight bitwidth, read and written once per step.
+- Frozen parts (a recipe's ``freeze:``, fp32 training only): their layers run the forward
+  GEMM alone, their parameters are read once a step (the forward pass) and are stored, but
+  have no gradients and no optimiser state.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,11 +134,21 @@ def training_cost(
     bits_per_epoch: list[dict[str, int]] | None,
     schedule: Schedule,
     table: str | None = None,
+    frozen: tuple[list[Layer], int] = ([], 0),
 ) -> dict[str, Any]:
     """Peak bytes and energy of training ``layers`` with ``method`` (fp32, qat, rct); each
-    layer's weight bits in each epoch come from ``bits_per_epoch`` (ignored for fp32)."""
+    layer's weight bits in each epoch come from ``bits_per_epoch`` (ignored for fp32).
+    ``frozen``: the layers and the number of other parameters held fixed (fp32 only), which
+    run forward only."""
     if method != "fp32" and (not bits_per_epoch or len(bits_per_epoch) < schedule.epochs):
         raise ValueError(f"{method} training needs each layer's bits in each of its epochs")
+    frozen_layers, frozen_other = frozen
+    if method != "fp32" and (frozen_layers or frozen_other):
+        raise ValueError(f"{method} training trains every layer; nothing can be frozen")
+    frozen_params = sum(layer.weights for layer in frozen_layers) + frozen_other
+    forward_j = sum(layer.macs for layer in frozen_layers) * mac_energy_j(
+        FP32_BITS, FP32_BITS, table
+    )
     weights = sum(layer.weights for layer in layers)
     optimizer_bytes = _optimizer_bytes(layers, other_params, method, schedule)
     fp32_step = 4 * 4 * other_params + 2 * optimizer_bytes
@@ -146,9 +160,10 @@ def training_cost(
         int_form = sum(_integer_bytes(layer, bits.get(layer.name, 8)) for layer in layers)
         stored = {"fp32": 4 * weights, "int": int_form}
         kept = {"fp32": ("fp32",), "qat": ("fp32", "int"), "rct": ("int",)}[method]
-        peak = max(peak, sum(stored[form] for form in kept) + 4 * other_params)
+        peak = max(peak, sum(stored[form] for form in kept) + 4 * (other_params + frozen_params))
         per_step = sum(n * stored[form] for form, n in _ACCESSES[method].items()) + fp32_step
-        moved += per_step * schedule.steps_per_epoch
+        moved += (per_step + 4 * frozen_params) * schedule.steps_per_epoch
+        gemm += forward_j * schedule.images_per_epoch
         for layer in layers:
             if method == "fp32":
                 per_image = 3 * mac_energy_j(FP32_BITS, FP32_BITS, table)
@@ -175,13 +190,22 @@ def training_report(
     log: list[dict[str, dict[str, float]]],
     schedule: Schedule,
     table: str | None = None,
+    is_frozen: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
     """The card's ``training`` object: the run's cost, fp32 training's of the same network and
-    schedule (counted, not trained), and each layer's bitwidth and Gavg in every epoch."""
+    schedule (counted, not trained), and each layer's bitwidth and Gavg in every epoch.
+    ``is_frozen(name)``: whether the parameter or layer ``name`` was held fixed."""
     layers, other = network_layers(model)
+    frozen: tuple[list[Layer], int] = ([], 0)
+    if is_frozen is not None:
+        held = [layer for layer in layers if is_frozen(layer.name)]
+        layers = [layer for layer in layers if not is_frozen(layer.name)]
+        held_all = sum(p.numel() for n, p in model.named_parameters() if is_frozen(n))
+        frozen = (held, held_all - sum(layer.weights for layer in held))
+        other -= frozen[1]
     bits = [{name: int(v["bits"]) for name, v in entry.items()} for entry in log] or None
-    own = training_cost(layers, other, method, bits, schedule, table)
-    fp32 = training_cost(layers, other, "fp32", None, schedule, table)
+    own = training_cost(layers, other, method, bits, schedule, table, frozen)
+    fp32 = training_cost(layers, other, "fp32", None, schedule, table, frozen)
     _, source = memory_energy_per_bit(table)
     report = {
         **own,
