@@ -105,6 +105,8 @@ class Recipe:
     edge_width: int | None = None
     # Parts held fixed at init_from's weights while the rest trains (fogsim.nn.freeze).
     freeze: tuple[str, ...] | None = None
+    # What the device sends at the split, if not act_precision.
+    split_precision: str | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor keyword arguments of the network (plain values, stored in checkpoints)."""
@@ -118,7 +120,14 @@ class Recipe:
             kwargs["exits"] = list(self.exits)
         if self.exit_head is not None:
             kwargs["exit_head"] = self.exit_head
-        for key in ("block", *_FOG_KEYS, "act_grid", "exit_precision", "edge_width"):
+        for key in (
+            "block",
+            *_FOG_KEYS,
+            "act_grid",
+            "exit_precision",
+            "edge_width",
+            "split_precision",
+        ):
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)
         return kwargs
@@ -156,6 +165,7 @@ _LATER_KEYS = (
     "exit_precision",
     "edge_width",
     "freeze",
+    "split_precision",
 )
 
 
@@ -368,6 +378,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "exit_precision": _optional(lambda v: _precision("exit_precision", v)),
     "edge_width": _optional(lambda v: _whole("edge_width", v, 1)),
     "freeze": _optional(_freeze),
+    "split_precision": _optional(lambda v: _precision("split_precision", v)),
     # 1 would make every class's target equal: nothing left to learn.
     "label_smoothing": _optional(lambda v: _real("label_smoothing", v, 0, 0.999)),
 }

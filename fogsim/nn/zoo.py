@@ -105,6 +105,8 @@ class Parts:
     fog_split: int | None
     device: tuple[str, str]
     fog: tuple[str, str]
+    # What the device sends, if not its activations' precision (``split_precision``).
+    sends: str | None = None
 
     @classmethod
     def of(
@@ -115,6 +117,7 @@ class Parts:
         act: str | int,
         fog_weight: str | int | None,
         fog_act: str | int | None,
+        sends: str | int | None = None,
     ) -> Parts:
         """The parts of a constructor's arguments; fog precisions need a fog part."""
         if fog_split is None:
@@ -130,8 +133,17 @@ class Parts:
                 )
         fog_w = "fp32" if fog_weight is None else parse_precision(fog_weight)
         fog_a = "fp32" if fog_act is None else parse_precision(fog_act)
+        if sends is not None and not split:
+            raise ValueError(
+                "split_precision with split 0: a device part of the stem alone sends fp32 "
+                "stem features; split after a block, or leave split_precision out"
+            )
         return cls(
-            split, fog_split, (parse_precision(weight), parse_precision(act)), (fog_w, fog_a)
+            split,
+            fog_split,
+            (parse_precision(weight), parse_precision(act)),
+            (fog_w, fog_a),
+            None if sends is None else parse_precision(sends),
         )
 
     def tier(self, block: int) -> str:
@@ -153,7 +165,7 @@ class Parts:
         args: dict[str, Any] = {
             "split": self.split,
             # A device part of the stem alone sends fp32 stem features.
-            "edge_act_precision": self.device[1] if self.split else "fp32",
+            "edge_act_precision": (self.sends or self.device[1]) if self.split else "fp32",
         }
         if self.fog_split is not None:
             args.update(fog_split=self.fog_split, fog_act_precision=self.fog[1])
@@ -306,6 +318,7 @@ def resnet20(
     act_grid: str = "signed",
     exit_precision: str | int | None = None,
     edge_width: int = 1,
+    split_precision: str | int | None = None,
 ) -> HybridNet:
     """CIFAR ResNet-20 (3 stages x 3 blocks, 16/32/64 channels); default split after stage 2.
     ``exit_head`` is ``linear`` (pool and classify) or ``conv`` (a quantized conv first);
@@ -317,7 +330,10 @@ def resnet20(
     [0, 1] levels (``with_act_grid``). ``exit_precision`` runs each conv exit head at that
     precision (weights and activations) instead of its part's. ``edge_width`` multiplies the
     channels of the stem and of the device part's blocks (a wider binary edge); the fog and
-    cloud blocks keep theirs, the first of them taking the wider features.
+    cloud blocks keep theirs, the first of them taking the wider features. ``split_precision``
+    is what the device sends (its features quantized at the split), if not its activations'
+    precision: a Bi-Real edge's blocks output real-valued sums that a binary boundary cuts to
+    one bit.
     """
     parts = Parts.of(
         _default_split(20) if split is None else split,
@@ -326,6 +342,7 @@ def resnet20(
         act_precision,
         fog_weight_precision,
         fog_act_precision,
+        split_precision,
     )
     net = _cifar_resnet(
         20, num_classes, exits, parts, exit_head, image_shape, block, exit_precision, edge_width
@@ -349,6 +366,7 @@ def resnet32(
     act_grid: str = "signed",
     exit_precision: str | int | None = None,
     edge_width: int = 1,
+    split_precision: str | int | None = None,
 ) -> HybridNet:
     """CIFAR ResNet-32 (3 stages x 5 blocks), the seed paper's network; the arguments are
     ``resnet20``'s."""
@@ -359,6 +377,7 @@ def resnet32(
         act_precision,
         fog_weight_precision,
         fog_act_precision,
+        split_precision,
     )
     net = _cifar_resnet(
         32, num_classes, exits, parts, exit_head, image_shape, block, exit_precision, edge_width
@@ -380,6 +399,7 @@ def smallcnn(
     fog_act_precision: str | int | None = None,
     act_grid: str = "signed",
     exit_precision: str | int | None = None,
+    split_precision: str | int | None = None,
 ) -> HybridNet:
     """Small CNN, by default for 28x28 grayscale: fp32 stem, 4 conv blocks (32, 64, 64, 64
     channels); ``image_shape`` is (H, W, C) of the input images; the fog part as ``resnet20``'s.
@@ -388,7 +408,13 @@ def smallcnn(
     h, w, c = check_image_shape(image_shape, 4, "smallcnn")
     mean, std = normalisation(c)
     p = Parts.of(
-        split, fog_split, weight_precision, act_precision, fog_weight_precision, fog_act_precision
+        split,
+        fog_split,
+        weight_precision,
+        act_precision,
+        fog_weight_precision,
+        fog_act_precision,
+        split_precision,
     )
     spec = ((16, 32, True), (32, 64, False), (64, 64, False), (64, 64, False))
     blocks = [
