@@ -100,8 +100,6 @@ def _not_found_message(
         ways.append(f"allow the download (network access, {locations.OFFLINE_ENV} unset)")
     else:
         ways.append(f"put it in ${locations.DATA_DIR_ENV}/{name}/ as {layouts_help(split)}")
-    if not any("make data" in way for way in ways):
-        ways.append("run `make data`")
     lines.append("To get it: " + "; or ".join(ways) + ".")
     if spec is None:
         lines.append(f"Known datasets: {', '.join(known_datasets())}.")

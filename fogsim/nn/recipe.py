@@ -14,7 +14,7 @@ import yaml
 
 from fogsim.errors import UserInputError
 from fogsim.nn.freeze import FREEZABLE, group_of
-from fogsim.nn.hybrid import EXIT_HEADS, EXIT_RULES
+from fogsim.nn.hybrid import EXIT_HEADS, EXIT_RULES, HybridNet
 from fogsim.nn.quant import ACT_GRIDS, parse_precision
 from fogsim.nn.rct import MAX_BITS, METHODS, Bitwidth
 from fogsim.nn.zoo import BLOCKS, create_model, default_exits, list_models
@@ -408,17 +408,17 @@ def recipe_from_dict(
         values = {key: _CHECKS[key](value) for key, value in raw.items() if key != "dataset"}
         values["dataset"] = _dataset(raw["dataset"], Path(".") if base_dir is None else base_dir)
         recipe = Recipe(**values)
-        _check_network(recipe)
+        model = _check_network(recipe)
         _check_method(recipe, raw.get("bitwidth"))
-        _check_freeze(recipe)
+        _check_freeze(recipe, model)
     except _Bad as exc:
         raise _fail(source, str(exc)) from None
     return recipe
 
 
-def _check_network(r: Recipe) -> None:
+def _check_network(r: Recipe) -> HybridNet:
     """Split, fog split, exits and exit head against the architecture's blocks, before any
-    training."""
+    training; return the recipe's network, untrained."""
     default = create_model(r.architecture)
     n = len(default.blocks)
     if r.split is not None and not 0 <= r.split <= n:
@@ -443,6 +443,7 @@ def _check_network(r: Recipe) -> None:
             f"exit_weights has {len(r.exit_weights)} weight(s) for {n} exit(s) "
             f"(exits {list(model.exit_points)}); give one weight per exit"
         )
+    return model
 
 
 def _check_fog(r: Recipe, split: int, n: int) -> None:
@@ -463,9 +464,9 @@ def _check_fog(r: Recipe, split: int, n: int) -> None:
         )
 
 
-def _check_freeze(r: Recipe) -> None:
+def _check_freeze(r: Recipe, model: HybridNet) -> None:
     """A frozen part keeps init_from's weights, so it needs them; something must still train;
-    and each part named must be in the network."""
+    and each part named must be in the recipe's network, ``model``."""
     if not r.freeze:
         return
     if r.init_from is None:
@@ -475,7 +476,6 @@ def _check_freeze(r: Recipe) -> None:
         )
     if (r.method or "fp32") != "fp32":
         raise _Bad(f"freeze with method {r.method}: the method trains every layer; remove one")
-    model = create_model(r.architecture, **r.model_kwargs())
     present = {group_of(name, model) for name, _ in model.named_parameters()}
     absent = [part for part in r.freeze if part not in present]
     if absent:
