@@ -630,3 +630,34 @@ def test_the_card_states_the_seed_energy_figure_that_eval_reports(tmp_path):
     hybrid_uj = report["hybrid_compute_energy_per_image_j"] * 1e6
     assert f"{hybrid_uj:.4g} uJ against" in line
     assert f"{report['compute_energy_reduction']:.3g}x less" in line
+
+
+def test_eval_on_the_held_out_split_gives_what_training_chose_the_thresholds_on(tmp_path):
+    # The card's held-out figures were computed by training on the images its recipe kept out;
+    # `fogsim eval --split holdout` must find the same images, and so the same figures.
+    card, _ = _train(tmp_path, "held", epochs=1)
+    ckpt = tmp_path / "held.pt"
+    result = CliRunner().invoke(_cli(), ["eval", str(ckpt), "--json", "--split", "holdout"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    held = card["holdout_metrics"]
+    assert report["split"] == "holdout" and report["n_images"] == RECIPE["holdout"]
+    assert report["exit_rate"] == pytest.approx(held["exit_rate"])
+    for key in ("edge", "cloud", "hybrid"):
+        assert report["accuracy"][key] == pytest.approx(held["accuracy"][key])
+
+
+def test_eval_on_an_unknown_split_or_a_card_without_its_recipe_says_so(tmp_path):
+    from fogsim.nn.checkpoint import load_checkpoint, save_checkpoint
+
+    _train(tmp_path, "bare", epochs=1)
+    ckpt = load_checkpoint(tmp_path / "bare.pt")
+    card = {k: v for k, v in ckpt.card.items() if k != "recipe"}
+    save_checkpoint(
+        tmp_path / "norecipe.pt", ckpt.model_name, ckpt.model_kwargs, ckpt.build(), card
+    )
+    runner = CliRunner()
+    bad = runner.invoke(_cli(), ["eval", str(tmp_path / "bare.pt"), "--split", "validation"])
+    assert bad.exit_code != 0 and "use test, train or holdout" in str(bad.exception)
+    blind = runner.invoke(_cli(), ["eval", str(tmp_path / "norecipe.pt"), "--split", "holdout"])
+    assert blind.exit_code != 0 and "no recipe with `holdout` and `seed`" in str(blind.exception)

@@ -36,7 +36,12 @@ def eval_cmd(
         help="Dataset name (`fogsim data list`) or path (folder, zip or tar); default: the one "
         "the card names.",
     ),
-    split: str = typer.Option("test", help="Split to evaluate on: test or train."),
+    split: str = typer.Option(
+        "test",
+        help="Split to evaluate on: test, train, or holdout (the training images the card's "
+        "recipe kept out of training, on which its thresholds and kept epoch were chosen: "
+        "compare networks there, not on test).",
+    ),
     allow_dataset_mismatch: bool = typer.Option(
         False,
         "--allow-dataset-mismatch",
@@ -45,8 +50,10 @@ def eval_cmd(
 ) -> None:
     """Evaluate CHECKPOINT on its dataset's test split (or --dataset, --split): exit, cloud
     and hybrid accuracy, exit rate, the same at every tier (device, fog, cloud), device
-    arithmetic energy per image, and the exit-rate/accuracy curve. A dataset that differs from
-    the card's is refused unless --allow-dataset-mismatch."""
+    arithmetic energy per image, and the exit-rate/accuracy curve. `--split holdout` gives the
+    same on the images its training held out, where two networks are compared without
+    choosing on the test split. A dataset that differs from the card's is refused unless
+    --allow-dataset-mismatch."""
     from fogsim.errors import UserInputError
     from fogsim.heap import reuse_freed_memory
     from fogsim.inference import run_inference
@@ -130,6 +137,34 @@ def _thresholds(values: list[str] | None, ckpt: Checkpoint) -> float | list[floa
 
 
 def _load_dataset(value: str | None, split: str, ckpt: Checkpoint) -> Dataset:
+    """--split of --dataset; holdout is the card recipe's held-out part of the train split."""
+    from fogsim.errors import UserInputError
+
+    if split not in ("test", "train", "holdout"):
+        raise UserInputError(f"--split {split!r}: use test, train or holdout")
+    if split != "holdout":
+        return _load_split(value, split, ckpt)
+    return _held_out(_load_split(value, "train", ckpt), ckpt)
+
+
+def _held_out(data: Dataset, ckpt: Checkpoint) -> Dataset:
+    """The training images CKPT's recipe held out: its thresholds were chosen on them."""
+    from fogsim.data.dataset import subset
+    from fogsim.errors import CheckpointError
+    from fogsim.nn.setup import held_out_indices
+
+    recipe = ckpt.card.get("recipe")
+    holdout = recipe.get("holdout") if isinstance(recipe, dict) else None
+    seed = recipe.get("seed") if isinstance(recipe, dict) else None
+    if not isinstance(holdout, int) or not isinstance(seed, int):
+        raise CheckpointError(
+            f"{ckpt.path}: its card records no recipe with `holdout` and `seed`, so which "
+            "training images it held out is unknown; use --split test or train"
+        )
+    return subset(data, held_out_indices(len(data), holdout, seed), "holdout")
+
+
+def _load_split(value: str | None, split: str, ckpt: Checkpoint) -> Dataset:
     """--dataset as a registered name or a path; without it, the dataset the card names."""
     from fogsim.data import known_datasets, load_dataset
     from fogsim.errors import CheckpointError, UserInputError

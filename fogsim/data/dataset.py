@@ -37,6 +37,14 @@ class Dataset:
         return np.bincount(self.labels, minlength=len(self.classes))
 
 
+def subset(data: Dataset, indices: np.ndarray, split: str) -> Dataset:
+    """The images of DATA at INDICES, as a split of its own (fingerprinted anew)."""
+    images, labels = data.images[indices], data.labels[indices]
+    return Dataset(
+        data.name, split, images, labels, data.classes, fingerprint(images, labels), data.source
+    )
+
+
 def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     """sha256 hex over the images' and labels' bytes, used as a cache key for outcomes."""
     digest = hashlib.sha256()

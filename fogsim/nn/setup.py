@@ -24,13 +24,23 @@ STATE_FILE = "state.pt"
 
 def split_train_holdout(n: int, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
     """Indices of training images and of held-out ones (for the exit threshold), seeded."""
-    if recipe.holdout >= n:
-        raise UserInputError(f"holdout {recipe.holdout} leaves no training images out of {n}")
-    perm = np.random.default_rng(recipe.seed).permutation(n)
+    perm = _permutation(n, recipe.holdout, recipe.seed)
     train, hold = perm[recipe.holdout :], perm[: recipe.holdout]
     if recipe.train_subset is not None:
         train = train[: recipe.train_subset]
     return np.sort(train), np.sort(hold)
+
+
+def held_out_indices(n: int, holdout: int, seed: int) -> np.ndarray:
+    """The HOLDOUT training images (of N) a recipe with SEED keeps out of training, sorted: the
+    ones its thresholds and kept epoch were chosen on."""
+    return np.sort(_permutation(n, holdout, seed)[:holdout])
+
+
+def _permutation(n: int, holdout: int, seed: int) -> np.ndarray:
+    if holdout >= n:
+        raise UserInputError(f"holdout {holdout} leaves no training images out of {n}")
+    return np.random.default_rng(seed).permutation(n)
 
 
 def init_from_checkpoint(model: HybridNet, path: str) -> tuple[str, int, int]:
