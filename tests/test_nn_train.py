@@ -153,6 +153,17 @@ def test_training_is_deterministic_and_resumes(tmp_path):
     for card in cards.values():
         assert len(card["cpu_s_per_epoch"]) == 2
         assert all(s > 0 for s in card["cpu_s_per_epoch"])
+    # So do the held-out figures of every epoch, the same whether or not the run stopped; the
+    # kept epoch's cloud path is what the card reports for the weights that ship.
+    assert cards["a"]["holdout_per_epoch"] == cards["b"]["holdout_per_epoch"]
+    assert [h["epoch"] for h in cards["b"]["holdout_per_epoch"]] == [1, 2]
+    kept = cards["b"]["holdout_per_epoch"][cards["b"]["kept_epoch"] - 1]
+    assert kept["cloud"] == pytest.approx(cards["b"]["holdout_metrics"]["accuracy"]["cloud"])
+    assert max(h["cloud"] for h in cards["b"]["holdout_per_epoch"]) == kept["cloud"]
+    from fogsim.nn.card import card_markdown
+
+    shown = card_markdown(cards["b"], tmp_path / "b.pt")
+    assert "## Held out during training" in shown and f"| {kept['epoch']} (kept) |" in shown
 
 
 @pytest.mark.parametrize(

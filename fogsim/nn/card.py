@@ -235,6 +235,38 @@ def _training_cost(card: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _history(card: dict[str, Any], rows: int = 12) -> list[str]:
+    """The held-out accuracies during training: about ROWS epochs evenly spaced, the kept one
+    and the last. Cards from before fogsim recorded them have none, or only the last epochs."""
+    history = card.get("holdout_per_epoch") or []
+    if not history:
+        return []
+    kept, last = card.get("kept_epoch"), history[-1]["epoch"]
+    step = -(-len(history) // rows)
+    shown = [h for h in history if h["epoch"] % step == 0 or h["epoch"] in (kept, last)]
+    n_exits = len(history[-1]["exits"])
+    exits = " | ".join(f"exit {k + 1}" for k in range(n_exits))
+    lines = [
+        "",
+        f"## Held out during training ({card['epochs']} epochs; the weights of epoch {kept} "
+        "ship, best on the held-out cloud path)",
+        "",
+        f"| epoch | training loss | {exits} | cloud path |",
+        "|---|---|" + "---|" * n_exits + "---|",
+    ]
+    for h in shown:
+        mark = " (kept)" if h["epoch"] == kept else ""
+        accs = " | ".join(_pct(a) for a in h["exits"])
+        lines.append(f"| {h['epoch']}{mark} | {h['loss']:.4f} | {accs} | {_pct(h['cloud'])} |")
+    if history[0]["epoch"] > 1:
+        lines += [
+            "",
+            f"Recorded from epoch {history[0]['epoch']}: the run began before fogsim "
+            "kept these figures.",
+        ]
+    return lines
+
+
 def card_markdown(card: dict[str, Any], checkpoint: Path) -> str:
     """Render a checkpoint's card, with op counts and edge energy from its network."""
     ckpt = load_checkpoint(checkpoint)
@@ -271,6 +303,7 @@ def card_markdown(card: dict[str, Any], checkpoint: Path) -> str:
         ],
         f"| exit rate | {_pct(m['exit_rate'])} | {_pct(h['exit_rate'])} |",
         *_tier_rows(card),
+        *_history(card),
         "",
         "## Compute (per image)",
         "",

@@ -195,7 +195,9 @@ def train_recipe(
         log(f"holding {', '.join(recipe.freeze)} fixed; {left:,} parameters train")
     steps_per_epoch = -(-len(train_idx) // recipe.batch_size)
     opt, sched = _optimizer(model, recipe, steps_per_epoch * recipe.epochs)
-    start, best, bits_log, cpu_s = _resume(work_dir / STATE_FILE, recipe, model, opt, sched, log)
+    start, best, bits_log, cpu_s, history = _resume(
+        work_dir / STATE_FILE, recipe, model, opt, sched, log
+    )
     if compile_model and method != "fp32":
         raise UserInputError(
             f"--compile with method {method}: its per-layer hooks are not compiled; train "
@@ -269,6 +271,14 @@ def train_recipe(
             best = {"score": score, "epoch": epoch + 1, "model": _cpu_copy(model.state_dict())}
         # This process's CPU seconds (all its threads) for the epoch and its held-out check.
         cpu_s.append(time.process_time() - epoch_cpu)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": total / i,
+                "exits": [float(a) for a in hold["accuracy"]["edge_per_exit"]],
+                "cloud": score,
+            }
+        )
         # Saved before the log line, so an interrupt after it loses nothing.
         atomic_torch_save(
             {
@@ -281,6 +291,7 @@ def train_recipe(
                 "best": best,
                 "bits_log": bits_log,
                 "cpu_s": cpu_s,
+                "holdout_history": history,
             },
             work_dir / STATE_FILE,
         )
@@ -301,6 +312,8 @@ def train_recipe(
     card = {**_card(model, recipe, setup, command), **setup.provenance}
     card["training"] = _training_cost(model, recipe, len(train_idx), bits_log)
     card["cpu_s_per_epoch"] = cpu_s
+    card["holdout_per_epoch"] = history
+    card["kept_epoch"] = recipe.epochs if best is None else int(best["epoch"])
     log(_cost_line(card["training"]))
     save_checkpoint(output, recipe.architecture, model_args(recipe, train_set), model, card)
     return card
@@ -356,12 +369,12 @@ def _resume(
     opt: Any,
     sched: Any,
     log: Callable[[str], None],
-) -> tuple[int, dict[str, Any] | None, list[dict[str, Any]], list[float]]:
-    """The epoch to start from, the best held-out weights so far, the bitwidth log and the
-    CPU seconds of the last epochs (states saved before fogsim recorded them have fewer
-    entries than epochs), from ``state_path``."""
+) -> tuple[int, dict[str, Any] | None, list[dict[str, Any]], list[float], list[dict[str, Any]]]:
+    """The epoch to start from, the best held-out weights so far, the bitwidth log, the CPU
+    seconds and the held-out accuracies of the last epochs (states saved before fogsim recorded
+    them have fewer entries than epochs), from ``state_path``."""
     if not state_path.is_file():
-        return 0, None, [], []
+        return 0, None, [], [], []
     try:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
@@ -387,7 +400,8 @@ def _resume(
         ) from None
     log(f"resuming after epoch {state['epoch']} from {state_path}")
     cpu_s = [float(v) for v in state.get("cpu_s", [])]
-    return int(state["epoch"]), state.get("best"), list(state.get("bits_log", [])), cpu_s
+    history = list(state.get("holdout_history", []))
+    return int(state["epoch"]), state.get("best"), list(state.get("bits_log", [])), cpu_s, history
 
 
 def _card(model: HybridNet, recipe: Recipe, setup: TrainingSetup, command: str) -> dict[str, Any]:
