@@ -245,19 +245,21 @@ def _history(card: dict[str, Any], rows: int = 12) -> list[str]:
     step = -(-len(history) // rows)
     shown = [h for h in history if h["epoch"] % step == 0 or h["epoch"] in (kept, last)]
     n_exits = len(history[-1]["exits"])
-    exits = " | ".join(f"exit {k + 1}" for k in range(n_exits))
+    blocks = card.get("exits") or []
+    names = [f"exit after block {b}" for b in blocks] if len(blocks) == n_exits else None
+    names = names or [f"exit {k + 1}" for k in range(n_exits)]
     lines = [
         "",
         f"## Held out during training ({card['epochs']} epochs; the weights of epoch {kept} "
         "ship, best on the held-out cloud path)",
         "",
-        f"| epoch | training loss | {exits} | cloud path |",
+        "| epoch | training loss | " + "".join(f"{name} | " for name in names) + "cloud path |",
         "|---|---|" + "---|" * n_exits + "---|",
     ]
     for h in shown:
         mark = " (kept)" if h["epoch"] == kept else ""
-        accs = " | ".join(_pct(a) for a in h["exits"])
-        lines.append(f"| {h['epoch']}{mark} | {h['loss']:.4f} | {accs} | {_pct(h['cloud'])} |")
+        accs = "".join(f"{_pct(a)} | " for a in h["exits"])
+        lines.append(f"| {h['epoch']}{mark} | {h['loss']:.4f} | {accs}{_pct(h['cloud'])} |")
     if history[0]["epoch"] > 1:
         lines += [
             "",
