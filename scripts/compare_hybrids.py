@@ -20,11 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from fogsim.data import load_dataset
-from fogsim.data.dataset import Dataset, subset
+from fogsim.data.dataset import Dataset
 from fogsim.errors import FogsimError
 from fogsim.inference import InferenceOutcomes, run_inference
 from fogsim.nn.checkpoint import load_checkpoint
-from fogsim.nn.setup import held_out_indices
+from fogsim.nn.evaluate import exit_index
+from fogsim.nn.setup import held_out_images
 
 
 @dataclass(frozen=True)
@@ -43,18 +44,21 @@ class Paired:
 
 
 def hybrid_correct(o: InferenceOutcomes, rate: float) -> np.ndarray:
-    """Which images the hybrid answers right when the share RATE of images exits, the least
-    uncertain first (entropy rule: an image leaves at its first exit under one shared threshold,
-    so it leaves where the least of its exits' entropies is under it)."""
-    first = o.exit_entropy.min(axis=1) if o.exit_entropy.shape[1] else np.full(len(o.labels), 1e9)
+    """Which images the hybrid answers right under the one entropy threshold that lets the
+    share RATE of images exit, the least uncertain first (ties at that threshold exit together).
+    An image leaves at its first exit under it (``exit_index``), so it leaves where the least of
+    its exits' entropies is under it."""
+    calm = np.sort(o.exit_entropy.min(axis=1)) if o.exit_entropy.shape[1] else np.array([])
     n_exit = int(round(rate * len(o.labels)))
-    leaves = np.zeros(len(o.labels), dtype=bool)
-    leaves[np.argsort(first, kind="stable")[:n_exit]] = True
-    pred = o.cloud_pred.copy()
-    if o.exit_entropy.shape[1]:
-        threshold = np.max(first[leaves]) if n_exit else -np.inf
-        at = np.argmax(o.exit_entropy <= threshold, axis=1)
-        pred[leaves] = o.exit_pred[np.flatnonzero(leaves), at[leaves]]
+    # Just above the n-th least entropy, at float32 where exit_index compares.
+    threshold = (
+        float(np.nextafter(np.float32(calm[n_exit - 1]), np.float32(np.inf)))
+        if n_exit and len(calm)
+        else -np.inf
+    )
+    idx = exit_index(o, "entropy", threshold)
+    rows = np.arange(len(idx))
+    pred = np.where(idx >= 0, o.exit_pred[rows, np.maximum(idx, 0)], o.cloud_pred)
     return pred == o.labels
 
 
@@ -69,22 +73,20 @@ def compare(old: InferenceOutcomes, new: InferenceOutcomes, rate: float) -> Pair
 
 
 def _images(old: str, new: str, split: str) -> Dataset:
-    cards = [load_checkpoint(p).card for p in (old, new)]
-    names = {c.get("dataset") for c in cards}
+    ckpts = [load_checkpoint(p) for p in (old, new)]
+    names = {c.card.get("dataset") for c in ckpts}
     if len(names) != 1:
         raise FogsimError(f"the checkpoints were trained on different datasets: {names}")
     name = names.pop()
     if split == "test":
         return load_dataset(name, split="test")
-    kept = {(c.get("recipe", {}).get("holdout"), c.get("recipe", {}).get("seed")) for c in cards}
-    if len(kept) != 1 or None in next(iter(kept)):
-        raise FogsimError(
-            "the two recipes held out different training images (or a card names none); "
-            "compare them on --split test"
-        )
-    holdout, seed = kept.pop()
     train = load_dataset(name, split="train")
-    return subset(train, held_out_indices(len(train), holdout, seed), "holdout")
+    held = [held_out_images(train, c.card, str(c.path)) for c in ckpts]
+    if held[0].fingerprint != held[1].fingerprint:
+        raise FogsimError(
+            "the two recipes held out different training images; compare them on --split test"
+        )
+    return held[0]
 
 
 def main(argv: list[str] | None = None) -> int:

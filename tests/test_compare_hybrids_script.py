@@ -18,8 +18,10 @@ _spec.loader.exec_module(compare_hybrids)
 
 
 def _outcomes(entropy, exit_pred, cloud_pred, labels):
+    entropy = np.asarray(entropy, dtype=np.float32).reshape(len(labels), -1)
     return SimpleNamespace(
-        exit_entropy=np.asarray(entropy, dtype=np.float32).reshape(len(labels), -1),
+        exit_entropy=entropy,
+        exit_maxprob=np.exp(-entropy),  # unread by the entropy rule
         exit_pred=np.asarray(exit_pred).reshape(len(labels), -1),
         cloud_pred=np.asarray(cloud_pred),
         labels=np.asarray(labels),

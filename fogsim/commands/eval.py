@@ -144,24 +144,9 @@ def _load_dataset(value: str | None, split: str, ckpt: Checkpoint) -> Dataset:
         raise UserInputError(f"--split {split!r}: use test, train or holdout")
     if split != "holdout":
         return _load_split(value, split, ckpt)
-    return _held_out(_load_split(value, "train", ckpt), ckpt)
+    from fogsim.nn.setup import held_out_images
 
-
-def _held_out(data: Dataset, ckpt: Checkpoint) -> Dataset:
-    """The training images CKPT's recipe held out: its thresholds were chosen on them."""
-    from fogsim.data.dataset import subset
-    from fogsim.errors import CheckpointError
-    from fogsim.nn.setup import held_out_indices
-
-    recipe = ckpt.card.get("recipe")
-    holdout = recipe.get("holdout") if isinstance(recipe, dict) else None
-    seed = recipe.get("seed") if isinstance(recipe, dict) else None
-    if not isinstance(holdout, int) or not isinstance(seed, int):
-        raise CheckpointError(
-            f"{ckpt.path}: its card records no recipe with `holdout` and `seed`, so which "
-            "training images it held out is unknown; use --split test or train"
-        )
-    return subset(data, held_out_indices(len(data), holdout, seed), "holdout")
+    return held_out_images(_load_split(value, "train", ckpt), ckpt.card, str(ckpt.path))
 
 
 def _load_split(value: str | None, split: str, ckpt: Checkpoint) -> Dataset:

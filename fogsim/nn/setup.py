@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fogsim.data.dataset import Dataset, subset
 from fogsim.errors import CheckpointError, UserInputError
 from fogsim.nn.bf16 import autocast_precision
 from fogsim.nn.checkpoint import dataset_mismatch, load_checkpoint
@@ -35,6 +36,19 @@ def held_out_indices(n: int, holdout: int, seed: int) -> np.ndarray:
     """The HOLDOUT training images (of N) a recipe with SEED keeps out of training, sorted: the
     ones its thresholds and kept epoch were chosen on."""
     return np.sort(_permutation(n, holdout, seed)[:holdout])
+
+
+def held_out_images(train: Dataset, card: dict[str, Any], owner: str) -> Dataset:
+    """The images of TRAIN that the recipe on OWNER's CARD held out, as the split "holdout"."""
+    recipe = card.get("recipe")
+    holdout = recipe.get("holdout") if isinstance(recipe, dict) else None
+    seed = recipe.get("seed") if isinstance(recipe, dict) else None
+    if not isinstance(holdout, int) or not isinstance(seed, int):
+        raise CheckpointError(
+            f"{owner}: its card records no recipe with `holdout` and `seed`, so which "
+            "training images it held out is unknown; use --split test or train"
+        )
+    return subset(train, held_out_indices(len(train), holdout, seed), "holdout")
 
 
 def _permutation(n: int, holdout: int, seed: int) -> np.ndarray:
