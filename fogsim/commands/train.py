@@ -38,8 +38,7 @@ def train(
     """Train the network of RECIPE on its dataset's train split; write a checkpoint and a card.
 
     A recipe with `init_from` or `distill` needs that checkpoint first: train
-    cifar10-fp32.yaml before cifar10-int4.yaml, and cifar10-fp32.yaml and
-    cifar10-resnet32-fp32.yaml before cifar10-binary.yaml.
+    cifar10-fp32.yaml before cifar10-int4.yaml and cifar10-binary.yaml.
     """
     import torch
 
