@@ -288,7 +288,7 @@ def train_recipe(
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
                 "torch_rng": torch.get_rng_state(),
-                "best": best,
+                "best": _best_to_save(best, epoch + 1),
                 "bits_log": bits_log,
                 "cpu_s": cpu_s,
                 "holdout_history": history,
@@ -401,7 +401,19 @@ def _resume(
     log(f"resuming after epoch {state['epoch']} from {state_path}")
     cpu_s = [float(v) for v in state.get("cpu_s", [])]
     history = list(state.get("holdout_history", []))
-    return int(state["epoch"]), state.get("best"), list(state.get("bits_log", [])), cpu_s, history
+    best = state.get("best")
+    if best is not None and best.get("model") is None:
+        # Saved without its weights: they are the model's own (see _best_to_save).
+        best = {**best, "model": _cpu_copy(state["model"])}
+    return int(state["epoch"]), best, list(state.get("bits_log", [])), cpu_s, history
+
+
+def _best_to_save(best: dict[str, Any] | None, epoch: int) -> dict[str, Any] | None:
+    """The best held-out weights as the state keeps them: without a second copy of the
+    weights when the best epoch is the one just saved (a quarter of an Adam run's state)."""
+    if best is None or best["epoch"] != epoch:
+        return best
+    return {**best, "model": None}
 
 
 def _card(model: HybridNet, recipe: Recipe, setup: TrainingSetup, command: str) -> dict[str, Any]:
