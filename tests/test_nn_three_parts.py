@@ -203,7 +203,7 @@ def test_shipped_recipes_keep_the_dict_their_training_states_are_keyed_by(name):
     # and 60 epochs, and at split_precision int4 distilled from ResNet-32; cifar10-resnet32-fp32's
     # when its run started; cifar10-binary's as a second schedule when the int4 run ended
     # unshipped, and at 120 epochs when that second schedule did not lift the test curve;
-    # cifar10-resnet32-binary's when its run started.
+    # cifar10-resnet32-binary's when its run started; cifar10-binary-200's when its run started.
     assert load_recipe(ROOT / "models/recipes" / name).to_dict() == RECIPE_DICTS[name]
 
 
