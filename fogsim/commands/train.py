@@ -38,8 +38,8 @@ def train(
     """Train the network of RECIPE on its dataset's train split; write a checkpoint and a card.
 
     A recipe with `init_from` or `distill` needs that checkpoint first: train
-    cifar10-fp32.yaml before cifar10-int4.yaml and cifar10-binary.yaml, and
-    cifar10-resnet32-fp32.yaml before cifar10-resnet32-binary.yaml.
+    cifar10-fp32.yaml before cifar10-int4.yaml, cifar10-binary.yaml and
+    cifar10-binary-200.yaml, and cifar10-resnet32-fp32.yaml before cifar10-resnet32-binary.yaml.
     """
     import torch
 
