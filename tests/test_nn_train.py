@@ -127,6 +127,14 @@ def test_train_then_eval_json_contract(tmp_path):
     assert [p["exit_rate"] for p in curve] == sorted(p["exit_rate"] for p in curve)
     table = runner.invoke(_cli(), ["eval", str(ckpt), "--rule", "maxprob", "--threshold", "0.9"])
     assert table.exit_code == 0 and "exit rate" in table.output
+    # The printed curve gives the seed paper's figure at every threshold, as the JSON has it.
+    printed = runner.invoke(_cli(), ["eval", str(ckpt), "--reference", str(ckpt)]).output
+    rows = [line.strip("│").split("│") for line in printed.splitlines() if line.startswith("│")]
+    reference_j = report["reference_compute_energy_per_image_j"]
+    for point, row in zip(curve, rows[-len(curve) :], strict=True):
+        assert float(row[0]) == pytest.approx(point["threshold"], abs=1e-3)
+        expected = reference_j / point["hybrid_compute_energy_per_image_j"]
+        assert float(row[-1].strip().rstrip("x")) == pytest.approx(expected, rel=5e-3)
 
 
 def test_training_is_deterministic_and_resumes(tmp_path):
