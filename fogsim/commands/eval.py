@@ -251,7 +251,6 @@ def _print_tables(r: dict) -> None:
     curve = Table(title=f"exit rate vs accuracy ({r['rule']} threshold, the same at every exit)")
     # The seed paper's figure at each threshold (against `reference`: --reference, or the same
     # network all fp32), to read beside its 5.5x.
-    reference_j = r["reference_compute_energy_per_image_j"]
     for col in (
         "threshold",
         "exit rate",
@@ -262,14 +261,13 @@ def _print_tables(r: dict) -> None:
     ):
         curve.add_column(col, justify="right")
     for p in r["curve"]:
-        hybrid_j = p["hybrid_compute_energy_per_image_j"]
         curve.add_row(
             f"{p['threshold']:.3f}",
             f"{p['exit_rate']:.3f}",
             f"{p['hybrid_accuracy']:.4f}",
             f"{p['edge_energy_per_image_j'] * 1e6:.3f}",
-            f"{hybrid_j * 1e6:.3f}",
-            _ratio(reference_j / hybrid_j if hybrid_j else None),
+            f"{p['hybrid_compute_energy_per_image_j'] * 1e6:.3f}",
+            _ratio(p["compute_energy_reduction"]),
         )
     console = Console()
     console.print(summary)
